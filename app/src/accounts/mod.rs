@@ -1,0 +1,264 @@
+//! User accounts: registration, password hashing, sign-in through axum-login, and finding
+//! people to talk to.
+//!
+//! Server functions in `crate::api::accounts` call into this module; the server wires
+//! [`Backend`] into axum-login's `AuthManagerLayer`.
+
+mod password;
+
+use axum_login::{AuthUser, AuthnBackend};
+use chrono::Utc;
+use sea_orm::{
+    ActiveModelTrait,
+    ActiveValue::Set,
+    ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, ExprTrait,
+    QueryFilter, QueryOrder, QuerySelect, SqlErr,
+    sea_query::{Expr, Func, LikeExpr},
+};
+
+use crate::{
+    entity::users,
+    error::AppError,
+    model::{DisplayName, FieldError, UserId, UserView, Username, check_new_password},
+};
+
+pub use password::{hash_password, verify_password};
+
+/// The session type server functions and axum handlers extract.
+pub type AuthSession = axum_login::AuthSession<Backend>;
+
+/// Longest search query, in characters.
+const SEARCH_MAX_CHARS: usize = 64;
+/// Most users one search returns.
+const SEARCH_LIMIT: u64 = 20;
+
+/// What can go wrong in this module.
+#[derive(Debug, thiserror::Error)]
+pub enum AccountsError {
+    #[error("invalid account details")]
+    Invalid(Vec<FieldError>),
+    #[error("database error")]
+    Database(#[from] DbErr),
+    #[error("password hashing failed: {0}")]
+    Hashing(String),
+}
+
+impl From<AccountsError> for AppError {
+    fn from(error: AccountsError) -> Self {
+        match error {
+            AccountsError::Invalid(fields) => AppError::Invalid(fields),
+            other => AppError::internal(&other),
+        }
+    }
+}
+
+/// A signed-in user, as axum-login keeps it for the length of a request.
+#[derive(Clone)]
+pub struct User {
+    pub id: UserId,
+    pub username: String,
+    pub display_name: String,
+    /// Deliberately private and not `Serialize`: it only feeds [`AuthUser::session_auth_hash`].
+    password_hash: String,
+}
+
+impl User {
+    /// What other people may see of this user.
+    pub fn view(&self) -> UserView {
+        UserView {
+            id: self.id,
+            username: self.username.clone(),
+            display_name: self.display_name.clone(),
+        }
+    }
+}
+
+impl From<users::Model> for User {
+    fn from(row: users::Model) -> Self {
+        Self {
+            id: UserId(row.id),
+            username: row.username,
+            display_name: row.display_name,
+            password_hash: row.password_hash,
+        }
+    }
+}
+
+/// Written by hand to keep the password hash out of logs.
+impl std::fmt::Debug for User {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("User")
+            .field("id", &self.id)
+            .field("username", &self.username)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AuthUser for User {
+    type Id = i64;
+
+    fn id(&self) -> i64 {
+        self.id.0
+    }
+
+    /// The password hash: when the password changes, every session opened with the old one
+    /// stops matching and axum-login ends it.
+    fn session_auth_hash(&self) -> &[u8] {
+        self.password_hash.as_bytes()
+    }
+}
+
+/// What a user types to sign in.
+#[derive(Clone)]
+pub struct Credentials {
+    pub username: String,
+    pub password: String,
+}
+
+/// axum-login's view of our user store.
+#[derive(Clone, Debug)]
+pub struct Backend {
+    db: DatabaseConnection,
+}
+
+impl Backend {
+    pub fn new(db: DatabaseConnection) -> Self {
+        Self { db }
+    }
+}
+
+impl AuthnBackend for Backend {
+    type User = User;
+    type Credentials = Credentials;
+    type Error = AccountsError;
+
+    /// Checks a username and password. An unknown username costs the same argon2 work as a
+    /// wrong password, so response times don't reveal which accounts exist.
+    async fn authenticate(&self, creds: Credentials) -> Result<Option<User>, AccountsError> {
+        let row = match Username::parse(&creds.username) {
+            Ok(username) => find_by_username(&self.db, &username).await?,
+            Err(_) => None,
+        };
+        let stored_hash = row.as_ref().map(|r| r.password_hash.clone());
+        let matches = verify_password(creds.password, stored_hash).await?;
+        Ok(row.filter(|_| matches).map(User::from))
+    }
+
+    async fn get_user(&self, id: &i64) -> Result<Option<User>, AccountsError> {
+        Ok(users::Entity::find_by_id(*id)
+            .one(&self.db)
+            .await?
+            .map(User::from))
+    }
+}
+
+/// The fields of the registration form, as typed.
+pub struct Registration {
+    pub username: String,
+    pub display_name: String,
+    pub password: String,
+    pub password_confirm: String,
+}
+
+/// Creates an account.
+///
+/// # Errors
+/// [`AccountsError::Invalid`] with one entry per bad field (all of them at once), including a
+/// username that is taken; database and hashing failures otherwise.
+pub async fn register(
+    db: &impl ConnectionTrait,
+    form: Registration,
+) -> Result<User, AccountsError> {
+    let mut errors = Vec::new();
+    let username = Username::parse(&form.username)
+        .map_err(|message| errors.push(FieldError::new("username", message)))
+        .ok();
+    let display_name = DisplayName::parse(&form.display_name)
+        .map_err(|message| errors.push(FieldError::new("display_name", message)))
+        .ok();
+    if let Err(password_errors) = check_new_password(&form.password, &form.password_confirm) {
+        errors.extend(password_errors);
+    }
+    let (Some(username), Some(display_name), true) = (username, display_name, errors.is_empty())
+    else {
+        return Err(AccountsError::Invalid(errors));
+    };
+    if find_by_username(db, &username).await?.is_some() {
+        return Err(username_taken());
+    }
+
+    let password_hash = hash_password(form.password).await?;
+    let row = users::ActiveModel {
+        username: Set(username.as_str().to_owned()),
+        display_name: Set(display_name.as_str().to_owned()),
+        password_hash: Set(password_hash),
+        created_at: Set(Utc::now()),
+        ..Default::default()
+    };
+    match row.insert(db).await {
+        Ok(row) => Ok(User::from(row)),
+        // Someone took the name between our check and the insert.
+        Err(error) if matches!(error.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {
+            Err(username_taken())
+        }
+        Err(error) => Err(error.into()),
+    }
+}
+
+fn username_taken() -> AccountsError {
+    AccountsError::Invalid(vec![FieldError::new(
+        "username",
+        "This username is already taken.",
+    )])
+}
+
+/// The account with this username, if any.
+pub async fn find_by_username(
+    db: &impl ConnectionTrait,
+    username: &Username,
+) -> Result<Option<users::Model>, DbErr> {
+    users::Entity::find()
+        .filter(users::Column::Username.eq(username.as_str()))
+        .one(db)
+        .await
+}
+
+/// People whose username or display name contains `query` (case-insensitively), the
+/// searcher excluded, in username order.
+pub async fn search(
+    db: &impl ConnectionTrait,
+    searcher: UserId,
+    query: &str,
+) -> Result<Vec<UserView>, AccountsError> {
+    let query = query.trim().to_lowercase();
+    if query.is_empty() {
+        return Ok(Vec::new());
+    }
+    if query.chars().count() > SEARCH_MAX_CHARS {
+        return Err(AccountsError::Invalid(vec![FieldError::new(
+            "query",
+            format!("Search at most {SEARCH_MAX_CHARS} characters."),
+        )]));
+    }
+    // `%` and `_` typed by the user are literal characters, not wildcards.
+    let escaped = query
+        .replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_");
+    let pattern = format!("%{escaped}%");
+    let rows = users::Entity::find()
+        .filter(
+            Condition::any()
+                .add(Expr::col(users::Column::Username).like(LikeExpr::new(&pattern).escape('\\')))
+                .add(
+                    Expr::expr(Func::lower(Expr::col(users::Column::DisplayName)))
+                        .like(LikeExpr::new(&pattern).escape('\\')),
+                ),
+        )
+        .filter(users::Column::Id.ne(searcher.0))
+        .order_by_asc(users::Column::Username)
+        .limit(SEARCH_LIMIT)
+        .all(db)
+        .await?;
+    Ok(rows.into_iter().map(|row| User::from(row).view()).collect())
+}

@@ -1,0 +1,106 @@
+//! Argon2id password hashing, always on a blocking thread.
+//!
+//! Hashing is deliberately slow and CPU-bound (about 19 MiB and two passes per hash, the OWASP
+//! parameters that the argon2 crate uses by default). On the async runtime it would stall every
+//! other request on that worker, so both functions move the work to `spawn_blocking`.
+
+use std::sync::LazyLock;
+
+use argon2::{
+    Argon2, PasswordHash, PasswordHasher, PasswordVerifier,
+    password_hash::{SaltString, rand_core::OsRng},
+};
+
+use super::AccountsError;
+
+/// A hash of a password nobody has, verified against when a username does not exist so that
+/// an unknown username takes as long to refuse as a wrong password.
+static DUMMY_HASH: LazyLock<Result<String, String>> =
+    LazyLock::new(|| hash_blocking("parley-dummy-password-never-matches"));
+
+fn hash_blocking(password: &str) -> Result<String, String> {
+    let salt = SaltString::generate(&mut OsRng);
+    Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .map(|hash| hash.to_string())
+        .map_err(|error| error.to_string())
+}
+
+/// Hashes a new password into a PHC string (`$argon2id$v=19$m=19456,t=2,p=1$…`) with a fresh
+/// random salt.
+///
+/// # Errors
+/// [`AccountsError::Hashing`] if argon2 fails or the blocking task is lost.
+pub async fn hash_password(password: String) -> Result<String, AccountsError> {
+    tokio::task::spawn_blocking(move || hash_blocking(&password))
+        .await
+        .map_err(|error| AccountsError::Hashing(error.to_string()))?
+        .map_err(AccountsError::Hashing)
+}
+
+/// Whether `password` matches `stored`; with `stored = None` it does the same work against a
+/// dummy hash and returns `false`.
+///
+/// # Errors
+/// [`AccountsError::Hashing`] if the blocking task is lost or the dummy hash can't be made.
+pub async fn verify_password(
+    password: String,
+    stored: Option<String>,
+) -> Result<bool, AccountsError> {
+    tokio::task::spawn_blocking(move || {
+        let (hash, real) = match &stored {
+            Some(hash) => (hash.as_str(), true),
+            None => (
+                DUMMY_HASH
+                    .as_deref()
+                    .map_err(|error| AccountsError::Hashing(error.clone()))?,
+                false,
+            ),
+        };
+        // A stored hash that does not parse can never match; treat it as a wrong password.
+        let Ok(parsed) = PasswordHash::new(hash) else {
+            return Ok(false);
+        };
+        let matches = Argon2::default()
+            .verify_password(password.as_bytes(), &parsed)
+            .is_ok();
+        Ok(real && matches)
+    })
+    .await
+    .map_err(|error| AccountsError::Hashing(error.to_string()))?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn hashes_are_argon2id_with_owasp_parameters_and_salted() {
+        let first = hash_password("correct horse".into()).await.unwrap();
+        let second = hash_password("correct horse".into()).await.unwrap();
+        assert!(
+            first.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"),
+            "{first}"
+        );
+        assert_ne!(
+            first, second,
+            "two hashes of one password must differ by salt"
+        );
+    }
+
+    #[tokio::test]
+    async fn verify_accepts_the_password_and_nothing_else() {
+        let hash = hash_password("correct horse".into()).await.unwrap();
+        assert!(
+            verify_password("correct horse".into(), Some(hash.clone()))
+                .await
+                .unwrap()
+        );
+        assert!(
+            !verify_password("wrong horse".into(), Some(hash))
+                .await
+                .unwrap()
+        );
+        assert!(!verify_password("correct horse".into(), None).await.unwrap());
+    }
+}

@@ -1,0 +1,99 @@
+//! Registration, sign-in, sign-out, the current user, and finding people.
+
+use leptos::prelude::*;
+
+use crate::{error::AppError, model::UserView};
+
+/// Creates an account and signs it in. Field errors come back as `invalid` (422).
+#[server(endpoint = "register")]
+pub async fn register(
+    username: String,
+    display_name: String,
+    password: String,
+    password_confirm: String,
+) -> Result<UserView, AppError> {
+    use crate::{accounts, state::AppState};
+
+    let state = AppState::current()?;
+    let mut auth = super::ssr::auth_session().await?;
+    let user = accounts::register(
+        &state.db,
+        accounts::Registration {
+            username,
+            display_name,
+            password,
+            password_confirm,
+        },
+    )
+    .await?;
+    ssr::start_session(&mut auth, &user).await?;
+    Ok(user.view())
+}
+
+/// Signs in. A wrong username and a wrong password both give `invalid_credentials` (401).
+#[server(endpoint = "login")]
+pub async fn login(username: String, password: String) -> Result<UserView, AppError> {
+    use crate::accounts::Credentials;
+
+    let mut auth = super::ssr::auth_session().await?;
+    let user = auth
+        .authenticate(Credentials { username, password })
+        .await
+        .map_err(|error| AppError::internal(&error))?
+        .ok_or(AppError::InvalidCredentials)?;
+    ssr::start_session(&mut auth, &user).await?;
+    Ok(user.view())
+}
+
+/// Signs out: the session is deleted on the server and its cookie cleared.
+#[server(endpoint = "logout")]
+pub async fn logout() -> Result<(), AppError> {
+    let mut auth = super::ssr::auth_session().await?;
+    auth.logout()
+        .await
+        .map_err(|error| AppError::internal(&error))?;
+    Ok(())
+}
+
+/// The signed-in user, or `null`.
+#[server(endpoint = "me")]
+pub async fn current_user() -> Result<Option<UserView>, AppError> {
+    let auth = super::ssr::auth_session().await?;
+    Ok(auth.user.map(|user| user.view()))
+}
+
+/// Up to 20 people whose username or display name contains `query`.
+#[server(endpoint = "search_users")]
+pub async fn search_users(query: String) -> Result<Vec<UserView>, AppError> {
+    let (state, me) = super::ssr::signed_in().await?;
+    Ok(crate::accounts::search(&state.db, me.id, &query).await?)
+}
+
+#[cfg(feature = "ssr")]
+mod ssr {
+    use crate::{
+        accounts::{AuthSession, User},
+        error::AppError,
+    };
+
+    /// Signs `user` in on a fresh session id. Whoever was signed in on this browser before is
+    /// signed out first, so a session is never carried over from one account to another.
+    ///
+    /// axum-login changes the id only when the session had nobody signed in, and its logout
+    /// keeps that memory for the rest of the request; so the id is changed here explicitly,
+    /// every time (session fixation).
+    pub(super) async fn start_session(auth: &mut AuthSession, user: &User) -> Result<(), AppError> {
+        if auth.user.is_some() {
+            auth.logout()
+                .await
+                .map_err(|error| AppError::internal(&error))?;
+        }
+        auth.session
+            .cycle_id()
+            .await
+            .map_err(|error| AppError::internal(&error))?;
+        auth.login(user)
+            .await
+            .map_err(|error| AppError::internal(&error))
+    }
+}

@@ -1,0 +1,306 @@
+//! Conversations between two users: opening one (exactly one per pair), listing a user's
+//! conversations, who may see which, and read positions.
+//!
+//! Every function that takes a conversation id also takes the requesting user and refuses a
+//! conversation they are not part of with [`ConversationsError::NotFound`], the same answer as
+//! for one that does not exist. Authorisation for conversations lives here and nowhere else.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DbErr,
+    EntityTrait, QueryFilter, QueryOrder, QuerySelect, SqlErr, TransactionSession,
+    TransactionTrait, sea_query::Expr,
+};
+
+use crate::{
+    accounts::{User, find_by_username},
+    entity::{conversations, messages, participants, users},
+    error::AppError,
+    model::{
+        ConversationId, ConversationSummary, MessagePreview, UserId, UserView, Username,
+        preview_text,
+    },
+};
+
+/// Most conversations one list returns (latest activity first).
+const LIST_LIMIT: u64 = 200;
+
+/// What can go wrong in this module.
+#[derive(Debug, thiserror::Error)]
+pub enum ConversationsError {
+    /// No such conversation or user, or not one the requester may see.
+    #[error("not found")]
+    NotFound,
+    /// A user tried to open a conversation with themselves.
+    #[error("a conversation needs two different people")]
+    WithSelf,
+    #[error("database error")]
+    Database(#[from] DbErr),
+}
+
+impl From<ConversationsError> for AppError {
+    fn from(error: ConversationsError) -> Self {
+        match error {
+            ConversationsError::NotFound => AppError::NotFound,
+            ConversationsError::WithSelf => {
+                AppError::invalid("username", "You can't start a conversation with yourself.")
+            }
+            ConversationsError::Database(cause) => AppError::internal(&cause),
+        }
+    }
+}
+
+/// Server time now, cut to whole milliseconds: what clients see is exactly what is stored, on
+/// every backend.
+pub fn now() -> DateTime<Utc> {
+    let now = Utc::now();
+    DateTime::from_timestamp_millis(now.timestamp_millis()).unwrap_or(now)
+}
+
+/// The conversation between `me` and the user called `username`, created if it does not exist.
+///
+/// # Errors
+/// [`ConversationsError::NotFound`] if there is no such user, [`ConversationsError::WithSelf`]
+/// for one's own username.
+pub async fn open(
+    db: &(impl ConnectionTrait + TransactionTrait),
+    me: &User,
+    username: &str,
+) -> Result<ConversationSummary, ConversationsError> {
+    let username = Username::parse(username).map_err(|_| ConversationsError::NotFound)?;
+    let other = find_by_username(db, &username)
+        .await?
+        .ok_or(ConversationsError::NotFound)?;
+    if other.id == me.id.0 {
+        return Err(ConversationsError::WithSelf);
+    }
+    let (low, high) = (me.id.0.min(other.id), me.id.0.max(other.id));
+
+    let conversation = match find_pair(db, low, high).await? {
+        Some(existing) => existing,
+        None => match create_pair(db, low, high).await {
+            Ok(created) => created,
+            // Both users opened it at the same moment and the other insert won; use theirs.
+            Err(error) if matches!(error.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {
+                find_pair(db, low, high)
+                    .await?
+                    .ok_or(ConversationsError::NotFound)?
+            }
+            Err(error) => return Err(error.into()),
+        },
+    };
+    let mut summaries = summarise(db, me.id, vec![conversation]).await?;
+    summaries.pop().ok_or(ConversationsError::NotFound)
+}
+
+async fn find_pair(
+    db: &impl ConnectionTrait,
+    low: i64,
+    high: i64,
+) -> Result<Option<conversations::Model>, DbErr> {
+    conversations::Entity::find()
+        .filter(conversations::Column::UserLowId.eq(low))
+        .filter(conversations::Column::UserHighId.eq(high))
+        .one(db)
+        .await
+}
+
+/// Creates the conversation and both participant rows together, or nothing.
+async fn create_pair(
+    db: &impl TransactionTrait,
+    low: i64,
+    high: i64,
+) -> Result<conversations::Model, DbErr> {
+    let txn = db.begin().await?;
+    let now = now();
+    let conversation = conversations::ActiveModel {
+        user_low_id: Set(low),
+        user_high_id: Set(high),
+        last_seq: Set(0),
+        last_message_id: Set(None),
+        last_activity_at: Set(now),
+        created_at: Set(now),
+        ..Default::default()
+    }
+    .insert(&txn)
+    .await?;
+    participants::Entity::insert_many([low, high].map(|user_id| participants::ActiveModel {
+        conversation_id: Set(conversation.id),
+        user_id: Set(user_id),
+        last_read_seq: Set(0),
+    }))
+    .exec(&txn)
+    .await?;
+    txn.commit().await?;
+    Ok(conversation)
+}
+
+/// The conversation, if `me` takes part in it.
+///
+/// # Errors
+/// [`ConversationsError::NotFound`] if it does not exist or `me` is not a participant.
+pub async fn find_for_member(
+    db: &impl ConnectionTrait,
+    me: UserId,
+    id: ConversationId,
+) -> Result<conversations::Model, ConversationsError> {
+    conversations::Entity::find_by_id(id.0)
+        .filter(involving(me))
+        .one(db)
+        .await?
+        .ok_or(ConversationsError::NotFound)
+}
+
+/// Matches conversations in which `user` takes part.
+pub(crate) fn involving(user: UserId) -> Condition {
+    Condition::any()
+        .add(conversations::Column::UserLowId.eq(user.0))
+        .add(conversations::Column::UserHighId.eq(user.0))
+}
+
+/// The other participant of a conversation `me` takes part in.
+///
+/// # Errors
+/// [`ConversationsError::NotFound`] if `me` is not a participant.
+pub async fn other_participant(
+    db: &impl ConnectionTrait,
+    me: UserId,
+    id: ConversationId,
+) -> Result<UserId, ConversationsError> {
+    let conversation = find_for_member(db, me, id).await?;
+    Ok(UserId(other_of(&conversation, me)))
+}
+
+fn other_of(conversation: &conversations::Model, me: UserId) -> i64 {
+    if conversation.user_low_id == me.0 {
+        conversation.user_high_id
+    } else {
+        conversation.user_low_id
+    }
+}
+
+/// `me`'s conversations, latest activity first.
+pub async fn list(
+    db: &impl ConnectionTrait,
+    me: UserId,
+) -> Result<Vec<ConversationSummary>, ConversationsError> {
+    let rows = conversations::Entity::find()
+        .filter(involving(me))
+        .order_by_desc(conversations::Column::LastActivityAt)
+        .order_by_desc(conversations::Column::Id)
+        .limit(LIST_LIMIT)
+        .all(db)
+        .await?;
+    summarise(db, me, rows).await
+}
+
+/// One conversation as it appears in `me`'s list.
+///
+/// # Errors
+/// [`ConversationsError::NotFound`] if `me` is not a participant.
+pub async fn summary(
+    db: &impl ConnectionTrait,
+    me: UserId,
+    id: ConversationId,
+) -> Result<ConversationSummary, ConversationsError> {
+    let conversation = find_for_member(db, me, id).await?;
+    let mut summaries = summarise(db, me, vec![conversation]).await?;
+    summaries.pop().ok_or(ConversationsError::NotFound)
+}
+
+/// Turns conversation rows into summaries with three more queries in all (other users, read
+/// positions, last messages), whatever the number of rows.
+async fn summarise(
+    db: &impl ConnectionTrait,
+    me: UserId,
+    rows: Vec<conversations::Model>,
+) -> Result<Vec<ConversationSummary>, ConversationsError> {
+    if rows.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ids: Vec<i64> = rows.iter().map(|c| c.id).collect();
+    let others: Vec<i64> = rows.iter().map(|c| other_of(c, me)).collect();
+    let last_message_ids: Vec<i64> = rows.iter().filter_map(|c| c.last_message_id).collect();
+
+    let users: HashMap<i64, users::Model> = users::Entity::find()
+        .filter(users::Column::Id.is_in(others))
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|u| (u.id, u))
+        .collect();
+    let read: HashMap<i64, i64> = participants::Entity::find()
+        .filter(participants::Column::UserId.eq(me.0))
+        .filter(participants::Column::ConversationId.is_in(ids))
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|p| (p.conversation_id, p.last_read_seq))
+        .collect();
+    let last_messages: HashMap<i64, messages::Model> = if last_message_ids.is_empty() {
+        HashMap::new()
+    } else {
+        messages::Entity::find()
+            .filter(messages::Column::Id.is_in(last_message_ids))
+            .all(db)
+            .await?
+            .into_iter()
+            .map(|m| (m.id, m))
+            .collect()
+    };
+
+    Ok(rows
+        .into_iter()
+        .filter_map(|conversation| {
+            let other = users.get(&other_of(&conversation, me))?;
+            let last_read = read.get(&conversation.id).copied().unwrap_or(0);
+            let last_message = conversation
+                .last_message_id
+                .and_then(|id| last_messages.get(&id))
+                .map(|m| MessagePreview {
+                    sender_id: UserId(m.sender_id),
+                    body: preview_text(&m.body),
+                    created_at: m.created_at,
+                });
+            Some(ConversationSummary {
+                id: ConversationId(conversation.id),
+                other: UserView {
+                    id: UserId(other.id),
+                    username: other.username.clone(),
+                    display_name: other.display_name.clone(),
+                },
+                last_message,
+                last_activity_at: conversation.last_activity_at,
+                last_seq: conversation.last_seq,
+                unread: (conversation.last_seq - last_read).max(0),
+            })
+        })
+        .collect())
+}
+
+/// Records that `me` has read the conversation up to `seq` (clamped to the messages that
+/// exist). Read positions only move forward.
+///
+/// Returns the new read position, or `None` if it did not move.
+///
+/// # Errors
+/// [`ConversationsError::NotFound`] if `me` is not a participant.
+pub async fn mark_read(
+    db: &impl ConnectionTrait,
+    me: UserId,
+    id: ConversationId,
+    seq: i64,
+) -> Result<Option<i64>, ConversationsError> {
+    let conversation = find_for_member(db, me, id).await?;
+    let seq = seq.clamp(0, conversation.last_seq);
+    let result = participants::Entity::update_many()
+        .col_expr(participants::Column::LastReadSeq, Expr::value(seq))
+        .filter(participants::Column::ConversationId.eq(id.0))
+        .filter(participants::Column::UserId.eq(me.0))
+        .filter(participants::Column::LastReadSeq.lt(seq))
+        .exec(db)
+        .await?;
+    Ok((result.rows_affected > 0).then_some(seq))
+}

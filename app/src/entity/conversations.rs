@@ -1,0 +1,23 @@
+//! The `conversations` table: one row per pair of users.
+
+use sea_orm::entity::prelude::*;
+
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[sea_orm(table_name = "conversations")]
+pub struct Model {
+    #[sea_orm(primary_key)]
+    pub id: i64,
+    /// The smaller of the two user ids.
+    pub user_low_id: i64,
+    /// The larger of the two user ids.
+    pub user_high_id: i64,
+    pub last_seq: i64,
+    pub last_message_id: Option<i64>,
+    pub last_activity_at: DateTimeUtc,
+    pub created_at: DateTimeUtc,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}

@@ -1,0 +1,159 @@
+//! [`AppError`]: every error a client of Parley may see.
+//!
+//! Server functions return it, the WebSocket reports it in `error` frames and axum routes turn
+//! it into responses. Each variant is safe to show: internal causes are logged on the server by
+//! [`AppError::internal`] and reach the client only as [`AppError::Internal`], never as
+//! database or driver text.
+
+use leptos::server_fn::{
+    codec::JsonEncoding,
+    error::{FromServerFnError, ServerFnErrorErr},
+};
+use serde::{Deserialize, Serialize};
+
+use crate::model::FieldError;
+
+/// An error as a client sees it. On the wire: `{"error": "<kind>", "detail": …}`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
+#[serde(tag = "error", content = "detail", rename_all = "snake_case")]
+pub enum AppError {
+    /// The request needs a signed-in user and there is none.
+    #[error("Please sign in.")]
+    Unauthorized,
+    /// Sign-in failed. The same answer whether the username or the password was wrong.
+    #[error("Wrong username or password.")]
+    InvalidCredentials,
+    /// The thing does not exist, or the requester may not see it: the two look the same.
+    #[error("Not found.")]
+    NotFound,
+    /// Some fields are invalid; each error names its field.
+    #[error("{}", join_field_errors(.0))]
+    Invalid(Vec<FieldError>),
+    /// The request itself is malformed (missing or undecodable arguments).
+    #[error("Bad request: {0}")]
+    BadRequest(String),
+    /// A state-changing request came from another site.
+    #[error("Cross-origin request refused.")]
+    CrossOrigin,
+    /// Something failed on the server; the cause is in the server's log, not here.
+    #[error("Something went wrong on our side. Please try again.")]
+    Internal,
+    /// The browser could not reach the server or read its answer (never sent by the server).
+    #[error("Could not reach the server: {0}")]
+    Transport(String),
+}
+
+fn join_field_errors(errors: &[FieldError]) -> String {
+    errors
+        .iter()
+        .map(|e| e.message.as_str())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+impl AppError {
+    /// One field error.
+    pub fn invalid(field: &str, message: impl Into<String>) -> Self {
+        Self::Invalid(vec![FieldError::new(field, message)])
+    }
+
+    /// The error message for `field`, if this error has one.
+    pub fn field_message(&self, field: &str) -> Option<String> {
+        match self {
+            Self::Invalid(errors) => errors
+                .iter()
+                .find(|e| e.field == field)
+                .map(|e| e.message.clone()),
+            _ => None,
+        }
+    }
+
+    /// The HTTP status that carries this error.
+    pub fn status_code(&self) -> u16 {
+        match self {
+            Self::Unauthorized | Self::InvalidCredentials => 401,
+            Self::CrossOrigin => 403,
+            Self::NotFound => 404,
+            Self::Invalid(_) => 422,
+            Self::BadRequest(_) => 400,
+            Self::Internal => 500,
+            Self::Transport(_) => 502,
+        }
+    }
+
+    /// Logs an unexpected failure with its cause chain and returns [`AppError::Internal`].
+    ///
+    /// This is the one place where internal errors are logged; their text never leaves the
+    /// server.
+    #[cfg(feature = "ssr")]
+    #[track_caller]
+    pub fn internal(cause: &(dyn std::error::Error + 'static)) -> Self {
+        let location = std::panic::Location::caller();
+        let mut chain = cause.to_string();
+        let mut source = cause.source();
+        while let Some(inner) = source {
+            chain.push_str(": ");
+            chain.push_str(&inner.to_string());
+            source = inner.source();
+        }
+        tracing::error!(%location, error = %chain, "internal error");
+        Self::Internal
+    }
+}
+
+impl FromServerFnError for AppError {
+    type Encoder = JsonEncoding;
+
+    fn from_server_fn_error(value: ServerFnErrorErr) -> Self {
+        use ServerFnErrorErr as E;
+        match value {
+            // Raised on the server before our code runs: the client sent something undecodable.
+            E::Args(message) => Self::BadRequest(message),
+            E::MissingArg(name) => Self::BadRequest(format!("missing argument {name}")),
+            // Raised in the browser: the network failed or the answer was unreadable.
+            E::Request(message) | E::Deserialization(message) | E::Serialization(message) => {
+                Self::Transport(message)
+            }
+            E::Registration(_)
+            | E::UnsupportedRequestMethod(_)
+            | E::ServerError(_)
+            | E::MiddlewareError(_)
+            | E::Response(_) => Self::Internal,
+        }
+    }
+}
+
+/// Axum routes (the WebSocket upgrade, the guards) answer with the same JSON body and status
+/// as server functions do.
+#[cfg(feature = "ssr")]
+impl axum::response::IntoResponse for AppError {
+    fn into_response(self) -> axum::response::Response {
+        let status = axum::http::StatusCode::from_u16(self.status_code())
+            .unwrap_or(axum::http::StatusCode::INTERNAL_SERVER_ERROR);
+        (status, axum::Json(self)).into_response()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wire_format_is_tagged() {
+        let json = serde_json::to_string(&AppError::invalid("username", "taken")).unwrap();
+        assert_eq!(
+            json,
+            r#"{"error":"invalid","detail":[{"field":"username","message":"taken"}]}"#
+        );
+        assert_eq!(
+            serde_json::to_string(&AppError::NotFound).unwrap(),
+            r#"{"error":"not_found"}"#
+        );
+    }
+
+    #[test]
+    fn bad_arguments_are_a_client_error() {
+        let error = AppError::from_server_fn_error(ServerFnErrorErr::Args("invalid digit".into()));
+        assert_eq!(error.status_code(), 400);
+    }
+}

@@ -1,0 +1,43 @@
+//! Parley's shared core: the pages, the server functions, the wire types, and (with the `ssr`
+//! feature) the domain that stores accounts, conversations and messages.
+//!
+//! The crate is compiled twice: with `ssr` into the server, and with `hydrate` into the WASM
+//! bundle. Modules gated on `ssr` never reach the browser.
+//!
+//! # Layout
+//!
+//! Shared by both builds:
+//! - [`model`]: ids, the views clients are shown, validated input newtypes.
+//! - [`protocol`]: the WebSocket frames, one enum per direction.
+//! - [`error`]: [`error::AppError`], every error a client may see.
+//! - [`api`]: the server functions (HTTP API under `/api/`).
+//! - [`ui`]: the HTML shell, the router and the page components.
+//!
+//! Server only (`ssr`):
+//! - [`state`]: [`state::AppState`], shared by handlers and server functions.
+//! - [`entity`]: sea-orm entities for the tables the `migrations` crate creates.
+//! - [`accounts`]: registration, argon2 hashing, axum-login's backend, people search.
+//! - [`conversations`]: one conversation per pair, membership checks, read positions.
+//! - [`messages`]: storing a message exactly once, history pages.
+//! - [`realtime`]: the [`realtime::Realtime`] port live events go through.
+
+pub mod api;
+pub mod error;
+pub mod model;
+pub mod protocol;
+pub mod ui;
+
+#[cfg(feature = "ssr")]
+pub mod accounts;
+#[cfg(feature = "ssr")]
+pub mod conversations;
+#[cfg(feature = "ssr")]
+pub mod entity;
+#[cfg(feature = "ssr")]
+pub mod messages;
+#[cfg(feature = "ssr")]
+pub mod realtime;
+#[cfg(feature = "ssr")]
+pub mod state;
+
+pub use ui::{App, shell};

@@ -1,0 +1,268 @@
+//! Messages: storing a sent message exactly once, and reading a conversation's history.
+//!
+//! The WebSocket handler calls [`send`] and then publishes the result; the `history` server
+//! function calls [`history`]. Ordering is by `seq`, which [`send`] assigns inside the insert
+//! transaction; the same transaction keeps `created_at` from ever going backwards within a
+//! conversation, so `seq` order is also the order of (server time, id).
+
+use std::collections::HashMap;
+
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait,
+    ExprTrait, QueryFilter, QueryOrder, QuerySelect, SqlErr, TransactionSession, TransactionTrait,
+    sea_query::Expr,
+};
+
+use crate::{
+    accounts::User,
+    conversations::{self, ConversationsError, involving},
+    entity::{conversations as conversation_rows, messages, participants, users},
+    error::AppError,
+    model::{
+        ClientMsgId, ConversationId, HISTORY_PAGE_SIZE, HistoryPage, MessageBody, MessageId,
+        MessageView, UserId, UserView,
+    },
+};
+
+/// What can go wrong in this module.
+#[derive(Debug, thiserror::Error)]
+pub enum MessagesError {
+    /// No such conversation, or the user is not part of it.
+    #[error("not found")]
+    NotFound,
+    /// The sender already used this `client_msg_id` for a message in another conversation.
+    #[error("client_msg_id was already used for another conversation")]
+    ClientMsgIdReused,
+    #[error("database error")]
+    Database(#[from] DbErr),
+}
+
+impl From<ConversationsError> for MessagesError {
+    fn from(error: ConversationsError) -> Self {
+        match error {
+            ConversationsError::Database(cause) => Self::Database(cause),
+            ConversationsError::NotFound | ConversationsError::WithSelf => Self::NotFound,
+        }
+    }
+}
+
+impl From<MessagesError> for AppError {
+    fn from(error: MessagesError) -> Self {
+        match error {
+            MessagesError::NotFound => AppError::NotFound,
+            MessagesError::ClientMsgIdReused => AppError::invalid(
+                "client_msg_id",
+                MessagesError::ClientMsgIdReused.to_string(),
+            ),
+            MessagesError::Database(cause) => AppError::internal(&cause),
+        }
+    }
+}
+
+/// The outcome of a send.
+#[derive(Debug, Clone)]
+pub struct Sent {
+    pub message: MessageView,
+    /// `false` when this `client_msg_id` had been stored before: a retry, nothing new to publish.
+    pub created: bool,
+}
+
+/// Stores a message from `sender` in a conversation they take part in, exactly once per
+/// `client_msg_id`.
+///
+/// # Errors
+/// [`MessagesError::NotFound`] if `sender` is not a participant (nothing is stored),
+/// [`MessagesError::ClientMsgIdReused`] if the id belongs to a message elsewhere.
+pub async fn send(
+    db: &(impl ConnectionTrait + TransactionTrait),
+    sender: &User,
+    conversation_id: ConversationId,
+    client_msg_id: &ClientMsgId,
+    body: &MessageBody,
+) -> Result<Sent, MessagesError> {
+    if let Some(existing) = find_by_client_msg_id(db, sender.id, client_msg_id).await? {
+        return already_sent(existing, sender, conversation_id);
+    }
+    match insert(db, sender, conversation_id, client_msg_id, body).await {
+        Ok(message) => Ok(Sent {
+            message,
+            created: true,
+        }),
+        // The same send raced itself (two tabs, a retry on a second connection): the other
+        // attempt stored it first, so this one is a duplicate.
+        Err(MessagesError::Database(error))
+            if matches!(error.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) =>
+        {
+            let existing = find_by_client_msg_id(db, sender.id, client_msg_id)
+                .await?
+                .ok_or(MessagesError::Database(error))?;
+            already_sent(existing, sender, conversation_id)
+        }
+        Err(error) => Err(error),
+    }
+}
+
+fn already_sent(
+    existing: messages::Model,
+    sender: &User,
+    conversation_id: ConversationId,
+) -> Result<Sent, MessagesError> {
+    if existing.conversation_id != conversation_id.0 {
+        return Err(MessagesError::ClientMsgIdReused);
+    }
+    Ok(Sent {
+        message: view(existing, sender.view()),
+        created: false,
+    })
+}
+
+async fn find_by_client_msg_id(
+    db: &impl ConnectionTrait,
+    sender: UserId,
+    client_msg_id: &ClientMsgId,
+) -> Result<Option<messages::Model>, DbErr> {
+    messages::Entity::find()
+        .filter(messages::Column::SenderId.eq(sender.0))
+        .filter(messages::Column::ClientMsgId.eq(client_msg_id.as_str()))
+        .one(db)
+        .await
+}
+
+/// The insert transaction: next `seq`, the row, the conversation's activity, and the sender's
+/// read position, all or nothing.
+async fn insert(
+    db: &impl TransactionTrait,
+    sender: &User,
+    conversation_id: ConversationId,
+    client_msg_id: &ClientMsgId,
+    body: &MessageBody,
+) -> Result<MessageView, MessagesError> {
+    let txn = db.begin().await?;
+    // Write first: bumping the counter takes the conversation's row lock (PostgreSQL) or the
+    // database write lock (SQLite) before anything is read, so concurrent senders queue here
+    // and each reads the counter it just set. The membership test is part of the same
+    // statement: a non-participant changes nothing and gets NotFound.
+    let bumped = conversation_rows::Entity::update_many()
+        .col_expr(
+            conversation_rows::Column::LastSeq,
+            Expr::col(conversation_rows::Column::LastSeq).add(1),
+        )
+        .filter(conversation_rows::Column::Id.eq(conversation_id.0))
+        .filter(involving(sender.id))
+        .exec(&txn)
+        .await?;
+    if bumped.rows_affected == 0 {
+        return Err(MessagesError::NotFound);
+    }
+    let conversation = conversation_rows::Entity::find_by_id(conversation_id.0)
+        .one(&txn)
+        .await?
+        .ok_or(MessagesError::NotFound)?;
+    let created_at = Ord::max(conversations::now(), conversation.last_activity_at);
+
+    let row = messages::ActiveModel {
+        conversation_id: Set(conversation_id.0),
+        seq: Set(conversation.last_seq),
+        sender_id: Set(sender.id.0),
+        client_msg_id: Set(client_msg_id.as_str().to_owned()),
+        body: Set(body.as_str().to_owned()),
+        created_at: Set(created_at),
+        ..Default::default()
+    }
+    .insert(&txn)
+    .await?;
+
+    conversation_rows::Entity::update_many()
+        .col_expr(
+            conversation_rows::Column::LastActivityAt,
+            Expr::value(created_at),
+        )
+        .col_expr(
+            conversation_rows::Column::LastMessageId,
+            Expr::value(row.id),
+        )
+        .filter(conversation_rows::Column::Id.eq(conversation_id.0))
+        .exec(&txn)
+        .await?;
+    // Writing a message means having read everything before it.
+    participants::Entity::update_many()
+        .col_expr(participants::Column::LastReadSeq, Expr::value(row.seq))
+        .filter(participants::Column::ConversationId.eq(conversation_id.0))
+        .filter(participants::Column::UserId.eq(sender.id.0))
+        .exec(&txn)
+        .await?;
+    txn.commit().await?;
+    Ok(view(row, sender.view()))
+}
+
+fn view(row: messages::Model, sender: UserView) -> MessageView {
+    MessageView {
+        id: MessageId(row.id),
+        conversation_id: ConversationId(row.conversation_id),
+        seq: row.seq,
+        sender,
+        client_msg_id: row.client_msg_id,
+        body: row.body,
+        created_at: row.created_at,
+    }
+}
+
+/// Which part of a conversation's history to read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Page {
+    /// The latest page.
+    Latest,
+    /// The page just before `seq` (scrolling up).
+    Before(i64),
+    /// The page just after `seq` (catching up after a disconnection).
+    After(i64),
+}
+
+/// One page of history, oldest first, by keyset on `seq` (never an offset, so pages stay
+/// right while new messages arrive).
+///
+/// # Errors
+/// [`MessagesError::NotFound`] if `me` is not a participant.
+pub async fn history(
+    db: &impl ConnectionTrait,
+    me: UserId,
+    conversation_id: ConversationId,
+    page: Page,
+) -> Result<HistoryPage, MessagesError> {
+    let conversation = conversations::find_for_member(db, me, conversation_id).await?;
+
+    let mut query =
+        messages::Entity::find().filter(messages::Column::ConversationId.eq(conversation_id.0));
+    query = match page {
+        Page::Latest => query.order_by_desc(messages::Column::Seq),
+        Page::Before(seq) => query
+            .filter(messages::Column::Seq.lt(seq))
+            .order_by_desc(messages::Column::Seq),
+        Page::After(seq) => query
+            .filter(messages::Column::Seq.gt(seq))
+            .order_by_asc(messages::Column::Seq),
+    };
+    // One extra row tells whether there is more beyond the page.
+    let mut rows = query.limit(HISTORY_PAGE_SIZE + 1).all(db).await?;
+    let has_more = rows.len() as u64 > HISTORY_PAGE_SIZE;
+    rows.truncate(HISTORY_PAGE_SIZE as usize);
+    if !matches!(page, Page::After(_)) {
+        rows.reverse();
+    }
+
+    let senders: HashMap<i64, UserView> = users::Entity::find()
+        .filter(users::Column::Id.is_in([conversation.user_low_id, conversation.user_high_id]))
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|u| (u.id, User::from(u).view()))
+        .collect();
+    let messages = rows
+        .into_iter()
+        .filter_map(|row| {
+            let sender = senders.get(&row.sender_id)?.clone();
+            Some(view(row, sender))
+        })
+        .collect();
+    Ok(HistoryPage { messages, has_more })
+}

@@ -1,0 +1,407 @@
+//! Types shared by the browser and the server: ids, the views a client is shown, and the
+//! validated newtypes every input goes through.
+//!
+//! Validation lives here, not on the server only, so that the browser can tell a user what is
+//! wrong before a round trip and the server applies exactly the same rules when it matters.
+
+use std::fmt;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// Longest message body, in characters (Unicode scalar values).
+pub const MESSAGE_MAX_CHARS: usize = 4_000;
+/// Messages in one history page.
+pub const HISTORY_PAGE_SIZE: u64 = 50;
+/// How long a "typing" signal lasts unless it is renewed, in milliseconds.
+pub const TYPING_TTL_MS: u32 = 5_000;
+/// A client sends at most one "typing" signal per conversation per this many milliseconds.
+pub const TYPING_THROTTLE_MS: u32 = 2_000;
+
+macro_rules! id_type {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[serde(transparent)]
+        pub struct $name(pub i64);
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                self.0.fmt(f)
+            }
+        }
+    };
+}
+
+id_type!(
+    /// A user account's id.
+    UserId
+);
+id_type!(
+    /// A conversation's id.
+    ConversationId
+);
+id_type!(
+    /// A stored message's id.
+    MessageId
+);
+
+/// What anyone may see of a user: never the password hash or anything else from the row.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserView {
+    pub id: UserId,
+    pub username: String,
+    pub display_name: String,
+}
+
+/// A stored message, as both participants see it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MessageView {
+    pub id: MessageId,
+    pub conversation_id: ConversationId,
+    /// Position in the conversation: 1, 2, 3… with no gaps. Messages are ordered by it.
+    pub seq: i64,
+    pub sender: UserView,
+    /// The id the sending client chose; lets the sender match the stored copy to its local echo.
+    pub client_msg_id: String,
+    pub body: String,
+    /// Server time at which the message was stored (millisecond precision).
+    pub created_at: DateTime<Utc>,
+}
+
+/// The latest message of a conversation, shortened for the conversation list.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MessagePreview {
+    pub sender_id: UserId,
+    /// At most [`PREVIEW_MAX_CHARS`] characters of the body.
+    pub body: String,
+    pub created_at: DateTime<Utc>,
+}
+
+/// Longest preview shown in the conversation list.
+pub const PREVIEW_MAX_CHARS: usize = 120;
+
+impl MessagePreview {
+    /// The preview of a message.
+    pub fn of(message: &MessageView) -> Self {
+        Self {
+            sender_id: message.sender.id,
+            body: preview_text(&message.body),
+            created_at: message.created_at,
+        }
+    }
+}
+
+/// The first line-folded [`PREVIEW_MAX_CHARS`] characters of a body, with an ellipsis if cut.
+pub fn preview_text(body: &str) -> String {
+    let folded: String = body.split_whitespace().collect::<Vec<_>>().join(" ");
+    if folded.chars().count() <= PREVIEW_MAX_CHARS {
+        folded
+    } else {
+        let mut cut: String = folded.chars().take(PREVIEW_MAX_CHARS - 1).collect();
+        cut.push('…');
+        cut
+    }
+}
+
+/// One row of a user's conversation list.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConversationSummary {
+    pub id: ConversationId,
+    /// The other participant.
+    pub other: UserView,
+    pub last_message: Option<MessagePreview>,
+    /// When the latest message was sent, or when the conversation was opened if it has none.
+    pub last_activity_at: DateTime<Utc>,
+    /// Sequence number of the latest message (0 when there is none).
+    pub last_seq: i64,
+    /// Messages after the last one this user has read.
+    pub unread: i64,
+}
+
+/// One page of a conversation's history, oldest message first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HistoryPage {
+    pub messages: Vec<MessageView>,
+    /// Whether there are more messages beyond this page in the direction that was asked for.
+    pub has_more: bool,
+}
+
+/// A problem with one field of a form or request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FieldError {
+    /// The name of the field, as in the request (`username`, `password`, `body`…).
+    pub field: String,
+    /// A sentence a user can act on.
+    pub message: String,
+}
+
+impl FieldError {
+    pub fn new(field: &str, message: impl Into<String>) -> Self {
+        Self {
+            field: field.to_owned(),
+            message: message.into(),
+        }
+    }
+}
+
+/// A username: 3–32 characters of `a-z 0-9 _ . -`, compared case-insensitively.
+///
+/// `parse` folds ASCII upper case to lower case, so `Alice` and `alice` are the same account
+/// and the stored form is always lower case.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Username(String);
+
+impl Username {
+    /// # Errors
+    /// A sentence saying what is wrong, for display beside the field.
+    pub fn parse(input: &str) -> Result<Self, String> {
+        let folded = input.trim().to_ascii_lowercase();
+        let length = folded.chars().count();
+        if !(3..=32).contains(&length) {
+            return Err("Username must be 3 to 32 characters long.".into());
+        }
+        if !folded
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '_' | '.' | '-'))
+        {
+            return Err(
+                "Username may contain only letters a–z, digits, and the characters _ . -".into(),
+            );
+        }
+        Ok(Self(folded))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A display name: 1–64 characters after trimming, without control characters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DisplayName(String);
+
+impl DisplayName {
+    /// # Errors
+    /// A sentence saying what is wrong, for display beside the field.
+    pub fn parse(input: &str) -> Result<Self, String> {
+        let trimmed = input.trim();
+        let length = trimmed.chars().count();
+        if length == 0 {
+            return Err("Display name is required.".into());
+        }
+        if length > 64 {
+            return Err("Display name must be at most 64 characters long.".into());
+        }
+        if trimmed.chars().any(char::is_control) {
+            return Err("Display name must not contain control characters.".into());
+        }
+        Ok(Self(trimmed.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Shortest password accepted, in characters.
+pub const PASSWORD_MIN_CHARS: usize = 8;
+/// Longest password accepted, in characters (it bounds the cost of hashing one).
+pub const PASSWORD_MAX_CHARS: usize = 128;
+
+/// Checks a new password and its confirmation. Passwords are never trimmed or altered.
+///
+/// # Errors
+/// The field errors, against `password` and `password_confirm`.
+pub fn check_new_password(password: &str, confirm: &str) -> Result<(), Vec<FieldError>> {
+    let length = password.chars().count();
+    let mut errors = Vec::new();
+    if length < PASSWORD_MIN_CHARS {
+        errors.push(FieldError::new(
+            "password",
+            format!("Password must be at least {PASSWORD_MIN_CHARS} characters long."),
+        ));
+    } else if length > PASSWORD_MAX_CHARS {
+        errors.push(FieldError::new(
+            "password",
+            format!("Password must be at most {PASSWORD_MAX_CHARS} characters long."),
+        ));
+    }
+    if password != confirm {
+        errors.push(FieldError::new(
+            "password_confirm",
+            "Passwords do not match.",
+        ));
+    }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(errors)
+    }
+}
+
+/// A message body: not blank, at most [`MESSAGE_MAX_CHARS`] characters, no control characters
+/// other than newline and tab. Surrounding whitespace is trimmed and line endings become `\n`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MessageBody(String);
+
+impl MessageBody {
+    /// # Errors
+    /// A sentence saying what is wrong.
+    pub fn parse(input: &str) -> Result<Self, String> {
+        let normalised = input.replace("\r\n", "\n").replace('\r', "\n");
+        let trimmed = normalised.trim();
+        if trimmed.is_empty() {
+            return Err("Message is empty.".into());
+        }
+        let length = trimmed.chars().count();
+        if length > MESSAGE_MAX_CHARS {
+            return Err(format!(
+                "Message is too long: {length} characters, the limit is {MESSAGE_MAX_CHARS}."
+            ));
+        }
+        if trimmed
+            .chars()
+            .any(|c| c.is_control() && c != '\n' && c != '\t')
+        {
+            return Err("Message contains control characters.".into());
+        }
+        Ok(Self(trimmed.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// The id a client gives a message it sends: 1–64 characters of `A-Z a-z 0-9 _ -`
+/// (a UUID fits). Unique per sender; a second send with the same id is the same message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientMsgId(String);
+
+impl ClientMsgId {
+    /// # Errors
+    /// A sentence saying what is wrong.
+    pub fn parse(input: &str) -> Result<Self, String> {
+        let length = input.len();
+        if !(1..=64).contains(&length)
+            || !input
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
+            return Err("client_msg_id must be 1 to 64 characters of A-Z a-z 0-9 _ -".into());
+        }
+        Ok(Self(input.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Whether `next` is a safe place to send a user after signing in: a path on this site.
+///
+/// Refuses absolute URLs and protocol-relative `//host` paths, so a crafted login link can't
+/// bounce a user to another site.
+pub fn is_safe_next(next: &str) -> bool {
+    next.starts_with('/') && !next.starts_with("//") && !next.contains('\\')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn username_is_folded_to_lower_case() {
+        assert_eq!(
+            Username::parse(" Alice.B_2-x ").unwrap().as_str(),
+            "alice.b_2-x"
+        );
+    }
+
+    #[test]
+    fn username_length_is_checked_at_both_ends() {
+        assert!(Username::parse("ab").is_err());
+        assert!(Username::parse("abc").is_ok());
+        assert!(Username::parse(&"a".repeat(32)).is_ok());
+        assert!(Username::parse(&"a".repeat(33)).is_err());
+    }
+
+    #[test]
+    fn username_refuses_other_characters() {
+        for bad in ["al ice", "alice!", "ålice", "al@ice", "ali/ce"] {
+            assert!(Username::parse(bad).is_err(), "{bad} was accepted");
+        }
+    }
+
+    #[test]
+    fn display_name_is_trimmed_and_bounded() {
+        assert_eq!(
+            DisplayName::parse("  Ann Lee ").unwrap().as_str(),
+            "Ann Lee"
+        );
+        assert!(DisplayName::parse("   ").is_err());
+        assert!(DisplayName::parse(&"é".repeat(64)).is_ok());
+        assert!(DisplayName::parse(&"é".repeat(65)).is_err());
+        assert!(DisplayName::parse("a\u{7}b").is_err());
+    }
+
+    #[test]
+    fn password_rules() {
+        assert!(check_new_password("12345678", "12345678").is_ok());
+        let short = check_new_password("1234567", "1234567").unwrap_err();
+        assert_eq!(short[0].field, "password");
+        let long = "x".repeat(129);
+        assert!(check_new_password(&long, &long).is_err());
+        let mismatch = check_new_password("12345678", "12345679").unwrap_err();
+        assert_eq!(mismatch[0].field, "password_confirm");
+    }
+
+    #[test]
+    fn message_body_is_trimmed_and_must_not_be_blank() {
+        assert_eq!(
+            MessageBody::parse("  hi\r\nthere \n").unwrap().as_str(),
+            "hi\nthere"
+        );
+        assert!(MessageBody::parse(" \n\t ").is_err());
+        assert!(MessageBody::parse("").is_err());
+    }
+
+    #[test]
+    fn message_body_limit_counts_characters_not_bytes() {
+        assert!(MessageBody::parse(&"é".repeat(MESSAGE_MAX_CHARS)).is_ok());
+        let error = MessageBody::parse(&"é".repeat(MESSAGE_MAX_CHARS + 1)).unwrap_err();
+        assert!(error.contains("4001"), "{error}");
+    }
+
+    #[test]
+    fn message_body_keeps_tabs_and_newlines_but_refuses_other_controls() {
+        assert!(MessageBody::parse("a\tb\nc").is_ok());
+        assert!(MessageBody::parse("a\u{0}b").is_err());
+        assert!(MessageBody::parse("a\u{1b}[31mb").is_err());
+    }
+
+    #[test]
+    fn client_msg_id_accepts_uuids_and_refuses_junk() {
+        assert!(ClientMsgId::parse("0b5e0f5e-3f4c-4c53-9d5a-2f1d7c3e9a10").is_ok());
+        assert!(ClientMsgId::parse("").is_err());
+        assert!(ClientMsgId::parse(&"a".repeat(65)).is_err());
+        assert!(ClientMsgId::parse("a b").is_err());
+    }
+
+    #[test]
+    fn preview_folds_whitespace_and_cuts_long_bodies() {
+        assert_eq!(preview_text("a\n\nb   c"), "a b c");
+        let long = preview_text(&"x".repeat(500));
+        assert_eq!(long.chars().count(), PREVIEW_MAX_CHARS);
+        assert!(long.ends_with('…'));
+    }
+
+    #[test]
+    fn only_local_paths_are_safe_redirects() {
+        assert!(is_safe_next("/chat/@bob"));
+        assert!(!is_safe_next("//evil.example"));
+        assert!(!is_safe_next("https://evil.example"));
+        assert!(!is_safe_next("/\\evil.example"));
+    }
+}

@@ -1,0 +1,57 @@
+//! The port through which live events reach users: [`Realtime`].
+//!
+//! Whoever changes something a user should see at once (a new message, a typing signal)
+//! publishes a [`ServerFrame`] to that user; every socket the user has open, on this server
+//! instance or another, receives it. The implementations live in the server crate: one inside
+//! this process, and later one over Redis pub/sub for several instances. Callers never know
+//! which one they have.
+//!
+//! Delivery is at most once. The database is the source of truth: messages are stored *before*
+//! they are published, and a client that was disconnected or fell behind catches up from the
+//! database (see [`RealtimeEvent::Lagged`]).
+
+use std::{pin::Pin, sync::Arc};
+
+use futures::Stream;
+
+use crate::{model::UserId, protocol::ServerFrame};
+
+/// What a subscription yields.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RealtimeEvent {
+    /// A frame for the user, already encoded as JSON: it is encoded once per publish and the
+    /// same text goes to every socket.
+    Frame(Arc<str>),
+    /// The subscriber was too slow and some frames were dropped for it; it must resynchronise
+    /// from the database.
+    Lagged,
+}
+
+/// A user's live events, until the stream is dropped.
+pub type EventStream = Pin<Box<dyn Stream<Item = RealtimeEvent> + Send>>;
+
+/// Failure to publish or subscribe.
+#[derive(Debug, thiserror::Error)]
+pub enum RealtimeError {
+    #[error("could not encode the frame: {0}")]
+    Encode(#[from] serde_json::Error),
+    #[error("fan-out backend failed: {0}")]
+    Backend(String),
+}
+
+/// Delivers live events to every socket a user has open.
+#[async_trait::async_trait]
+pub trait Realtime: Send + Sync + 'static {
+    /// Sends `frame` to every open socket of each user in `to`.
+    ///
+    /// # Errors
+    /// The frame could not be encoded or handed to the backend. Nothing is retried: the
+    /// recipients catch up from the database.
+    async fn publish(&self, to: &[UserId], frame: &ServerFrame) -> Result<(), RealtimeError>;
+
+    /// Starts receiving `user`'s events. Events published after this returns are delivered.
+    ///
+    /// # Errors
+    /// The backend could not register the subscription.
+    async fn subscribe(&self, user: UserId) -> Result<EventStream, RealtimeError>;
+}

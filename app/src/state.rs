@@ -1,0 +1,35 @@
+//! [`AppState`]: what every handler and server function shares.
+
+use std::sync::Arc;
+
+use axum::extract::FromRef;
+use leptos::config::LeptosOptions;
+use sea_orm::DatabaseConnection;
+
+use crate::{error::AppError, realtime::Realtime};
+
+/// Shared state, cheap to clone (every field is a handle).
+///
+/// leptos_axum provides it to server functions as a context; axum handlers extract it.
+#[derive(Clone, FromRef)]
+pub struct AppState {
+    /// Leptos' own settings (site root, output name), needed to render pages and serve files.
+    pub leptos_options: LeptosOptions,
+    /// The connection pool. sea-orm's connection is a pool handle, so clones share it.
+    pub db: DatabaseConnection,
+    /// Live fan-out to users' sockets.
+    pub realtime: Arc<dyn Realtime>,
+}
+
+impl AppState {
+    /// The state, inside a server function.
+    ///
+    /// # Errors
+    /// [`AppError::Internal`] if the server forgot to provide it (a wiring bug, logged).
+    pub fn current() -> Result<Self, AppError> {
+        leptos::prelude::use_context::<Self>().ok_or_else(|| {
+            tracing::error!("AppState is missing from the server function's context");
+            AppError::Internal
+        })
+    }
+}

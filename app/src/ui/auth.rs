@@ -1,0 +1,236 @@
+//! The sign-up and log-in pages.
+//!
+//! Both are `ActionForm`s posting to their server function, so they work as plain HTML forms
+//! before the WASM has loaded. After hydration the form stays on the page on error (keeping
+//! what was typed, with each message beside its field) and moves on to the chat on success.
+
+use leptos::{form::ActionForm, prelude::*};
+use leptos_meta::Title;
+use leptos_router::hooks::use_query_map;
+
+use crate::{
+    api::accounts::{Login, Register},
+    error::AppError,
+    model::{UserView, is_safe_next},
+};
+
+/// Where to go after signing in: `?next=` when it is a path on this site, else `/chat`.
+fn next_path() -> Memo<String> {
+    let query = use_query_map();
+    Memo::new(move |_| {
+        query
+            .with(|q| q.get("next"))
+            .filter(|next| is_safe_next(next))
+            .unwrap_or_else(|| "/chat".to_owned())
+    })
+}
+
+/// The result of the last submission of a sign-in form, if any.
+type Outcome = Signal<Option<Result<UserView, AppError>>>;
+
+/// Once signed in, load the next page in full: it is rendered for the new session and opens
+/// a socket authenticated by the new cookie.
+fn go_on_success(value: Outcome, next: Memo<String>) {
+    Effect::new(move |_| {
+        if let Some(Ok(_)) = value.get() {
+            let _ = window().location().assign(&next.get_untracked());
+        }
+    });
+}
+
+/// The message for one field, from the last attempt.
+fn field_error(value: Outcome, field: &'static str) -> Signal<Option<String>> {
+    Signal::derive(move || {
+        value.with(|v| match v {
+            Some(Err(error)) => error.field_message(field),
+            _ => None,
+        })
+    })
+}
+
+/// An error that belongs to no field (wrong credentials, the server being unreachable).
+fn form_error(value: Outcome) -> Signal<Option<String>> {
+    Signal::derive(move || {
+        value.with(|v| match v {
+            Some(Err(AppError::Invalid(_))) | Some(Ok(_)) | None => None,
+            Some(Err(error)) => Some(error.to_string()),
+        })
+    })
+}
+
+/// The log-in page.
+#[component]
+pub fn LoginPage() -> impl IntoView {
+    let login = ServerAction::<Login>::new();
+    let next = next_path();
+    let value: Outcome = Signal::derive(move || login.value().get());
+    go_on_success(value, next);
+    let error = form_error(value);
+
+    view! {
+        <Title text="Log in"/>
+        <main class="auth">
+            <div class="card">
+                <h1 class="brand">"Parley"</h1>
+                <h2>"Log in"</h2>
+                <ActionForm action=login>
+                    <Field label="Username" name="username" autocomplete="username"/>
+                    <Field
+                        label="Password"
+                        name="password"
+                        kind="password"
+                        autocomplete="current-password"
+                    />
+                    <FormError error/>
+                    <button type="submit" disabled=move || login.pending().get()>
+                        "Log in"
+                    </button>
+                </ActionForm>
+                <p class="switch">
+                    "New to Parley? "
+                    <a href=move || with_next("/register", &next.get())>"Create an account"</a>
+                </p>
+            </div>
+        </main>
+    }
+}
+
+/// The sign-up page.
+#[component]
+pub fn RegisterPage() -> impl IntoView {
+    let register = ServerAction::<Register>::new();
+    let next = next_path();
+    let value: Outcome = Signal::derive(move || register.value().get());
+    go_on_success(value, next);
+    let error = form_error(value);
+
+    view! {
+        <Title text="Sign up"/>
+        <main class="auth">
+            <div class="card">
+                <h1 class="brand">"Parley"</h1>
+                <h2>"Create your account"</h2>
+                <ActionForm action=register>
+                    <Field
+                        label="Username"
+                        name="username"
+                        autocomplete="username"
+                        hint="3–32 characters: letters, digits, _ . -"
+                        error=field_error(value, "username")
+                    />
+                    <Field
+                        label="Display name"
+                        name="display_name"
+                        autocomplete="name"
+                        hint="How others see you, e.g. Ann’s Ceramics"
+                        error=field_error(value, "display_name")
+                    />
+                    <Field
+                        label="Password"
+                        name="password"
+                        kind="password"
+                        autocomplete="new-password"
+                        hint="At least 8 characters"
+                        error=field_error(value, "password")
+                    />
+                    <Field
+                        label="Confirm password"
+                        name="password_confirm"
+                        kind="password"
+                        autocomplete="new-password"
+                        error=field_error(value, "password_confirm")
+                    />
+                    <FormError error/>
+                    <button type="submit" disabled=move || register.pending().get()>
+                        "Sign up"
+                    </button>
+                </ActionForm>
+                <p class="switch">
+                    "Already have an account? "
+                    <a href=move || with_next("/login", &next.get())>"Log in"</a>
+                </p>
+            </div>
+        </main>
+    }
+}
+
+/// `page?next=…`, unless `next` is the default.
+fn with_next(page: &str, next: &str) -> String {
+    if next == "/chat" {
+        page.to_owned()
+    } else {
+        let encoded: String = encode_query_value(next);
+        format!("{page}?next={encoded}")
+    }
+}
+
+/// Percent-encodes a path for use as a query value.
+fn encode_query_value(value: &str) -> String {
+    value
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' | b'@' => {
+                char::from(b).to_string()
+            }
+            other => format!("%{other:02X}"),
+        })
+        .collect()
+}
+
+/// A labelled input with an optional hint and its error underneath.
+#[component]
+fn Field(
+    label: &'static str,
+    name: &'static str,
+    #[prop(default = "text")] kind: &'static str,
+    autocomplete: &'static str,
+    #[prop(optional)] hint: Option<&'static str>,
+    #[prop(optional, into)] error: Option<Signal<Option<String>>>,
+) -> impl IntoView {
+    let id = format!("field-{name}");
+    let described_by = format!("{name}-hint {name}-error");
+    let has_error = move || error.is_some_and(|e| e.get().is_some());
+    view! {
+        <div class="field" class:invalid=has_error>
+            <label for=id.clone()>{label}</label>
+            <input
+                id=id
+                name=name
+                type=kind
+                autocomplete=autocomplete
+                required
+                aria-invalid=move || has_error().to_string()
+                aria-describedby=described_by
+            />
+            {hint.map(|hint| view! { <p class="hint" id=format!("{name}-hint")>{hint}</p> })}
+            <p class="field-error" id=format!("{name}-error")>
+                {move || error.and_then(|e| e.get())}
+            </p>
+        </div>
+    }
+}
+
+/// The form-level error line.
+#[component]
+fn FormError(error: Signal<Option<String>>) -> impl IntoView {
+    view! {
+        <p class="form-error" role="alert">
+            {move || error.get()}
+        </p>
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::with_next;
+
+    #[test]
+    fn next_is_carried_between_the_sign_in_pages() {
+        assert_eq!(with_next("/login", "/chat"), "/login");
+        assert_eq!(with_next("/login", "/chat/@bob"), "/login?next=/chat/@bob");
+        assert_eq!(
+            with_next("/login", "/chat/@a b"),
+            "/login?next=/chat/@a%20b"
+        );
+    }
+}

@@ -1,0 +1,445 @@
+//! One open conversation: its header, the message log, the typing indicator and the composer.
+
+use chrono::Utc;
+use leptos::{ev, html, prelude::*, task::spawn_local};
+use leptos_meta::Title;
+use leptos_router::hooks::use_params_map;
+
+use super::{
+    live::new_client_msg_id,
+    store::ChatStore,
+    thread::{Delivery, Row, Thread, rows},
+};
+use crate::{
+    api::conversations::{history, open_conversation},
+    error::AppError,
+    model::{ConversationId, MESSAGE_MAX_CHARS, MessageBody, TYPING_THROTTLE_MS, TYPING_TTL_MS},
+    protocol::ClientFrame,
+    ui::time::{self, now_ms},
+};
+
+/// `/chat/@{username}`: opens (or starts) the conversation with that user.
+#[component]
+pub fn ConversationView() -> impl IntoView {
+    let store = expect_context::<ChatStore>();
+    let params = use_params_map();
+    let username = Memo::new(move |_| {
+        params.with(|p| {
+            p.get("handle")
+                .map(|h| h.trim_start_matches('@').to_lowercase())
+                .unwrap_or_default()
+        })
+    });
+    let problem = RwSignal::new(None::<String>);
+
+    Effect::new(move |_| {
+        let wanted = username.get();
+        problem.set(None);
+        store.active.set(None);
+        store.thread.set(Thread::default());
+        spawn_local(async move {
+            let still_wanted = {
+                let wanted = wanted.clone();
+                move || username.get_untracked() == wanted
+            };
+            let summary = match open_conversation(wanted.clone()).await {
+                Ok(summary) => summary,
+                Err(error) => {
+                    if still_wanted() {
+                        problem.set(Some(match error {
+                            AppError::NotFound => format!("There is no one called @{wanted}."),
+                            other => other.to_string(),
+                        }));
+                    }
+                    return;
+                }
+            };
+            if !still_wanted() {
+                return;
+            }
+            let id = summary.id;
+            store.upsert_summary(summary.clone());
+            store.active.set(Some(summary));
+            store.thread.set(Thread::opening(id));
+            match history(id, None, None).await {
+                Ok(page) => {
+                    store.thread.update(|thread| {
+                        if thread.conversation_id == Some(id) {
+                            thread.merge(page.messages);
+                            thread.has_more_before = page.has_more;
+                            thread.loaded = true;
+                        }
+                    });
+                    store.mark_read();
+                }
+                Err(error) => {
+                    if still_wanted() {
+                        problem.set(Some(error.to_string()));
+                    }
+                }
+            }
+        });
+    });
+
+    let other = move || store.active.with(|a| a.as_ref().map(|a| a.other.clone()));
+    view! {
+        <Title text=move || other().map(|o| o.display_name).unwrap_or_default()/>
+        <section class="conversation-view" aria-label="Conversation">
+            <header class="thread-header">
+                <a href="/chat" class="back">"← Conversations"</a>
+                <div>
+                    <h2>{move || other().map(|o| o.display_name)}</h2>
+                    <span class="handle">{move || format!("@{}", username.get())}</span>
+                </div>
+            </header>
+            {move || problem.get().map(|p| view! { <p class="problem" role="alert">{p}</p> })}
+            <MessageLog/>
+            <TypingIndicator/>
+            <Composer/>
+        </section>
+    }
+}
+
+/// How close to the bottom (in pixels) still counts as "reading the latest messages".
+const STICKY_BOTTOM_PX: i32 = 80;
+/// How close to the top (in pixels) starts loading older messages.
+const LOAD_OLDER_PX: i32 = 120;
+
+/// The messages, oldest at the top. Scrolling up loads older pages without moving what is on
+/// screen; new messages scroll into view when the reader is at the bottom (or sent them).
+#[component]
+fn MessageLog() -> impl IntoView {
+    let store = expect_context::<ChatStore>();
+    let log = NodeRef::<html::Div>::new();
+    let near_bottom = StoredValue::new(true);
+    // Scroll height and position just before older messages are prepended.
+    let anchor = StoredValue::new(None::<(i32, i32)>);
+    let last_row = StoredValue::new(None::<String>);
+    let loading_older = RwSignal::new(false);
+
+    let rendered = Memo::new(move |_| {
+        let me = store.me.get();
+        store
+            .thread
+            .with(|t| store.pending.with(|p| rows(t, p, me.as_ref(), time::day)))
+    });
+
+    // After each change: keep the view still when history was prepended, else follow the
+    // bottom if the reader was there or the newest line is their own.
+    Effect::new(move |_| {
+        let newest = rendered.with(|rows| {
+            rows.last().map(|row| match row {
+                Row::Message { key, mine, .. } => (key.clone(), *mine),
+                Row::Day { key, .. } => (key.clone(), false),
+            })
+        });
+        let new_own_line = match &newest {
+            Some((key, true)) => last_row.get_value().as_ref() != Some(key),
+            _ => false,
+        };
+        last_row.set_value(newest.map(|(key, _)| key));
+        request_animation_frame(move || {
+            let Some(el) = log.get_untracked() else {
+                return;
+            };
+            if let Some((height, top)) = anchor.get_value() {
+                anchor.set_value(None);
+                el.set_scroll_top(el.scroll_height() - height + top);
+            } else if near_bottom.get_value() || new_own_line {
+                el.set_scroll_top(el.scroll_height());
+                near_bottom.set_value(true);
+            }
+        });
+    });
+
+    let load_older = move || {
+        if loading_older.get_untracked() {
+            return;
+        }
+        let (id, first, more) = store
+            .thread
+            .with_untracked(|t| (t.conversation_id, t.first_seq(), t.has_more_before));
+        let (Some(id), Some(first), true) = (id, first, more) else {
+            return;
+        };
+        loading_older.set(true);
+        if let Some(el) = log.get_untracked() {
+            anchor.set_value(Some((el.scroll_height(), el.scroll_top())));
+        }
+        spawn_local(async move {
+            match history(id, Some(first), None).await {
+                Ok(page) => store.thread.update(|thread| {
+                    if thread.conversation_id == Some(id) {
+                        thread.merge(page.messages);
+                        thread.has_more_before = page.has_more;
+                    }
+                }),
+                Err(_) => anchor.set_value(None),
+            }
+            loading_older.set(false);
+        });
+    };
+    let on_scroll = move |_| {
+        if let Some(el) = log.get_untracked() {
+            let distance = el.scroll_height() - el.scroll_top() - el.client_height();
+            near_bottom.set_value(distance < STICKY_BOTTOM_PX);
+            if el.scroll_top() < LOAD_OLDER_PX {
+                load_older();
+            }
+        }
+    };
+
+    let name = move || {
+        store
+            .active
+            .with(|a| {
+                a.as_ref()
+                    .map(|a| format!("Messages with {}", a.other.display_name))
+            })
+            .unwrap_or_else(|| "Messages".to_owned())
+    };
+    view! {
+        <div class="log" role="log" aria-label=name node_ref=log on:scroll=on_scroll>
+            {move || {
+                store
+                    .thread
+                    .with(|t| t.has_more_before)
+                    .then(|| {
+                        view! {
+                            <button class="load-older secondary" on:click=move |_| load_older()>
+                                {move || {
+                                    if loading_older.get() {
+                                        "Loading…"
+                                    } else {
+                                        "Load earlier messages"
+                                    }
+                                }}
+                            </button>
+                        }
+                    })
+            }}
+            {move || {
+                let empty = store.thread.with(|t| t.loaded) && rendered.with(Vec::is_empty);
+                empty.then(|| view! { <p class="list-note">"No messages yet. Say hello!"</p> })
+            }}
+            <ol class="messages">
+                <For
+                    each=move || rendered.get()
+                    key=Row::render_key
+                    children=move |row| view! { <RowView row/> }
+                />
+            </ol>
+        </div>
+    }
+}
+
+/// One line of the log: a day separator or a message.
+#[component]
+fn RowView(row: Row) -> impl IntoView {
+    let store = expect_context::<ChatStore>();
+    match row {
+        Row::Day { key, label } => {
+            let date = key.trim_start_matches("day-").to_owned();
+            let name = label.clone();
+            view! {
+                <li class="day-separator" role="separator" aria-label=name>
+                    <time datetime=date>{label}</time>
+                </li>
+            }
+            .into_any()
+        }
+        Row::Message {
+            sender,
+            mine,
+            body,
+            created_at,
+            state,
+            ..
+        } => {
+            let status = match &state {
+                Delivery::Sent => None,
+                Delivery::Sending => {
+                    Some(view! { <span class="status">"Sending…"</span> }.into_any())
+                }
+                Delivery::Failed(reason) => Some(
+                    view! {
+                        <span class="status failed" role="alert">
+                            {format!("Not sent: {reason}")}
+                        </span>
+                        <button class="link" on:click=move |_| store.resend_pending()>
+                            "Retry"
+                        </button>
+                    }
+                    .into_any(),
+                ),
+            };
+            view! {
+                <li class="message" class:mine=mine data-state=state.as_str()>
+                    <div class="meta">
+                        <span class="sender">{sender.display_name}</span>
+                        <time datetime=time::machine(created_at)>{time::clock(created_at)}</time>
+                        {status}
+                    </div>
+                    <p class="body">{body}</p>
+                </li>
+            }
+            .into_any()
+        }
+    }
+}
+
+/// "Ann is typing…" for the open conversation.
+#[component]
+fn TypingIndicator() -> impl IntoView {
+    let store = expect_context::<ChatStore>();
+    let text = move || {
+        let id = store.thread.with(|t| t.conversation_id)?;
+        store
+            .typing
+            .with(|typing| typing.get(&id).map(|t| format!("{} is typing…", t.name)))
+    };
+    view! { <p class="typing" aria-live="polite">{text}</p> }
+}
+
+/// The message box. Enter sends, Shift+Enter starts a new line.
+#[component]
+fn Composer() -> impl IntoView {
+    let store = expect_context::<ChatStore>();
+    let text = RwSignal::new(String::new());
+    let error = RwSignal::new(None::<String>);
+    // The conversation a "typing" signal was last sent for, and when.
+    let typing_sent = StoredValue::new(None::<(ConversationId, f64)>);
+    let conversation = move || store.active.with(|a| a.as_ref().map(|a| a.id));
+    let length = Memo::new(move |_| text.with(|t| t.trim().chars().count()));
+
+    let stop_typing = move || {
+        if let Some((id, at)) = typing_sent.get_value() {
+            typing_sent.set_value(None);
+            if now_ms() - at < f64::from(TYPING_TTL_MS) {
+                store.send_frame(ClientFrame::Typing {
+                    conversation_id: id,
+                    active: false,
+                });
+            }
+        }
+    };
+    // A new conversation starts with an empty box; the old one hears we stopped typing.
+    Effect::new(move |_| {
+        conversation();
+        stop_typing();
+        text.set(String::new());
+        error.set(None);
+    });
+    on_cleanup(stop_typing);
+
+    let submit = move || {
+        let Some(id) = conversation() else {
+            return;
+        };
+        let typed = text.get_untracked();
+        if typed.trim().is_empty() {
+            return;
+        }
+        match MessageBody::parse(&typed) {
+            Ok(body) => {
+                store.send_message(
+                    id,
+                    new_client_msg_id(),
+                    body.as_str().to_owned(),
+                    Utc::now(),
+                );
+                // The message itself clears the indicator on the other side.
+                typing_sent.set_value(None);
+                text.set(String::new());
+                error.set(None);
+            }
+            Err(problem) => error.set(Some(problem)),
+        }
+    };
+    let on_input = move |ev| {
+        let value = event_target_value(&ev);
+        let blank = value.trim().is_empty();
+        text.set(value);
+        error.set(None);
+        let Some(id) = conversation() else {
+            return;
+        };
+        if blank {
+            stop_typing();
+            return;
+        }
+        let now = now_ms();
+        let due = typing_sent
+            .get_value()
+            .is_none_or(|(last_id, at)| last_id != id || now - at >= f64::from(TYPING_THROTTLE_MS));
+        if due {
+            typing_sent.set_value(Some((id, now)));
+            store.send_frame(ClientFrame::Typing {
+                conversation_id: id,
+                active: true,
+            });
+        }
+    };
+    let on_keydown = move |ev: ev::KeyboardEvent| {
+        if ev.key() == "Enter" && !ev.shift_key() && !ev.is_composing() {
+            ev.prevent_default();
+            submit();
+        }
+    };
+
+    let too_long = move || length.get() > MESSAGE_MAX_CHARS;
+    let counter = move || {
+        let n = length.get();
+        (n > MESSAGE_MAX_CHARS - 500).then(|| format!("{n} / {MESSAGE_MAX_CHARS}"))
+    };
+    view! {
+        <form
+            class="composer"
+            on:submit=move |ev| {
+                ev.prevent_default();
+                submit();
+            }
+        >
+            <label for="composer-input">"Message"</label>
+            <div class="composer-row">
+                <textarea
+                    id="composer-input"
+                    name="body"
+                    rows="2"
+                    placeholder="Write a message…  (Enter to send, Shift+Enter for a new line)"
+                    aria-invalid=move || (too_long() || error.with(Option::is_some)).to_string()
+                    aria-describedby="composer-error composer-counter"
+                    prop:value=text
+                    on:input=on_input
+                    on:keydown=on_keydown
+                ></textarea>
+                <button
+                    type="submit"
+                    disabled=move || {
+                        conversation().is_none() || length.get() == 0 || too_long()
+                    }
+                >
+                    "Send"
+                </button>
+            </div>
+            <p class="counter" id="composer-counter" class:over=too_long>
+                {counter}
+            </p>
+            <p class="field-error" id="composer-error" role="alert">
+                {move || {
+                    error
+                        .get()
+                        .or_else(|| {
+                            too_long()
+                                .then(|| {
+                                    format!(
+                                        "Message is too long: {} characters, the limit is {MESSAGE_MAX_CHARS}.",
+                                        length.get(),
+                                    )
+                                })
+                        })
+                }}
+            </p>
+        </form>
+    }
+}

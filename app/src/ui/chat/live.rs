@@ -1,0 +1,243 @@
+//! The browser's end of the WebSocket: connect, apply frames to the [`ChatStore`], reconnect
+//! with backoff when the connection drops, and catch up on what was missed.
+//!
+//! Catching up is what makes a dropped connection lose nothing: after every `ready` frame
+//! (the server has subscribed this socket, so live events flow from then on) the task fetches
+//! the conversation list and every message of the open conversation after the last one it
+//! holds, then resends the messages still waiting for an acknowledgement. Messages are merged
+//! by `seq` and sends are idempotent by `client_msg_id`, so overlap shows nothing twice.
+//!
+//! Only the browser build has a socket; on the server [`start`] does nothing.
+
+use super::store::ChatStore;
+
+/// Starts the connection task for the chat page. It stops when the page's reactive owner is
+/// cleaned up (the user leaves the chat pages).
+pub fn start(store: ChatStore) {
+    #[cfg(feature = "hydrate")]
+    browser::start(store);
+    #[cfg(not(feature = "hydrate"))]
+    let _ = store;
+}
+
+/// A fresh `client_msg_id`: 128 random bits from the browser's CSPRNG, as hex.
+pub fn new_client_msg_id() -> String {
+    #[cfg(feature = "hydrate")]
+    {
+        browser::random_id()
+    }
+    #[cfg(not(feature = "hydrate"))]
+    {
+        // Never called outside the browser; a time-based id keeps the function total.
+        format!(
+            "s{}",
+            chrono::Utc::now().timestamp_nanos_opt().unwrap_or_default()
+        )
+    }
+}
+
+/// Reconnection delay after `failures` consecutive failed attempts: 250 ms doubling up to 5 s,
+/// with up to 30 % of random spread so that many clients dropped together (a server restart)
+/// don't all come back at the same instant.
+pub fn backoff_ms(failures: u32, jitter: f64) -> u32 {
+    let base = 250u32
+        .saturating_mul(1 << failures.saturating_sub(1).min(5))
+        .min(5_000);
+    let spread = f64::from(base) * 0.3 * jitter.clamp(0.0, 1.0);
+    base + spread as u32
+}
+
+#[cfg(feature = "hydrate")]
+mod browser {
+    use std::sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    };
+
+    use futures::{FutureExt, SinkExt, StreamExt, channel::mpsc, select};
+    use gloo_net::websocket::{Message, futures::WebSocket};
+    use gloo_timers::future::{IntervalStream, TimeoutFuture};
+    use leptos::{ev, prelude::*, task::spawn_local};
+
+    use super::{super::store::Connection, ChatStore, backoff_ms};
+    use crate::{
+        api::conversations::{history, list_conversations},
+        protocol::{ClientFrame, ServerFrame},
+        ui::time::now_ms,
+    };
+
+    /// How often the task wakes to expire typing indicators and check the connection.
+    const TICK_MS: u32 = 1_000;
+    /// How often the client pings so that a silently dead connection is noticed.
+    const PING_EVERY_MS: f64 = 15_000.0;
+    /// A connection that has said nothing for this long is given up and replaced.
+    const SILENT_LIMIT_MS: f64 = 40_000.0;
+
+    pub(super) fn start(store: ChatStore) {
+        let stopped = Arc::new(AtomicBool::new(false));
+        let (wake_tx, wake_rx) = mpsc::unbounded::<()>();
+        // Coming back online is the moment to retry, whatever the backoff says.
+        let online = window_event_listener(ev::online, move |_| {
+            let _ = wake_tx.unbounded_send(());
+        });
+        on_cleanup({
+            let stopped = stopped.clone();
+            move || {
+                stopped.store(true, Ordering::Relaxed);
+                online.remove();
+            }
+        });
+        spawn_local(run(store, stopped, wake_rx));
+    }
+
+    async fn run(
+        store: ChatStore,
+        stopped: Arc<AtomicBool>,
+        mut wake: mpsc::UnboundedReceiver<()>,
+    ) {
+        let mut failures = 0u32;
+        while !stopped.load(Ordering::Relaxed) {
+            if let Ok(socket) = WebSocket::open(&socket_url()) {
+                if session(store, socket, &stopped).await {
+                    failures = 0;
+                }
+            }
+            store.set_outbox(None);
+            if stopped.load(Ordering::Relaxed) {
+                break;
+            }
+            store.connection.set(Connection::Reconnecting);
+            failures += 1;
+            let delay = backoff_ms(failures, js_sys::Math::random());
+            select! {
+                () = TimeoutFuture::new(delay).fuse() => {}
+                _ = wake.next() => {}
+            }
+        }
+    }
+
+    /// `ws://` or `wss://` (matching the page), same host, path `/ws`.
+    fn socket_url() -> String {
+        let location = window().location();
+        let scheme = match location.protocol().as_deref() {
+            Ok("https:") => "wss",
+            _ => "ws",
+        };
+        let host = location.host().unwrap_or_default();
+        format!("{scheme}://{host}/ws")
+    }
+
+    /// Runs one connection until it drops. Returns whether it got as far as `ready`.
+    async fn session(store: ChatStore, socket: WebSocket, stopped: &AtomicBool) -> bool {
+        let (mut sink, stream) = socket.split();
+        let mut stream = stream.fuse();
+        let (outbox, mut outgoing) = mpsc::unbounded::<ClientFrame>();
+        let mut ticks = IntervalStream::new(TICK_MS).fuse();
+        let mut last_heard = now_ms();
+        let mut last_ping = now_ms();
+        let mut ready = false;
+
+        loop {
+            select! {
+                incoming = stream.next() => match incoming {
+                    Some(Ok(Message::Text(text))) => {
+                        last_heard = now_ms();
+                        match serde_json::from_str::<ServerFrame>(&text) {
+                            Ok(ServerFrame::Ready { user }) => {
+                                ready = true;
+                                store.apply(ServerFrame::Ready { user }, last_heard);
+                                store.set_outbox(Some(outbox.clone()));
+                                store.connection.set(Connection::Online);
+                                store.resend_pending();
+                                spawn_local(catch_up(store));
+                            }
+                            Ok(ServerFrame::Resync) => spawn_local(catch_up(store)),
+                            Ok(frame) => store.apply(frame, last_heard),
+                            Err(error) => leptos::logging::warn!("unreadable frame: {error}"),
+                        }
+                    }
+                    Some(Ok(Message::Bytes(_))) => {}
+                    Some(Err(_)) | None => return ready,
+                },
+                frame = outgoing.next() => {
+                    let Some(frame) = frame else { continue };
+                    let Ok(text) = serde_json::to_string(&frame) else { continue };
+                    if sink.send(Message::Text(text)).await.is_err() {
+                        return ready;
+                    }
+                },
+                _ = ticks.next() => {
+                    let now = now_ms();
+                    store.expire_typing(now);
+                    if stopped.load(Ordering::Relaxed) || now - last_heard > SILENT_LIMIT_MS {
+                        let _ = sink.close().await;
+                        return ready;
+                    }
+                    if now - last_ping > PING_EVERY_MS {
+                        last_ping = now;
+                        if let Ok(text) = serde_json::to_string(&ClientFrame::Ping {}) {
+                            if sink.send(Message::Text(text)).await.is_err() {
+                                return ready;
+                            }
+                        }
+                    }
+                },
+            }
+        }
+    }
+
+    /// Fetches what may have been missed while not connected.
+    async fn catch_up(store: ChatStore) {
+        if let Ok(list) = list_conversations().await {
+            store.conversations.set(list);
+            store.conversations_loaded.set(true);
+        }
+        loop {
+            let (conversation_id, loaded, after) = store
+                .thread
+                .with_untracked(|t| (t.conversation_id, t.loaded, t.last_seq()));
+            // A thread still loading its first page will get everything from that page.
+            let (Some(conversation_id), true) = (conversation_id, loaded) else {
+                break;
+            };
+            let Ok(page) = history(conversation_id, None, Some(after)).await else {
+                break;
+            };
+            for message in page.messages {
+                store.receive(message);
+            }
+            if !page.has_more {
+                break;
+            }
+        }
+    }
+
+    pub(super) fn random_id() -> String {
+        let mut bytes = [0u8; 16];
+        let filled = window()
+            .crypto()
+            .and_then(|crypto| crypto.get_random_values_with_u8_array(&mut bytes))
+            .is_ok();
+        if !filled {
+            // Only reachable in a browser without Web Crypto; still unique enough per sender.
+            for byte in &mut bytes {
+                *byte = (js_sys::Math::random() * 256.0) as u8;
+            }
+        }
+        bytes.iter().map(|b| format!("{b:02x}")).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::backoff_ms;
+
+    #[test]
+    fn backoff_doubles_and_is_capped() {
+        assert_eq!(backoff_ms(1, 0.0), 250);
+        assert_eq!(backoff_ms(2, 0.0), 500);
+        assert_eq!(backoff_ms(3, 0.0), 1_000);
+        assert_eq!(backoff_ms(10, 0.0), 5_000);
+        assert_eq!(backoff_ms(10, 1.0), 6_500);
+    }
+}

@@ -1,0 +1,269 @@
+//! The chat pages: the conversation list on the left, the open conversation on the right
+//! (one pane at a time on a phone).
+//!
+//! [`ChatLayout`] owns the page's [`ChatStore`] and its live connection, so both survive
+//! moving between conversations; the conversation itself is
+//! [`conversation::ConversationView`].
+
+pub mod conversation;
+pub mod live;
+pub mod store;
+pub mod thread;
+
+use leptos::{form::ActionForm, prelude::*, task::spawn_local};
+use leptos_meta::Title;
+use leptos_router::hooks::use_location;
+
+use self::store::{ChatStore, Connection};
+use super::time;
+use crate::{
+    api::{
+        accounts::{Logout, current_user, search_users},
+        conversations::list_conversations,
+    },
+    model::{ConversationSummary, UserView},
+};
+
+/// `/chat` and everything under it.
+#[component]
+pub fn ChatLayout() -> impl IntoView {
+    let store = ChatStore::new();
+    provide_context(store);
+    live::start(store);
+
+    // Who am I: the socket's `ready` frame says so too, but the list needs it even when the
+    // socket is slow to come up.
+    Effect::new(move |_| {
+        spawn_local(async move {
+            if let Ok(Some(me)) = current_user().await {
+                store.me.set(Some(me));
+            }
+        });
+    });
+    // Someone started a conversation with us: fetch the list again.
+    Effect::new(move |previous: Option<u32>| {
+        let version = store.conversations_stale.get();
+        if previous.is_some() {
+            spawn_local(async move {
+                if let Ok(list) = list_conversations().await {
+                    store.conversations.set(list);
+                }
+            });
+        }
+        version
+    });
+
+    let location = use_location();
+    let in_conversation = move || location.pathname.with(|p| p.len() > "/chat/".len());
+
+    view! {
+        <Title text="Chat"/>
+        <div
+            class="chat"
+            data-connection=move || store.connection.get().as_str()
+            data-pane=move || if in_conversation() { "conversation" } else { "list" }
+        >
+            <Sidebar/>
+            <main class="thread-pane">
+                {move || {
+                    (store.connection.get() == Connection::Reconnecting)
+                        .then(|| {
+                            view! {
+                                <div class="banner" role="status">
+                                    "Reconnecting…"
+                                </div>
+                            }
+                        })
+                }}
+                <leptos_router::components::Outlet/>
+            </main>
+        </div>
+    }
+}
+
+/// `/chat` with no conversation open.
+#[component]
+pub fn NoConversation() -> impl IntoView {
+    view! {
+        <div class="empty-thread">
+            <p>"Choose a conversation, or find someone to talk to."</p>
+        </div>
+    }
+}
+
+/// The left pane: who I am, sign-out, people search and the conversation list.
+#[component]
+fn Sidebar() -> impl IntoView {
+    let store = expect_context::<ChatStore>();
+    let logout = ServerAction::<Logout>::new();
+    Effect::new(move |_| {
+        if let Some(Ok(())) = logout.value().get() {
+            let _ = window().location().assign("/login");
+        }
+    });
+
+    let query = RwSignal::new(String::new());
+    let results = RwSignal::new(None::<Result<Vec<UserView>, String>>);
+    // Each keystroke bumps the generation; a search runs only if no newer keystroke came
+    // within the debounce delay, and its answer is used only if it is still the latest.
+    let generation = StoredValue::new(0u32);
+    let on_search = move |ev| {
+        let value = event_target_value(&ev);
+        query.set(value.clone());
+        generation.update_value(|g| *g += 1);
+        let mine = generation.get_value();
+        if value.trim().is_empty() {
+            results.set(None);
+            return;
+        }
+        set_timeout(
+            move || {
+                if generation.get_value() != mine {
+                    return;
+                }
+                spawn_local(async move {
+                    let found = search_users(value).await.map_err(|e| e.to_string());
+                    if generation.get_value() == mine {
+                        results.set(Some(found));
+                    }
+                });
+            },
+            std::time::Duration::from_millis(250),
+        );
+    };
+
+    view! {
+        <aside class="sidebar" aria-label="Conversations">
+            <header class="sidebar-header">
+                <div>
+                    <span class="brand">"Parley"</span>
+                    <span class="me">{move || store.me.get().map(|me| me.display_name)}</span>
+                </div>
+                <ActionForm action=logout>
+                    <button type="submit" class="secondary">
+                        "Log out"
+                    </button>
+                </ActionForm>
+            </header>
+            <div class="search">
+                <label for="people-search">"Find people"</label>
+                <input
+                    id="people-search"
+                    type="search"
+                    autocomplete="off"
+                    placeholder="Name or username"
+                    prop:value=query
+                    on:input=on_search
+                />
+            </div>
+            {move || match results.get() {
+                Some(found) => view! { <SearchResults found/> }.into_any(),
+                None => view! { <ConversationList/> }.into_any(),
+            }}
+        </aside>
+    }
+}
+
+/// People matching the search box.
+#[component]
+fn SearchResults(found: Result<Vec<UserView>, String>) -> impl IntoView {
+    match found {
+        Err(error) => view! { <p class="list-note" role="alert">{error}</p> }.into_any(),
+        Ok(people) if people.is_empty() => {
+            view! { <p class="list-note">"Nobody matches."</p> }.into_any()
+        }
+        Ok(people) => view! {
+            <ul class="people" aria-label="People">
+                {people
+                    .into_iter()
+                    .map(|person| {
+                        view! {
+                            <li>
+                                <a href=format!("/chat/@{}", person.username)>
+                                    <span class="name">{person.display_name}</span>
+                                    <span class="handle">{format!("@{}", person.username)}</span>
+                                </a>
+                            </li>
+                        }
+                    })
+                    .collect_view()}
+            </ul>
+        }
+        .into_any(),
+    }
+}
+
+/// The user's conversations, latest activity first.
+#[component]
+fn ConversationList() -> impl IntoView {
+    let store = expect_context::<ChatStore>();
+    view! {
+        <Show
+            when=move || store.conversations_loaded.get()
+            fallback=|| view! { <p class="list-note">"Loading conversations…"</p> }
+        >
+            <Show
+                when=move || store.conversations.with(|c| !c.is_empty())
+                fallback=|| {
+                    view! {
+                        <p class="list-note">
+                            "No conversations yet. Find someone above to start one."
+                        </p>
+                    }
+                }
+            >
+                <ul class="conversations" aria-label="Conversation list">
+                    <For
+                        each=move || store.conversations.get()
+                        key=|c| (c.id, c.last_seq, c.unread, c.last_activity_at)
+                        children=move |summary| view! { <ConversationItem summary/> }
+                    />
+                </ul>
+            </Show>
+        </Show>
+    }
+}
+
+/// One row of the conversation list.
+#[component]
+fn ConversationItem(summary: ConversationSummary) -> impl IntoView {
+    let store = expect_context::<ChatStore>();
+    let id = summary.id;
+    let is_active = move || store.active.with(|a| a.as_ref().map(|a| a.id) == Some(id));
+    let preview = summary.last_message.as_ref().map(|last| {
+        let mine = store
+            .me
+            .with_untracked(|me| me.as_ref().map(|me| me.id) == Some(last.sender_id));
+        if mine {
+            format!("You: {}", last.body)
+        } else {
+            last.body.clone()
+        }
+    });
+    let unread = summary.unread;
+    let has_unread = unread > 0;
+    view! {
+        <li class="conversation" class:unread=has_unread>
+            <a
+                href=format!("/chat/@{}", summary.other.username)
+                aria-current=move || is_active().then_some("page")
+            >
+                <span class="name">{summary.other.display_name.clone()}</span>
+                <time datetime=time::machine(summary.last_activity_at)>
+                    {time::short(summary.last_activity_at)}
+                </time>
+                <span class="preview">
+                    {preview.unwrap_or_else(|| "No messages yet".to_owned())}
+                </span>
+                {has_unread
+                    .then(|| {
+                        view! {
+                            <span class="badge" aria-label=format!("{unread} unread")>
+                                {unread}
+                            </span>
+                        }
+                    })}
+            </a>
+        </li>
+    }
+}

@@ -1,0 +1,325 @@
+//! [`ChatStore`]: the chat page's state in the browser, shared by its components through
+//! context, and the one place where server frames change it.
+//!
+//! The socket task (`live`) feeds frames in through [`ChatStore::apply`]; components read the
+//! signals and call [`ChatStore::send_message`] and friends. Everything here is signals, so the
+//! store is `Copy` and can be moved into any closure.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use futures::channel::mpsc::UnboundedSender;
+use leptos::prelude::*;
+
+use super::thread::{Pending, Thread};
+use crate::{
+    model::{
+        ConversationId, ConversationSummary, MessagePreview, MessageView, TYPING_TTL_MS, UserId,
+        UserView,
+    },
+    protocol::{ClientFrame, ServerFrame},
+};
+
+/// The state of the live connection, as the page shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Connection {
+    /// First connection attempt after the page loaded.
+    Connecting,
+    /// Connected and receiving live events.
+    Online,
+    /// The connection dropped; retrying with backoff.
+    Reconnecting,
+}
+
+impl Connection {
+    /// The value of the `data-connection` attribute on the chat page.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Connecting => "connecting",
+            Self::Online => "online",
+            Self::Reconnecting => "reconnecting",
+        }
+    }
+}
+
+/// Someone typing in a conversation.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Typist {
+    pub name: String,
+    /// When the indicator goes away unless renewed, in browser milliseconds.
+    pub until_ms: f64,
+}
+
+/// The chat page's state.
+#[derive(Clone, Copy)]
+pub struct ChatStore {
+    /// The signed-in user (known once `me` or the socket's `ready` frame has answered).
+    pub me: RwSignal<Option<UserView>>,
+    /// The user's conversations, latest activity first.
+    pub conversations: RwSignal<Vec<ConversationSummary>>,
+    /// Whether the conversation list has been fetched at least once.
+    pub conversations_loaded: RwSignal<bool>,
+    /// The open conversation, once it is known.
+    pub active: RwSignal<Option<ConversationSummary>>,
+    /// The open conversation's stored messages.
+    pub thread: RwSignal<Thread>,
+    /// Messages sent from this tab that the server has not confirmed, in any conversation.
+    pub pending: RwSignal<Vec<Pending>>,
+    /// Who is typing, by conversation.
+    pub typing: RwSignal<HashMap<ConversationId, Typist>>,
+    /// The live connection's state.
+    pub connection: RwSignal<Connection>,
+    /// Bumped whenever the conversation list should be fetched again.
+    pub conversations_stale: RwSignal<u32>,
+    /// Frames to the server; `None` while disconnected (frames are then dropped, and pending
+    /// messages are resent on reconnection instead).
+    outbox: StoredValue<Option<UnboundedSender<ClientFrame>>>,
+}
+
+impl ChatStore {
+    pub fn new() -> Self {
+        Self {
+            me: RwSignal::new(None),
+            conversations: RwSignal::new(Vec::new()),
+            conversations_loaded: RwSignal::new(false),
+            active: RwSignal::new(None),
+            thread: RwSignal::new(Thread::default()),
+            pending: RwSignal::new(Vec::new()),
+            typing: RwSignal::new(HashMap::new()),
+            connection: RwSignal::new(Connection::Connecting),
+            conversations_stale: RwSignal::new(0),
+            outbox: StoredValue::new(None),
+        }
+    }
+
+    /// Hands the store the sender half of a new connection (or `None` when it drops).
+    pub fn set_outbox(&self, outbox: Option<UnboundedSender<ClientFrame>>) {
+        self.outbox.set_value(outbox);
+    }
+
+    /// Sends a frame if connected; otherwise drops it.
+    pub fn send_frame(&self, frame: ClientFrame) {
+        self.outbox.with_value(|outbox| {
+            if let Some(outbox) = outbox {
+                // A closed channel means the socket task is reconnecting; see `outbox`.
+                let _ = outbox.unbounded_send(frame);
+            }
+        });
+    }
+
+    /// Sends a message: it shows at once as "sending" and goes out now, or on reconnection.
+    pub fn send_message(
+        &self,
+        conversation_id: ConversationId,
+        client_msg_id: String,
+        body: String,
+        now: DateTime<Utc>,
+    ) {
+        self.pending.update(|pending| {
+            pending.push(Pending {
+                conversation_id,
+                client_msg_id: client_msg_id.clone(),
+                body: body.clone(),
+                created_at: now,
+                failed: None,
+            });
+        });
+        self.send_frame(ClientFrame::Send {
+            conversation_id,
+            client_msg_id,
+            body,
+        });
+    }
+
+    /// Sends every unconfirmed message again (after a reconnection, or when the user retries).
+    /// The server stores each at most once, whatever the number of tries.
+    pub fn resend_pending(&self) {
+        self.pending.update(|pending| {
+            for item in pending.iter_mut() {
+                item.failed = None;
+            }
+        });
+        for item in self.pending.get_untracked() {
+            self.send_frame(ClientFrame::Send {
+                conversation_id: item.conversation_id,
+                client_msg_id: item.client_msg_id,
+                body: item.body,
+            });
+        }
+    }
+
+    /// Applies a frame from the server.
+    pub fn apply(&self, frame: ServerFrame, now_ms: f64) {
+        match frame {
+            ServerFrame::Ready { user } => self.me.set(Some(user)),
+            ServerFrame::Ack { message, .. } | ServerFrame::Message { message } => {
+                self.receive(message);
+            }
+            ServerFrame::Typing {
+                conversation_id,
+                user,
+                active,
+            } => self.typing.update(|typing| {
+                if active {
+                    typing.insert(
+                        conversation_id,
+                        Typist {
+                            name: user.display_name,
+                            until_ms: now_ms + f64::from(TYPING_TTL_MS),
+                        },
+                    );
+                } else {
+                    typing.remove(&conversation_id);
+                }
+            }),
+            ServerFrame::Read {
+                conversation_id,
+                user_id,
+                seq,
+            } => {
+                if self.is_me(user_id) {
+                    self.update_summary(conversation_id, |summary| {
+                        summary.unread = (summary.last_seq - seq).max(0).min(summary.unread);
+                    });
+                }
+            }
+            ServerFrame::Error {
+                client_msg_id: Some(client_msg_id),
+                message,
+                ..
+            } => self.pending.update(|pending| {
+                if let Some(item) = pending
+                    .iter_mut()
+                    .find(|p| p.client_msg_id == client_msg_id)
+                {
+                    item.failed = Some(message);
+                }
+            }),
+            ServerFrame::Error { message, .. } => {
+                leptos::logging::warn!("server refused a frame: {message}");
+            }
+            // A resynchronisation is what a reconnection does anyway; the socket task handles it.
+            ServerFrame::Resync | ServerFrame::Pong => {}
+        }
+    }
+
+    fn is_me(&self, user: UserId) -> bool {
+        self.me
+            .with_untracked(|me| me.as_ref().is_some_and(|me| me.id == user))
+    }
+
+    /// A stored message arrived (live, as an ack, or in catch-up): show it once, update the
+    /// conversation list, clear the sender's typing indicator, and mark it read if it is in the
+    /// open conversation.
+    pub fn receive(&self, message: MessageView) {
+        let mine = self.is_me(message.sender.id);
+        if mine {
+            self.pending.update(|pending| {
+                pending.retain(|p| p.client_msg_id != message.client_msg_id);
+            });
+        } else {
+            self.typing.update(|typing| {
+                typing.remove(&message.conversation_id);
+            });
+        }
+
+        let is_open = self
+            .thread
+            .with_untracked(|t| t.conversation_id == Some(message.conversation_id));
+        let added = if is_open {
+            self.thread
+                .try_update(|thread| thread.merge([message.clone()]))
+                .unwrap_or(0)
+        } else {
+            0
+        };
+
+        let known = self.update_summary(message.conversation_id, |summary| {
+            if message.seq > summary.last_seq {
+                summary.last_seq = message.seq;
+                summary.last_message = Some(MessagePreview::of(&message));
+                summary.last_activity_at = message.created_at;
+                if !mine && !is_open {
+                    summary.unread += 1;
+                }
+            }
+        });
+        if !known {
+            // A conversation someone else just started with us.
+            self.conversations_stale.update(|n| *n += 1);
+        }
+        if is_open && added > 0 && !mine {
+            self.mark_read();
+        }
+    }
+
+    /// Tells the server (and this user's other tabs) that the open conversation is read.
+    pub fn mark_read(&self) {
+        let (Some(conversation_id), seq) = self
+            .thread
+            .with_untracked(|t| (t.conversation_id, t.last_seq()))
+        else {
+            return;
+        };
+        self.update_summary(conversation_id, |summary| summary.unread = 0);
+        if seq > 0 {
+            self.send_frame(ClientFrame::Read {
+                conversation_id,
+                seq,
+            });
+        }
+    }
+
+    /// Changes one conversation in the list and keeps the list in activity order. Returns
+    /// whether the conversation was in the list.
+    fn update_summary(
+        &self,
+        conversation_id: ConversationId,
+        change: impl FnOnce(&mut ConversationSummary),
+    ) -> bool {
+        let mut found = false;
+        self.conversations.update(|list| {
+            if let Some(summary) = list.iter_mut().find(|s| s.id == conversation_id) {
+                change(summary);
+                found = true;
+            }
+            sort_by_activity(list);
+        });
+        found
+    }
+
+    /// Puts `summary` in the list (replacing an older copy).
+    pub fn upsert_summary(&self, summary: ConversationSummary) {
+        self.conversations.update(|list| {
+            list.retain(|s| s.id != summary.id);
+            list.push(summary);
+            sort_by_activity(list);
+        });
+    }
+
+    /// Drops typing indicators that have not been renewed in time.
+    pub fn expire_typing(&self, now_ms: f64) {
+        let expired = self
+            .typing
+            .with_untracked(|typing| typing.values().any(|t| t.until_ms <= now_ms));
+        if expired {
+            self.typing
+                .update(|typing| typing.retain(|_, t| t.until_ms > now_ms));
+        }
+    }
+}
+
+impl Default for ChatStore {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Latest activity first; ties by id so the order is stable.
+fn sort_by_activity(list: &mut [ConversationSummary]) {
+    list.sort_by(|a, b| {
+        b.last_activity_at
+            .cmp(&a.last_activity_at)
+            .then(b.id.cmp(&a.id))
+    });
+}

@@ -1,0 +1,306 @@
+//! [`Thread`]: the messages of the open conversation as the browser holds them, and the rules
+//! for merging what arrives from history pages, live frames and acknowledgements.
+//!
+//! Plain data with no signals, so the merge rules are unit-tested without a browser. Messages
+//! arrive from three sources that overlap (the first history page, live `message` frames, and
+//! the catch-up after a reconnection); merging by `seq` is what keeps each message shown once
+//! and in order.
+
+use chrono::{DateTime, Utc};
+
+use crate::model::{ConversationId, MessageView, UserView};
+
+/// What the browser knows of one conversation's messages.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Thread {
+    /// The conversation these messages belong to; `None` before one is opened.
+    pub conversation_id: Option<ConversationId>,
+    /// Stored messages, ordered by `seq`, each at most once.
+    pub messages: Vec<MessageView>,
+    /// Whether older messages exist beyond the first one held.
+    pub has_more_before: bool,
+    /// Whether the first page has arrived.
+    pub loaded: bool,
+}
+
+impl Thread {
+    /// An empty thread for a conversation whose history is being fetched.
+    pub fn opening(conversation_id: ConversationId) -> Self {
+        Self {
+            conversation_id: Some(conversation_id),
+            ..Self::default()
+        }
+    }
+
+    /// Adds stored messages (from any source), ignoring those of other conversations and those
+    /// already held. Returns how many were new.
+    pub fn merge(&mut self, incoming: impl IntoIterator<Item = MessageView>) -> usize {
+        let Some(conversation_id) = self.conversation_id else {
+            return 0;
+        };
+        let mut added = 0;
+        for message in incoming {
+            if message.conversation_id != conversation_id {
+                continue;
+            }
+            match self.messages.binary_search_by_key(&message.seq, |m| m.seq) {
+                Ok(_) => {}
+                Err(position) => {
+                    self.messages.insert(position, message);
+                    added += 1;
+                }
+            }
+        }
+        added
+    }
+
+    /// The highest `seq` held (0 when empty): catch-up asks for what comes after it.
+    pub fn last_seq(&self) -> i64 {
+        self.messages.last().map_or(0, |m| m.seq)
+    }
+
+    /// The lowest `seq` held: scrolling up asks for what comes before it.
+    pub fn first_seq(&self) -> Option<i64> {
+        self.messages.first().map(|m| m.seq)
+    }
+}
+
+/// A message this browser has sent that the server has not confirmed yet.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Pending {
+    pub conversation_id: ConversationId,
+    pub client_msg_id: String,
+    pub body: String,
+    /// When the user pressed Send (local clock): shown until the server's time replaces it.
+    pub created_at: DateTime<Utc>,
+    /// `None` while sending; the reason once the server has refused it.
+    pub failed: Option<String>,
+}
+
+/// One line of the rendered message list.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Row {
+    /// A day separator, before the first message of each local day.
+    Day { key: String, label: String },
+    /// A message, stored or still sending.
+    Message {
+        /// Stable across the pending → stored transition, so the line is not re-created.
+        key: String,
+        sender: UserView,
+        /// Sent by the signed-in user.
+        mine: bool,
+        body: String,
+        created_at: DateTime<Utc>,
+        state: Delivery,
+    },
+}
+
+impl Row {
+    /// The key the rendered list uses: a line is re-rendered only when it changes.
+    pub fn render_key(&self) -> String {
+        match self {
+            Self::Day { key, label } => format!("{key}:{label}"),
+            Self::Message {
+                key, mine, state, ..
+            } => format!("{key}:{mine}:{}", state.as_str()),
+        }
+    }
+}
+
+/// Where a message is on its way to the server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Delivery {
+    Sending,
+    Failed(String),
+    Sent,
+}
+
+impl Delivery {
+    /// The value of the `data-state` attribute tests and styles rely on.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Sending => "sending",
+            Self::Failed(_) => "failed",
+            Self::Sent => "sent",
+        }
+    }
+}
+
+/// The rendered list: stored messages in order, then this browser's pending ones, with a day
+/// separator wherever the local date (given by `day_of`) changes.
+pub fn rows(
+    thread: &Thread,
+    pending: &[Pending],
+    me: Option<&UserView>,
+    day_of: impl Fn(DateTime<Utc>) -> (String, String),
+) -> Vec<Row> {
+    let stored = thread.messages.iter().map(|m| {
+        (
+            m.sender.clone(),
+            m.client_msg_id.clone(),
+            m.body.clone(),
+            m.created_at,
+            Delivery::Sent,
+        )
+    });
+    let unconfirmed = pending
+        .iter()
+        .filter(|p| Some(p.conversation_id) == thread.conversation_id)
+        .filter_map(|p| {
+            let sender = me?.clone();
+            let state = match &p.failed {
+                Some(reason) => Delivery::Failed(reason.clone()),
+                None => Delivery::Sending,
+            };
+            Some((
+                sender,
+                p.client_msg_id.clone(),
+                p.body.clone(),
+                p.created_at,
+                state,
+            ))
+        });
+
+    let my_id = me.map(|m| m.id);
+    let mut rows = Vec::new();
+    let mut current_day: Option<String> = None;
+    for (sender, client_msg_id, body, created_at, state) in stored.chain(unconfirmed) {
+        let (key, label) = day_of(created_at);
+        if current_day.as_ref() != Some(&key) {
+            rows.push(Row::Day {
+                key: format!("day-{key}"),
+                label,
+            });
+            current_day = Some(key);
+        }
+        rows.push(Row::Message {
+            key: format!("{}:{}", sender.id, client_msg_id),
+            mine: Some(sender.id) == my_id,
+            sender,
+            body,
+            created_at,
+            state,
+        });
+    }
+    rows
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+
+    use super::*;
+    use crate::model::{MessageId, UserId};
+
+    fn user(id: i64) -> UserView {
+        UserView {
+            id: UserId(id),
+            username: format!("user{id}"),
+            display_name: format!("User {id}"),
+        }
+    }
+
+    fn message(conversation: i64, seq: i64, sender: i64, day: u32) -> MessageView {
+        MessageView {
+            id: MessageId(seq * 10),
+            conversation_id: ConversationId(conversation),
+            seq,
+            sender: user(sender),
+            client_msg_id: format!("c{seq}"),
+            body: format!("message {seq}"),
+            created_at: Utc.with_ymd_and_hms(2026, 11, day, 12, 0, 0).unwrap(),
+        }
+    }
+
+    fn utc_day(t: DateTime<Utc>) -> (String, String) {
+        let key = t.format("%Y-%m-%d").to_string();
+        (key.clone(), key)
+    }
+
+    #[test]
+    fn merge_orders_by_seq_and_ignores_duplicates() {
+        let mut thread = Thread::opening(ConversationId(1));
+        assert_eq!(thread.merge([message(1, 3, 1, 1), message(1, 1, 2, 1)]), 2);
+        assert_eq!(thread.merge([message(1, 2, 1, 1), message(1, 3, 1, 1)]), 1);
+        let seqs: Vec<i64> = thread.messages.iter().map(|m| m.seq).collect();
+        assert_eq!(seqs, [1, 2, 3]);
+        assert_eq!(thread.last_seq(), 3);
+        assert_eq!(thread.first_seq(), Some(1));
+    }
+
+    #[test]
+    fn merge_ignores_other_conversations() {
+        let mut thread = Thread::opening(ConversationId(1));
+        assert_eq!(thread.merge([message(2, 1, 1, 1)]), 0);
+        assert!(thread.messages.is_empty());
+        let mut closed = Thread::default();
+        assert_eq!(closed.merge([message(1, 1, 1, 1)]), 0);
+    }
+
+    #[test]
+    fn rows_put_a_separator_before_each_day_and_pending_last() {
+        let mut thread = Thread::opening(ConversationId(1));
+        thread.merge([
+            message(1, 1, 1, 1),
+            message(1, 2, 2, 1),
+            message(1, 3, 1, 2),
+        ]);
+        let pending = [
+            Pending {
+                conversation_id: ConversationId(1),
+                client_msg_id: "p1".into(),
+                body: "on its way".into(),
+                created_at: Utc.with_ymd_and_hms(2026, 11, 2, 13, 0, 0).unwrap(),
+                failed: None,
+            },
+            Pending {
+                conversation_id: ConversationId(9),
+                client_msg_id: "elsewhere".into(),
+                body: "other conversation".into(),
+                created_at: Utc.with_ymd_and_hms(2026, 11, 2, 13, 0, 0).unwrap(),
+                failed: None,
+            },
+        ];
+        let me = user(1);
+        let rendered = rows(&thread, &pending, Some(&me), utc_day);
+        let shape: Vec<String> = rendered
+            .iter()
+            .map(|row| match row {
+                Row::Day { label, .. } => format!("day {label}"),
+                Row::Message { key, state, .. } => format!("{key} {}", state.as_str()),
+            })
+            .collect();
+        assert_eq!(
+            shape,
+            [
+                "day 2026-11-01",
+                "1:c1 sent",
+                "2:c2 sent",
+                "day 2026-11-02",
+                "1:c3 sent",
+                "1:p1 sending",
+            ]
+        );
+    }
+
+    #[test]
+    fn a_confirmed_message_keeps_the_key_of_its_pending_copy() {
+        let me = user(1);
+        let pending = Pending {
+            conversation_id: ConversationId(1),
+            client_msg_id: "c1".into(),
+            body: "message 1".into(),
+            created_at: Utc.with_ymd_and_hms(2026, 11, 1, 12, 0, 0).unwrap(),
+            failed: None,
+        };
+        let mut thread = Thread::opening(ConversationId(1));
+        let before = rows(&thread, std::slice::from_ref(&pending), Some(&me), utc_day);
+        thread.merge([message(1, 1, 1, 1)]);
+        let after = rows(&thread, &[], Some(&me), utc_day);
+        let key = |rows: &[Row]| match &rows[1] {
+            Row::Message { key, .. } => key.clone(),
+            Row::Day { .. } => String::new(),
+        };
+        assert_eq!(key(&before), key(&after));
+    }
+}

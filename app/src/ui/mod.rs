@@ -1,0 +1,82 @@
+//! The pages: the HTML shell, the router, and the components of each page.
+//!
+//! Rendered on the server (SSR) and hydrated in the browser. The sign-in pages work as plain
+//! HTML forms before the WASM has loaded; the chat pages fetch their data after hydration, so
+//! nothing user-specific is rendered twice or in the server's time zone.
+
+pub mod auth;
+pub mod chat;
+pub mod time;
+
+use leptos::prelude::*;
+use leptos_meta::{MetaTags, Stylesheet, Title, provide_meta_context};
+use leptos_router::{
+    components::{ParentRoute, Route, Router, Routes},
+    path,
+};
+
+use self::{
+    auth::{LoginPage, RegisterPage},
+    chat::{ChatLayout, NoConversation, conversation::ConversationView},
+};
+
+/// The HTML document around the app, rendered once per page load on the server.
+pub fn shell(options: LeptosOptions) -> impl IntoView {
+    view! {
+        <!DOCTYPE html>
+        <html lang="en">
+            <head>
+                <meta charset="utf-8"/>
+                <meta name="viewport" content="width=device-width, initial-scale=1"/>
+                <meta name="color-scheme" content="light"/>
+                <link rel="icon" href="/favicon.svg" type="image/svg+xml"/>
+                <AutoReload options=options.clone()/>
+                <HydrationScripts options/>
+                <MetaTags/>
+            </head>
+            <body>
+                <App/>
+            </body>
+        </html>
+    }
+}
+
+/// The app: its stylesheet, title and routes. Every page has a stable address the marketplace
+/// can link to: `/register`, `/login`, `/chat` and `/chat/@{username}`.
+#[component]
+pub fn App() -> impl IntoView {
+    provide_meta_context();
+    view! {
+        <Stylesheet id="leptos" href="/pkg/parley.css"/>
+        <Title formatter=|text: String| if text.is_empty() { "Parley".to_owned() } else { format!("{text} · Parley") }/>
+        <Router>
+            <Routes fallback=NotFound>
+                <Route path=path!("/login") view=LoginPage/>
+                <Route path=path!("/register") view=RegisterPage/>
+                <ParentRoute path=path!("/chat") view=ChatLayout>
+                    <Route path=path!(":handle") view=ConversationView/>
+                    <Route path=path!("") view=NoConversation/>
+                </ParentRoute>
+            </Routes>
+        </Router>
+    }
+}
+
+/// Any other address.
+#[component]
+fn NotFound() -> impl IntoView {
+    #[cfg(feature = "ssr")]
+    if let Some(response) = use_context::<leptos_axum::ResponseOptions>() {
+        response.set_status(axum::http::StatusCode::NOT_FOUND);
+    }
+    view! {
+        <Title text="Not found"/>
+        <main class="auth">
+            <div class="card">
+                <h1>"Page not found"</h1>
+                <p>"There is nothing at this address."</p>
+                <p><a href="/chat">"Go to your conversations"</a></p>
+            </div>
+        </main>
+    }
+}

@@ -1,0 +1,66 @@
+// Playwright drives Debian's Chromium (Playwright's own browser download does not work on our
+// machines) against a Parley server started for the run on a fresh SQLite database.
+import { defineConfig } from "@playwright/test";
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+
+const port = Number(process.env.PARLEY_E2E_PORT ?? 3210);
+const baseURL = `http://127.0.0.1:${port}`;
+const root = resolve(__dirname, "..");
+const serverBin = process.env.PARLEY_SERVER_BIN ?? join(root, "target", "debug", "server");
+const siteRoot = process.env.PARLEY_SITE_ROOT ?? join(root, "target", "site");
+const database = join(mkdtempSync(join(tmpdir(), "parley-e2e-")), "parley.db");
+
+// Without the networking flags Chromium keeps trying to reach Google, which this machine's
+// closed network refuses.
+const chromiumArgs = [
+  "--headless",
+  "--no-sandbox",
+  "--disable-gpu",
+  "--disable-quic",
+  "--no-first-run",
+  "--disable-background-networking",
+  "--disable-component-update",
+  "--disable-sync",
+];
+
+export default defineConfig({
+  testDir: "./tests",
+  // Each test already drives two or three browsers; on two cores, one test at a time.
+  workers: 1,
+  timeout: 90_000,
+  expect: { timeout: 10_000 },
+  reporter: [["list"]],
+  use: {
+    baseURL,
+    trace: "retain-on-failure",
+  },
+  projects: [
+    {
+      name: "chromium",
+      use: {
+        browserName: "chromium",
+        launchOptions: {
+          executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
+          args: chromiumArgs,
+        },
+      },
+    },
+  ],
+  webServer: {
+    command: serverBin,
+    url: `${baseURL}/healthz`,
+    reuseExistingServer: false,
+    timeout: 60_000,
+    stdout: "pipe",
+    stderr: "pipe",
+    env: {
+      DATABASE_URL: `sqlite://${database}?mode=rwc`,
+      LEPTOS_SITE_ADDR: `127.0.0.1:${port}`,
+      LEPTOS_SITE_ROOT: siteRoot,
+      LEPTOS_SITE_PKG_DIR: "pkg",
+      RUST_LOG: "warn",
+    },
+  },
+});

@@ -1,0 +1,24 @@
+//! Parley's database schema, as an ordered list of sea-orm migrations.
+//!
+//! The server runs [`Migrator::up`] at start-up, so a fresh SQLite file or an empty PostgreSQL
+//! database becomes a working Parley without a separate step. Migrations are frozen history:
+//! once one has shipped it is never edited; a change to the schema is a new migration. They use
+//! sea-query builders (never raw SQL) so that the same file runs on SQLite and PostgreSQL.
+
+pub use sea_orm_migration::prelude::*;
+
+mod m20261125_000001_create_accounts;
+mod m20261125_000002_create_chat;
+
+/// Every migration Parley has, oldest first.
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![
+            Box::new(m20261125_000001_create_accounts::Migration),
+            Box::new(m20261125_000002_create_chat::Migration),
+        ]
+    }
+}

@@ -1,0 +1,178 @@
+//! [`Config`]: every setting the server reads, once, at start-up.
+//!
+//! Settings come from environment variables (the README lists them with their defaults). The
+//! defaults run Parley on a local SQLite file with no set-up at all; production sets at least
+//! `DATABASE_URL` and `PARLEY_PUBLIC_URL`.
+
+use std::{env, net::SocketAddr};
+
+use leptos::config::{LeptosOptions, get_configuration};
+
+/// The database used when `DATABASE_URL` is not set: a file next to where the server runs,
+/// created on first start.
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://parley.db?mode=rwc";
+/// Days a session lasts without being used, when `PARLEY_SESSION_IDLE_DAYS` is not set.
+pub const DEFAULT_SESSION_IDLE_DAYS: i64 = 14;
+
+/// The server's settings.
+#[derive(Clone)]
+pub struct Config {
+    /// `sqlite://…` or `postgres://…`. May hold a password, so `Debug` hides it.
+    pub database_url: String,
+    /// Leptos' settings: where the built site is and the address to listen on.
+    pub leptos_options: LeptosOptions,
+    /// The address users reach Parley at (`https://chat.example.com`), if known. When it is
+    /// `https`, session cookies are marked `Secure`; it is also an allowed `Origin`.
+    pub public_url: Option<String>,
+    /// More origins allowed to make state-changing requests and open the WebSocket (the
+    /// marketplace's site, when it embeds Parley). Same-origin requests are always allowed.
+    pub allowed_origins: Vec<String>,
+    /// Sessions end after this many days without a request.
+    pub session_idle_days: i64,
+}
+
+/// A setting that could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{name} is invalid: {reason}")]
+    Invalid { name: &'static str, reason: String },
+}
+
+impl Config {
+    /// Reads the environment.
+    ///
+    /// # Errors
+    /// [`ConfigError::Invalid`] naming the first variable that can't be used.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        let leptos_options = get_configuration(None)
+            .map_err(|error| ConfigError::Invalid {
+                name: "LEPTOS_*",
+                reason: error.to_string(),
+            })?
+            .leptos_options;
+        let public_url = optional("PARLEY_PUBLIC_URL")
+            .map(|url| parse_origin("PARLEY_PUBLIC_URL", &url))
+            .transpose()?;
+        let allowed_origins = optional("PARLEY_ALLOWED_ORIGINS")
+            .map(|list| {
+                list.split(',')
+                    .map(str::trim)
+                    .filter(|o| !o.is_empty())
+                    .map(|o| parse_origin("PARLEY_ALLOWED_ORIGINS", o))
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .transpose()?
+            .unwrap_or_default();
+        let session_idle_days = match optional("PARLEY_SESSION_IDLE_DAYS") {
+            None => DEFAULT_SESSION_IDLE_DAYS,
+            Some(days) => days
+                .parse::<i64>()
+                .ok()
+                .filter(|d| (1..=365).contains(d))
+                .ok_or(ConfigError::Invalid {
+                    name: "PARLEY_SESSION_IDLE_DAYS",
+                    reason: "expected a whole number of days from 1 to 365".into(),
+                })?,
+        };
+        Ok(Self {
+            database_url: optional("DATABASE_URL")
+                .unwrap_or_else(|| DEFAULT_DATABASE_URL.to_owned()),
+            leptos_options,
+            public_url,
+            allowed_origins,
+            session_idle_days,
+        })
+    }
+
+    /// A configuration for tests: the given database, port 0, no site files.
+    pub fn for_tests(database_url: String) -> Self {
+        let leptos_options = LeptosOptions::builder()
+            .output_name("parley")
+            .site_addr(SocketAddr::from(([127, 0, 0, 1], 0)))
+            .build();
+        Self {
+            database_url,
+            leptos_options,
+            public_url: None,
+            allowed_origins: Vec::new(),
+            session_idle_days: DEFAULT_SESSION_IDLE_DAYS,
+        }
+    }
+
+    /// Where to listen.
+    pub fn listen_addr(&self) -> SocketAddr {
+        self.leptos_options.site_addr
+    }
+
+    /// Whether cookies must only travel over HTTPS.
+    pub fn secure_cookies(&self) -> bool {
+        self.public_url
+            .as_deref()
+            .is_some_and(|url| url.starts_with("https://"))
+    }
+
+    /// Every origin allowed besides the request's own.
+    pub fn trusted_origins(&self) -> Vec<String> {
+        self.public_url
+            .iter()
+            .chain(&self.allowed_origins)
+            .cloned()
+            .collect()
+    }
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("database_url", &"[hidden]")
+            .field("listen_addr", &self.listen_addr())
+            .field("public_url", &self.public_url)
+            .field("allowed_origins", &self.allowed_origins)
+            .field("session_idle_days", &self.session_idle_days)
+            .finish()
+    }
+}
+
+fn optional(name: &str) -> Option<String> {
+    env::var(name).ok().filter(|v| !v.trim().is_empty())
+}
+
+/// `scheme://host[:port]` in lower case, without a path or trailing slash.
+fn parse_origin(name: &'static str, value: &str) -> Result<String, ConfigError> {
+    let value = value.trim().trim_end_matches('/').to_ascii_lowercase();
+    let rest = value
+        .strip_prefix("https://")
+        .or_else(|| value.strip_prefix("http://"));
+    match rest {
+        Some(host) if !host.is_empty() && !host.contains('/') && host != "*" => Ok(value),
+        _ => Err(ConfigError::Invalid {
+            name,
+            reason: format!("`{value}` is not an origin like https://chat.example.com"),
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn origins_are_normalised() {
+        assert_eq!(
+            parse_origin("X", "HTTPS://Chat.Example.com/").unwrap(),
+            "https://chat.example.com"
+        );
+        assert!(parse_origin("X", "chat.example.com").is_err());
+        assert!(parse_origin("X", "https://chat.example.com/path").is_err());
+        assert!(parse_origin("X", "https://*").is_err());
+    }
+
+    #[test]
+    fn cookies_are_secure_only_behind_https() {
+        let mut config = Config::for_tests("sqlite::memory:".into());
+        assert!(!config.secure_cookies());
+        config.public_url = Some("https://chat.example.com".into());
+        assert!(config.secure_cookies());
+        assert_eq!(config.trusted_origins(), ["https://chat.example.com"]);
+    }
+}

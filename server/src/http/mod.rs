@@ -1,0 +1,11 @@
+//! What every HTTP request passes through besides its handler, and the health check.
+//!
+//! - [`origin`]: refuses state-changing requests and WebSocket upgrades from other sites.
+//! - [`pages`]: sends signed-out visitors of the chat pages to the log-in page and back.
+//! - [`api_status`]: gives server-function errors their proper HTTP status.
+//! - [`health`]: `GET /healthz` for load balancers.
+
+pub mod api_status;
+pub mod health;
+pub mod origin;
+pub mod pages;

@@ -1,0 +1,170 @@
+//! The cross-origin guard: Parley's CSRF and cross-site WebSocket hijacking defence.
+//!
+//! Leptos server functions have no CSRF protection of their own, and their form-encoded POSTs
+//! are requests a foreign page can send without a CORS preflight. So one middleware in front
+//! of everything refuses, with 403, any state-changing request (every method but GET, HEAD and
+//! OPTIONS) and any WebSocket upgrade that a browser made on behalf of another site:
+//!
+//! 1. `Sec-Fetch-Site: same-origin` (or `none`, a user's own navigation) is allowed;
+//!    `same-site` and `cross-site` are allowed only from a trusted origin.
+//! 2. Without `Sec-Fetch-Site`, `Origin` must be the request's own (its host equals `Host`) or
+//!    a trusted origin.
+//! 3. With neither header, a request carrying cookies is refused (every browser sends one of
+//!    them); one without cookies has no ambient authority to abuse and is allowed, which lets
+//!    non-browser clients log in and then send their session cookie along with an `Origin`.
+//!
+//! The session cookie is also `SameSite=Lax`, a second layer. The check never decides *who*
+//! the user is; that is the session's job.
+
+use std::sync::Arc;
+
+use axum::{
+    extract::{Request, State},
+    http::{HeaderMap, Method, header},
+    middleware::Next,
+    response::{IntoResponse, Response},
+};
+
+use app::error::AppError;
+
+/// Which origins may make state-changing requests besides the request's own.
+#[derive(Debug, Clone, Default)]
+pub struct OriginPolicy {
+    /// Normalised origins (`https://host[:port]`, lower case).
+    trusted: Arc<Vec<String>>,
+}
+
+impl OriginPolicy {
+    pub fn new(trusted: Vec<String>) -> Self {
+        Self {
+            trusted: Arc::new(trusted),
+        }
+    }
+
+    /// Whether a request with these headers may change state (or open a WebSocket).
+    pub fn allows(&self, headers: &HeaderMap) -> bool {
+        let origin = header_str(headers, header::ORIGIN);
+        let origin_ok = || origin.is_some_and(|o| self.is_trusted_or_same(o, headers));
+        match header_str(headers, "sec-fetch-site") {
+            Some("same-origin" | "none") => true,
+            Some(_) => origin.is_some_and(|o| self.is_trusted(o)),
+            None if origin.is_some() => origin_ok(),
+            None => !headers.contains_key(header::COOKIE),
+        }
+    }
+
+    fn is_trusted(&self, origin: &str) -> bool {
+        let origin = origin.trim_end_matches('/').to_ascii_lowercase();
+        self.trusted.iter().any(|t| *t == origin)
+    }
+
+    fn is_trusted_or_same(&self, origin: &str, headers: &HeaderMap) -> bool {
+        if self.is_trusted(origin) {
+            return true;
+        }
+        let origin = origin.to_ascii_lowercase();
+        let authority = origin
+            .strip_prefix("https://")
+            .or_else(|| origin.strip_prefix("http://"));
+        match (authority, header_str(headers, header::HOST)) {
+            (Some(authority), Some(host)) => authority == host.to_ascii_lowercase(),
+            _ => false,
+        }
+    }
+}
+
+fn header_str(headers: &HeaderMap, name: impl header::AsHeaderName) -> Option<&str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+/// Whether the request needs the check: it can change state, or it opens a WebSocket.
+fn needs_check(request: &Request) -> bool {
+    let safe = matches!(
+        *request.method(),
+        Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE
+    );
+    !safe || request.headers().contains_key(header::UPGRADE)
+}
+
+/// The middleware. Refusals are `403 {"error":"cross_origin"}`.
+pub async fn cross_origin_guard(
+    State(policy): State<OriginPolicy>,
+    request: Request,
+    next: Next,
+) -> Response {
+    if needs_check(&request) && !policy.allows(request.headers()) {
+        tracing::warn!(
+            method = %request.method(),
+            path = request.uri().path(),
+            origin = header_str(request.headers(), header::ORIGIN).unwrap_or("-"),
+            "refused a cross-origin request"
+        );
+        return AppError::CrossOrigin.into_response();
+    }
+    next.run(request).await
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::http::HeaderValue;
+
+    use super::*;
+
+    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (name, value) in pairs {
+            map.insert(*name, HeaderValue::from_static(value));
+        }
+        map
+    }
+
+    #[test]
+    fn same_origin_is_allowed() {
+        let policy = OriginPolicy::default();
+        assert!(policy.allows(&headers(&[
+            ("host", "127.0.0.1:3000"),
+            ("origin", "http://127.0.0.1:3000"),
+            ("cookie", "parley_session=x"),
+        ])));
+        assert!(policy.allows(&headers(&[("sec-fetch-site", "same-origin")])));
+    }
+
+    #[test]
+    fn foreign_origins_are_refused() {
+        let policy = OriginPolicy::default();
+        assert!(!policy.allows(&headers(&[
+            ("host", "127.0.0.1:3000"),
+            ("origin", "https://evil.example"),
+        ])));
+        assert!(!policy.allows(&headers(&[("host", "127.0.0.1:3000"), ("origin", "null"),])));
+        assert!(!policy.allows(&headers(&[
+            ("sec-fetch-site", "cross-site"),
+            ("origin", "https://evil.example"),
+        ])));
+        // A sibling subdomain is "same-site" but still another origin.
+        assert!(!policy.allows(&headers(&[
+            ("sec-fetch-site", "same-site"),
+            ("origin", "https://shop.example.com"),
+        ])));
+    }
+
+    #[test]
+    fn trusted_origins_are_allowed_even_cross_site() {
+        let policy = OriginPolicy::new(vec!["https://market.example".into()]);
+        assert!(policy.allows(&headers(&[
+            ("sec-fetch-site", "cross-site"),
+            ("origin", "https://market.example"),
+        ])));
+        assert!(policy.allows(&headers(&[
+            ("host", "chat.example"),
+            ("origin", "https://MARKET.example/"),
+        ])));
+    }
+
+    #[test]
+    fn cookies_without_any_origin_information_are_refused() {
+        let policy = OriginPolicy::default();
+        assert!(!policy.allows(&headers(&[("cookie", "parley_session=x")])));
+        assert!(policy.allows(&headers(&[("host", "127.0.0.1:3000")])));
+    }
+}

@@ -1,0 +1,21 @@
+//! The Parley server process: reads its configuration, opens the database, and serves the
+//! pages, the server functions and the WebSocket on one port.
+//!
+//! `main.rs` only sets up logging and calls [`startup::Application`]; integration tests build
+//! the same application on port 0 against a fresh database.
+//!
+//! # Layout
+//! - [`config`]: every setting, read once from the environment.
+//! - [`startup`]: connects, migrates, assembles the router, binds, serves, shuts down.
+//! - [`http`]: middleware every request passes (cross-origin guard, page redirects, status of
+//!   server function errors) and the health check.
+//! - [`sessions`]: the session store, in the database so sessions survive a restart.
+//! - [`ws`]: the WebSocket endpoint and the per-connection task.
+//! - [`realtime`]: implementations of `app::realtime::Realtime` (in-process fan-out).
+
+pub mod config;
+pub mod http;
+pub mod realtime;
+pub mod sessions;
+pub mod startup;
+pub mod ws;

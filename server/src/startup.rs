@@ -1,0 +1,149 @@
+//! [`Application`]: everything between a [`Config`] and a listening server.
+//!
+//! `build` connects to the database, brings its schema up to date, assembles the router and
+//! binds the listener (port 0 picks a free port, which the tests use); `run_until_stopped`
+//! serves until the shutdown future resolves.
+
+use std::{net::SocketAddr, sync::Arc, time::Duration};
+
+use anyhow::Context;
+use axum::{Extension, Router, middleware, routing::get};
+use leptos_axum::{LeptosRoutes, generate_route_list};
+use sea_orm::{ConnectOptions, Database, DatabaseConnection};
+use tokio::{net::TcpListener, sync::watch};
+use tower_http::trace::TraceLayer;
+use tower_sessions::{Expiry, SessionManagerLayer, cookie::SameSite};
+
+use app::{App, accounts::Backend, shell, state::AppState};
+use migrations::{Migrator, MigratorTrait};
+
+use crate::{
+    config::Config,
+    http::{api_status, health, origin, pages},
+    realtime::local::LocalRealtime,
+    sessions::DbSessionStore,
+    ws,
+};
+
+/// The name of the session cookie.
+pub const SESSION_COOKIE: &str = "parley_session";
+/// How often expired sessions are deleted from the database.
+const SESSION_SWEEP_EVERY: Duration = Duration::from_secs(60 * 60);
+
+/// A built, bound, not yet serving Parley.
+pub struct Application {
+    listener: TcpListener,
+    router: Router,
+    db: DatabaseConnection,
+}
+
+impl Application {
+    /// Connects, migrates, assembles and binds.
+    ///
+    /// # Errors
+    /// The database is unreachable, a migration fails, or the address can't be bound.
+    pub async fn build(config: Config) -> anyhow::Result<Self> {
+        let db = connect(&config.database_url).await?;
+        Migrator::up(&db, None)
+            .await
+            .context("failed to bring the database schema up to date")?;
+
+        let state = AppState {
+            leptos_options: config.leptos_options.clone(),
+            db: db.clone(),
+            realtime: Arc::new(LocalRealtime::new()),
+        };
+        let router = router(&config, state);
+        let listener = TcpListener::bind(config.listen_addr())
+            .await
+            .with_context(|| format!("failed to listen on {}", config.listen_addr()))?;
+        Ok(Self {
+            listener,
+            router,
+            db,
+        })
+    }
+
+    /// The address actually bound (the real port when the config said 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)))
+    }
+
+    /// Serves until `shutdown` resolves, then closes open WebSockets (code 1001) and returns
+    /// once in-flight requests have finished.
+    ///
+    /// # Errors
+    /// The listener failed.
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let (stop_sockets, sockets_stopped) = watch::channel(false);
+        let sweeper =
+            tokio::spawn(DbSessionStore::new(self.db.clone()).sweep_expired(SESSION_SWEEP_EVERY));
+        let router = self.router.layer(Extension(ws::Shutdown(sockets_stopped)));
+        axum::serve(self.listener, router)
+            .with_graceful_shutdown(async move {
+                shutdown.await;
+                let _ = stop_sockets.send(true);
+            })
+            .await
+            .context("server error")?;
+        sweeper.abort();
+        Ok(())
+    }
+}
+
+/// Opens the connection pool. SQLite gets a busy timeout so that concurrent writers wait for
+/// each other instead of failing.
+async fn connect(url: &str) -> anyhow::Result<DatabaseConnection> {
+    let mut options = ConnectOptions::new(url.to_owned());
+    options
+        .sqlx_logging(false)
+        .connect_timeout(Duration::from_secs(10))
+        .acquire_timeout(Duration::from_secs(10));
+    if url.starts_with("sqlite:") {
+        // One writer at a time is SQLite's nature; a small pool avoids queueing on its lock.
+        options.max_connections(4);
+    }
+    Database::connect(options)
+        .await
+        .context("failed to connect to the database (check DATABASE_URL)")
+}
+
+/// The whole HTTP surface. Requests pass the layers from the bottom of this list up: tracing,
+/// the cross-origin guard, the session, the page redirects, then the route.
+fn router(config: &Config, state: AppState) -> Router {
+    let session_layer = SessionManagerLayer::new(DbSessionStore::new(state.db.clone()))
+        .with_name(SESSION_COOKIE)
+        .with_http_only(true)
+        .with_same_site(SameSite::Lax)
+        .with_secure(config.secure_cookies())
+        .with_expiry(Expiry::OnInactivity(time::Duration::days(
+            config.session_idle_days,
+        )));
+    let auth_layer =
+        axum_login::AuthManagerLayerBuilder::new(Backend::new(state.db.clone()), session_layer)
+            .build();
+    let origin_policy = origin::OriginPolicy::new(config.trusted_origins());
+
+    let routes = generate_route_list(App);
+    let leptos_options = state.leptos_options.clone();
+    Router::new()
+        .route("/ws", get(ws::upgrade))
+        .route("/healthz", get(health::healthz))
+        // Also registers every server function under /api/ and provides `AppState` to them.
+        .leptos_routes(&state, routes, move || shell(leptos_options.clone()))
+        .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
+        .layer(middleware::from_fn(api_status::server_fn_status))
+        .layer(middleware::from_fn(pages::page_guard))
+        .layer(auth_layer)
+        .layer(middleware::from_fn_with_state(
+            origin_policy,
+            origin::cross_origin_guard,
+        ))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}

@@ -1,0 +1,422 @@
+//! One WebSocket connection: forwards the user's live events to the socket and handles the
+//! frames the client sends, until either side goes away.
+//!
+//! The order matters at start: subscribe first, then send `ready`. A client that catches up
+//! after `ready` therefore misses nothing: whatever is stored after the subscription arrives
+//! live, whatever was stored before is in the database.
+//!
+//! Every inbound frame is parsed strictly into a [`ClientFrame`]; anything wrong with one is
+//! answered with an `error` frame naming the problem, and the connection carries on.
+
+use std::{
+    collections::HashMap,
+    time::{Duration, Instant},
+};
+
+use axum::extract::ws::{CloseFrame, Message, WebSocket, close_code};
+use futures::StreamExt;
+use tokio::sync::watch;
+
+use app::{
+    accounts::User,
+    conversations::{self, ConversationsError},
+    messages::{self, MessagesError},
+    model::{ClientMsgId, ConversationId, MessageBody, TYPING_THROTTLE_MS, TYPING_TTL_MS, UserId},
+    protocol::{ClientFrame, ErrorCode, MAX_FRAME_BYTES, ServerFrame},
+    realtime::RealtimeEvent,
+    state::AppState,
+};
+
+/// How often the server pings, so that proxies keep the connection open and dead peers are
+/// noticed.
+const PING_EVERY: Duration = Duration::from_secs(25);
+
+/// Runs a connection to the end.
+pub async fn serve(
+    mut socket: WebSocket,
+    state: AppState,
+    user: User,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut events = match state.realtime.subscribe(user.id).await {
+        Ok(events) => events,
+        Err(error) => {
+            tracing::error!(%error, user = %user.id, "could not subscribe a socket");
+            let _ = socket
+                .send(close(close_code::ERROR, "live updates are unavailable"))
+                .await;
+            return;
+        }
+    };
+    let mut session = Session::new(state, user);
+    if send(
+        &mut socket,
+        &ServerFrame::Ready {
+            user: session.user.view(),
+        },
+    )
+    .await
+    .is_err()
+    {
+        return;
+    }
+
+    let mut ping = tokio::time::interval(PING_EVERY);
+    ping.reset();
+    loop {
+        tokio::select! {
+            event = events.next() => {
+                let sent = match event {
+                    Some(RealtimeEvent::Frame(text)) => {
+                        socket.send(Message::Text(text.as_ref().into())).await
+                    }
+                    Some(RealtimeEvent::Lagged) => send(&mut socket, &ServerFrame::Resync).await,
+                    None => break,
+                };
+                if sent.is_err() {
+                    break;
+                }
+            }
+            incoming = socket.recv() => {
+                let reply = match incoming {
+                    Some(Ok(Message::Text(text))) => session.handle(text.as_str()).await,
+                    Some(Ok(Message::Binary(_))) => Some(ServerFrame::error(
+                        ErrorCode::InvalidFrame,
+                        "binary frames are not supported; send JSON text frames",
+                    )),
+                    // Pings are answered by the WebSocket layer itself.
+                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => None,
+                    Some(Ok(Message::Close(_)) | Err(_)) | None => break,
+                };
+                if let Some(reply) = reply {
+                    if send(&mut socket, &reply).await.is_err() {
+                        break;
+                    }
+                }
+            }
+            _ = ping.tick() => {
+                if socket.send(Message::Ping(Default::default())).await.is_err() {
+                    break;
+                }
+            }
+            _ = shutdown.changed() => {
+                let _ = socket.send(close(close_code::AWAY, "server is restarting")).await;
+                break;
+            }
+        }
+    }
+    session.leave().await;
+}
+
+async fn send(socket: &mut WebSocket, frame: &ServerFrame) -> Result<(), axum::Error> {
+    match serde_json::to_string(frame) {
+        Ok(text) => socket.send(Message::Text(text.into())).await,
+        // Our own frames always encode; if one ever did not, dropping it beats a panic.
+        Err(error) => {
+            tracing::error!(%error, "could not encode a server frame");
+            Ok(())
+        }
+    }
+}
+
+fn close(code: u16, reason: &'static str) -> Message {
+    Message::Close(Some(CloseFrame {
+        code,
+        reason: reason.into(),
+    }))
+}
+
+/// Parses a text frame, or says what is wrong with it.
+///
+/// # Errors
+/// The `error` frame to answer with.
+pub fn parse(text: &str) -> Result<ClientFrame, ServerFrame> {
+    if text.len() > MAX_FRAME_BYTES {
+        return Err(ServerFrame::error(
+            ErrorCode::FrameTooLarge,
+            format!(
+                "frame is {} bytes; the limit is {MAX_FRAME_BYTES}",
+                text.len()
+            ),
+        ));
+    }
+    serde_json::from_str(text).map_err(|error| {
+        ServerFrame::error(ErrorCode::InvalidFrame, format!("invalid frame: {error}"))
+    })
+}
+
+/// What a connection remembers between frames.
+struct Session {
+    state: AppState,
+    user: User,
+    /// The other participant of each conversation this socket has used. Membership of a
+    /// two-person conversation never changes, so one check per conversation is enough.
+    others: HashMap<ConversationId, UserId>,
+    /// When a "typing" signal was last relayed, per conversation: relays are throttled, and
+    /// the ones still live are cancelled when the connection ends.
+    typing: HashMap<ConversationId, Instant>,
+}
+
+impl Session {
+    fn new(state: AppState, user: User) -> Self {
+        Self {
+            state,
+            user,
+            others: HashMap::new(),
+            typing: HashMap::new(),
+        }
+    }
+
+    /// Handles one text frame; returns the reply for this socket, if any.
+    async fn handle(&mut self, text: &str) -> Option<ServerFrame> {
+        let frame = match parse(text) {
+            Ok(frame) => frame,
+            Err(reply) => return Some(reply),
+        };
+        match frame {
+            ClientFrame::Send {
+                conversation_id,
+                client_msg_id,
+                body,
+            } => Some(
+                self.send_message(conversation_id, client_msg_id, &body)
+                    .await,
+            ),
+            ClientFrame::Typing {
+                conversation_id,
+                active,
+            } => self.typing(conversation_id, active).await,
+            ClientFrame::Read {
+                conversation_id,
+                seq,
+            } => self.read(conversation_id, seq).await,
+            ClientFrame::Ping {} => Some(ServerFrame::Pong),
+        }
+    }
+
+    /// Stores the message, acknowledges it, and publishes it to both participants.
+    async fn send_message(
+        &mut self,
+        conversation_id: ConversationId,
+        client_msg_id: String,
+        body: &str,
+    ) -> ServerFrame {
+        let refuse = |code, message: String, id: &str| ServerFrame::Error {
+            code,
+            message,
+            client_msg_id: Some(id.to_owned()),
+        };
+        let id = match ClientMsgId::parse(&client_msg_id) {
+            Ok(id) => id,
+            Err(problem) => return refuse(ErrorCode::InvalidInput, problem, &client_msg_id),
+        };
+        let body = match MessageBody::parse(body) {
+            Ok(body) => body,
+            Err(problem) => return refuse(ErrorCode::InvalidInput, problem, &client_msg_id),
+        };
+        let sent =
+            match messages::send(&self.state.db, &self.user, conversation_id, &id, &body).await {
+                Ok(sent) => sent,
+                Err(MessagesError::NotFound) => {
+                    return refuse(
+                        ErrorCode::NotFound,
+                        "conversation not found".into(),
+                        &client_msg_id,
+                    );
+                }
+                Err(MessagesError::ClientMsgIdReused) => {
+                    return refuse(
+                        ErrorCode::InvalidInput,
+                        MessagesError::ClientMsgIdReused.to_string(),
+                        &client_msg_id,
+                    );
+                }
+                Err(MessagesError::Database(error)) => {
+                    tracing::error!(%error, user = %self.user.id, "could not store a message");
+                    return refuse(
+                        ErrorCode::Internal,
+                        "the message could not be stored; send it again".into(),
+                        &client_msg_id,
+                    );
+                }
+            };
+        // Sending a message ends "typing" on the other side by itself.
+        self.typing.remove(&conversation_id);
+        if sent.created {
+            match self.other(conversation_id).await {
+                Ok(other) => {
+                    let frame = ServerFrame::Message {
+                        message: sent.message.clone(),
+                    };
+                    if let Err(error) = self
+                        .state
+                        .realtime
+                        .publish(&[self.user.id, other], &frame)
+                        .await
+                    {
+                        // Stored but not delivered live: both sides catch up from history.
+                        tracing::error!(%error, "could not publish a message");
+                    }
+                }
+                Err(error) => {
+                    tracing::error!(?error, "sent to a conversation with no other member")
+                }
+            }
+        }
+        ServerFrame::Ack {
+            client_msg_id,
+            message: sent.message,
+        }
+    }
+
+    /// Relays a typing signal to the other participant, at most one "active" per
+    /// [`TYPING_THROTTLE_MS`] per conversation.
+    async fn typing(
+        &mut self,
+        conversation_id: ConversationId,
+        active: bool,
+    ) -> Option<ServerFrame> {
+        let other = match self.other(conversation_id).await {
+            Ok(other) => other,
+            Err(reply) => return Some(reply),
+        };
+        let now = Instant::now();
+        let throttle = Duration::from_millis(u64::from(TYPING_THROTTLE_MS) / 2);
+        if active {
+            if self
+                .typing
+                .get(&conversation_id)
+                .is_some_and(|last| now.duration_since(*last) < throttle)
+            {
+                return None;
+            }
+            self.typing.insert(conversation_id, now);
+        } else if self.typing.remove(&conversation_id).is_none() {
+            // Nothing was relayed, so there is nothing to cancel.
+            return None;
+        }
+        self.relay_typing(conversation_id, other, active).await;
+        None
+    }
+
+    async fn relay_typing(&self, conversation_id: ConversationId, other: UserId, active: bool) {
+        let frame = ServerFrame::Typing {
+            conversation_id,
+            user: self.user.view(),
+            active,
+        };
+        if let Err(error) = self.state.realtime.publish(&[other], &frame).await {
+            tracing::warn!(%error, "could not relay a typing signal");
+        }
+    }
+
+    /// Moves the user's read position and tells both participants.
+    async fn read(&mut self, conversation_id: ConversationId, seq: i64) -> Option<ServerFrame> {
+        let other = match self.other(conversation_id).await {
+            Ok(other) => other,
+            Err(reply) => return Some(reply),
+        };
+        match conversations::mark_read(&self.state.db, self.user.id, conversation_id, seq).await {
+            Ok(Some(seq)) => {
+                let frame = ServerFrame::Read {
+                    conversation_id,
+                    user_id: self.user.id,
+                    seq,
+                };
+                if let Err(error) = self
+                    .state
+                    .realtime
+                    .publish(&[self.user.id, other], &frame)
+                    .await
+                {
+                    tracing::warn!(%error, "could not publish a read position");
+                }
+                None
+            }
+            Ok(None) => None,
+            Err(error) => Some(self.conversation_error(error)),
+        }
+    }
+
+    /// The other participant, checking (once per conversation) that the user is one.
+    async fn other(&mut self, conversation_id: ConversationId) -> Result<UserId, ServerFrame> {
+        if let Some(other) = self.others.get(&conversation_id) {
+            return Ok(*other);
+        }
+        match conversations::other_participant(&self.state.db, self.user.id, conversation_id).await
+        {
+            Ok(other) => {
+                self.others.insert(conversation_id, other);
+                Ok(other)
+            }
+            Err(error) => Err(self.conversation_error(error)),
+        }
+    }
+
+    fn conversation_error(&self, error: ConversationsError) -> ServerFrame {
+        match error {
+            ConversationsError::NotFound | ConversationsError::WithSelf => {
+                ServerFrame::error(ErrorCode::NotFound, "conversation not found")
+            }
+            ConversationsError::Database(error) => {
+                tracing::error!(%error, user = %self.user.id, "database error on a socket");
+                ServerFrame::error(ErrorCode::Internal, "something went wrong; try again")
+            }
+        }
+    }
+
+    /// The connection is over: whoever saw this user typing sees them stop.
+    async fn leave(self) {
+        let ttl = Duration::from_millis(u64::from(TYPING_TTL_MS));
+        for (conversation_id, since) in &self.typing {
+            if since.elapsed() < ttl {
+                if let Some(other) = self.others.get(conversation_id) {
+                    self.relay_typing(*conversation_id, *other, false).await;
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn code(reply: ServerFrame) -> ErrorCode {
+        match reply {
+            ServerFrame::Error { code, .. } => code,
+            other => panic!("expected an error frame, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn malformed_and_unknown_frames_are_invalid() {
+        for text in [
+            "not json",
+            r#"{"type":"dance"}"#,
+            r#"{"type":"send","conversation_id":1}"#,
+            r#"{"type":"ping","extra":true}"#,
+            r#"[1,2,3]"#,
+        ] {
+            assert_eq!(
+                code(parse(text).unwrap_err()),
+                ErrorCode::InvalidFrame,
+                "{text}"
+            );
+        }
+    }
+
+    #[test]
+    fn oversized_frames_are_refused_before_parsing() {
+        let text = format!(
+            r#"{{"type":"ping","pad":"{}"}}"#,
+            "x".repeat(MAX_FRAME_BYTES)
+        );
+        assert_eq!(code(parse(&text).unwrap_err()), ErrorCode::FrameTooLarge);
+    }
+
+    #[test]
+    fn good_frames_parse() {
+        assert_eq!(parse(r#"{"type":"ping"}"#).unwrap(), ClientFrame::Ping {});
+    }
+}

@@ -1,0 +1,41 @@
+//! `GET /ws`: the WebSocket every chat page opens, authenticated by the session cookie.
+//!
+//! By the time [`upgrade`] runs, the cross-origin guard has already refused upgrades from
+//! foreign pages (cross-site WebSocket hijacking) and the session layer has loaded the user.
+//! Without a signed-in user the answer is a plain 401 before any upgrade. The connection
+//! itself is [`connection::serve`].
+
+pub mod connection;
+
+use axum::{
+    Extension,
+    extract::{State, WebSocketUpgrade},
+    response::{IntoResponse, Response},
+};
+use tokio::sync::watch;
+
+use app::{accounts::AuthSession, error::AppError, state::AppState};
+
+/// Largest WebSocket message the transport accepts at all. Beyond this the connection is
+/// closed with 1009 (message too big); between `app::protocol::MAX_FRAME_BYTES` and this, the
+/// frame is refused with an `error` frame and the connection stays open.
+pub const TRANSPORT_MAX_BYTES: usize = 1024 * 1024;
+
+/// Tells open connections that the server is shutting down.
+#[derive(Clone)]
+pub struct Shutdown(pub watch::Receiver<bool>);
+
+/// The upgrade handler.
+pub async fn upgrade(
+    ws: WebSocketUpgrade,
+    auth: AuthSession,
+    State(state): State<AppState>,
+    Extension(Shutdown(shutdown)): Extension<Shutdown>,
+) -> Response {
+    let Some(user) = auth.user else {
+        return AppError::Unauthorized.into_response();
+    };
+    ws.max_message_size(TRANSPORT_MAX_BYTES)
+        .max_frame_size(TRANSPORT_MAX_BYTES)
+        .on_upgrade(move |socket| connection::serve(socket, state, user, shutdown))
+}

@@ -1,0 +1,11 @@
+//! Integration tests: each starts the real Parley on port 0 against a fresh database and talks
+//! to it over real HTTP and WebSocket connections. Every behavioural test runs twice, on
+//! PostgreSQL and on SQLite (see `for_each_db!`).
+
+mod helpers;
+
+mod accounts;
+mod bad_input;
+mod conversations;
+mod history;
+mod live;
