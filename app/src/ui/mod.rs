@@ -50,14 +50,16 @@ pub fn App() -> impl IntoView {
         <Stylesheet id="leptos" href="/pkg/parley.css"/>
         <Title formatter=|text: String| if text.is_empty() { "Parley".to_owned() } else { format!("{text} · Parley") }/>
         <Router>
-            <Routes fallback=NotFound>
-                <Route path=path!("/login") view=LoginPage/>
-                <Route path=path!("/register") view=RegisterPage/>
-                <ParentRoute path=path!("/chat") view=ChatLayout>
-                    <Route path=path!(":handle") view=ConversationView/>
-                    <Route path=path!("") view=NoConversation/>
-                </ParentRoute>
-            </Routes>
+            <div class="app">
+                <Routes fallback=NotFound>
+                    <Route path=path!("/login") view=LoginPage/>
+                    <Route path=path!("/register") view=RegisterPage/>
+                    <ParentRoute path=path!("/chat") view=ChatLayout>
+                        <Route path=path!(":handle") view=ConversationView/>
+                        <Route path=path!("") view=NoConversation/>
+                    </ParentRoute>
+                </Routes>
+            </div>
         </Router>
     }
 }

@@ -73,33 +73,51 @@ mod browser {
     /// A connection that has said nothing for this long is given up and replaced.
     const SILENT_LIMIT_MS: f64 = 40_000.0;
 
+    /// The browser's view of the network, from its `online` and `offline` events.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    enum Network {
+        Online,
+        Offline,
+    }
+
     pub(super) fn start(store: ChatStore) {
         let stopped = Arc::new(AtomicBool::new(false));
-        let (wake_tx, wake_rx) = mpsc::unbounded::<()>();
-        // Coming back online is the moment to retry, whatever the backoff says.
-        let online = window_event_listener(ev::online, move |_| {
-            let _ = wake_tx.unbounded_send(());
+        let (network_tx, network_rx) = mpsc::unbounded::<Network>();
+        // Going offline drops the connection at once (rather than when pings go unanswered),
+        // and coming back online is the moment to retry, whatever the backoff says.
+        let online = window_event_listener(ev::online, {
+            let network_tx = network_tx.clone();
+            move |_| {
+                let _ = network_tx.unbounded_send(Network::Online);
+            }
+        });
+        let offline = window_event_listener(ev::offline, move |_| {
+            let _ = network_tx.unbounded_send(Network::Offline);
         });
         on_cleanup({
             let stopped = stopped.clone();
             move || {
                 stopped.store(true, Ordering::Relaxed);
                 online.remove();
+                offline.remove();
             }
         });
-        spawn_local(run(store, stopped, wake_rx));
+        spawn_local(run(store, stopped, network_rx));
     }
 
     async fn run(
         store: ChatStore,
         stopped: Arc<AtomicBool>,
-        mut wake: mpsc::UnboundedReceiver<()>,
+        mut network: mpsc::UnboundedReceiver<Network>,
     ) {
         let mut failures = 0u32;
         while !stopped.load(Ordering::Relaxed) {
-            if let Ok(socket) = WebSocket::open(&socket_url()) {
-                if session(store, socket, &stopped).await {
-                    failures = 0;
+            // Offline, an attempt can only fail; wait for the `online` event (or the timer).
+            if window().navigator().on_line() {
+                if let Ok(socket) = WebSocket::open(&socket_url()) {
+                    if session(store, socket, &stopped, &mut network).await {
+                        failures = 0;
+                    }
                 }
             }
             store.set_outbox(None);
@@ -109,9 +127,12 @@ mod browser {
             store.connection.set(Connection::Reconnecting);
             failures += 1;
             let delay = backoff_ms(failures, js_sys::Math::random());
-            select! {
-                () = TimeoutFuture::new(delay).fuse() => {}
-                _ = wake.next() => {}
+            let mut sleep = TimeoutFuture::new(delay).fuse();
+            loop {
+                select! {
+                    () = sleep => break,
+                    change = network.next() => if change == Some(Network::Online) { break },
+                }
             }
         }
     }
@@ -127,8 +148,14 @@ mod browser {
         format!("{scheme}://{host}/ws")
     }
 
-    /// Runs one connection until it drops. Returns whether it got as far as `ready`.
-    async fn session(store: ChatStore, socket: WebSocket, stopped: &AtomicBool) -> bool {
+    /// Runs one connection until it drops (or the browser goes offline). Returns whether it
+    /// got as far as `ready`.
+    async fn session(
+        store: ChatStore,
+        socket: WebSocket,
+        stopped: &AtomicBool,
+        network: &mut mpsc::UnboundedReceiver<Network>,
+    ) -> bool {
         let (mut sink, stream) = socket.split();
         let mut stream = stream.fuse();
         let (outbox, mut outgoing) = mpsc::unbounded::<ClientFrame>();
@@ -163,6 +190,12 @@ mod browser {
                     let Some(frame) = frame else { continue };
                     let Ok(text) = serde_json::to_string(&frame) else { continue };
                     if sink.send(Message::Text(text)).await.is_err() {
+                        return ready;
+                    }
+                },
+                change = network.next() => {
+                    if change == Some(Network::Offline) {
+                        let _ = sink.close().await;
                         return ready;
                     }
                 },

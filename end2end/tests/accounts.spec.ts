@@ -1,0 +1,91 @@
+// Point 1 (registration) and point 2 (signing in and out) in a real browser.
+import { expect, test } from "@playwright/test";
+import { PASSWORD, hydrated, online, signUp, unique } from "./helpers";
+
+test("registration shows each error beside its field and keeps what was typed", async ({ page, browser }) => {
+  await page.goto("/register");
+  await hydrated(page);
+  await page.getByLabel("Username").fill("ab");
+  await page.getByLabel("Display name").fill("Ann Lee");
+  await page.getByLabel("Password", { exact: true }).fill("short");
+  await page.getByLabel("Confirm password").fill("different");
+  await page.getByRole("button", { name: "Sign up" }).click();
+
+  await expect(page.locator("#username-error")).toHaveText("Username must be 3 to 32 characters long.");
+  await expect(page.locator("#password-error")).toHaveText("Password must be at least 8 characters long.");
+  await expect(page.locator("#password_confirm-error")).toHaveText("Passwords do not match.");
+  await expect(page.locator("#display_name-error")).toBeEmpty();
+  await expect(page.getByLabel("Username")).toHaveValue("ab");
+  await expect(page.getByLabel("Display name")).toHaveValue("Ann Lee");
+  await expect(page.getByLabel("Username")).toHaveAttribute("aria-invalid", "true");
+  await expect(page).toHaveURL(/\/register$/);
+
+  // A taken username, in another letter case.
+  const taken = await signUp(browser, "taken", "Taken");
+  await page.getByLabel("Username").fill(taken.username.toUpperCase());
+  await page.getByLabel("Password", { exact: true }).fill(PASSWORD);
+  await page.getByLabel("Confirm password").fill(PASSWORD);
+  await page.getByRole("button", { name: "Sign up" }).click();
+  await expect(page.locator("#username-error")).toHaveText("This username is already taken.");
+  await expect(page.locator("#password_confirm-error")).toBeEmpty();
+
+  // Fixed: the account is created and the user lands in the chat.
+  await page.getByLabel("Username").fill(unique("ann"));
+  await page.getByRole("button", { name: "Sign up" }).click();
+  await page.waitForURL("**/chat");
+  await hydrated(page);
+  await expect(page.locator(".sidebar .me")).toHaveText("Ann Lee");
+});
+
+test("a wrong password and an unknown user get the same message; logging out ends the session", async ({ browser }) => {
+  const ann = await signUp(browser, "ann", "Ann");
+  await ann.page.getByRole("button", { name: "Log out" }).click();
+  await ann.page.waitForURL("**/login");
+  await hydrated(ann.page);
+
+  // Signed out for real: the chat sends us back to the log-in page.
+  await ann.page.goto("/chat");
+  await expect(ann.page).toHaveURL(/\/login\?next=%2Fchat$/);
+  await hydrated(ann.page);
+
+  const page = ann.page;
+  await page.getByLabel("Username").fill(ann.username);
+  await page.getByLabel("Password").fill("not the password");
+  await page.getByRole("button", { name: "Log in" }).click();
+  const alert = page.locator(".form-error");
+  await expect(alert).toHaveText("Wrong username or password.");
+
+  await page.getByLabel("Username").fill(unique("nobody"));
+  await page.getByRole("button", { name: "Log in" }).click();
+  await expect(alert).toHaveText("Wrong username or password.");
+
+  await page.getByLabel("Username").fill(ann.username);
+  await page.getByLabel("Password").fill(PASSWORD);
+  await page.getByRole("button", { name: "Log in" }).click();
+  await page.waitForURL("**/chat");
+  await hydrated(page);
+  await online(page);
+
+  // The session cookie is not readable from scripts.
+  const cookies = await page.evaluate(() => document.cookie);
+  expect(cookies).not.toContain("parley_session");
+  const stored = await ann.context.cookies();
+  const session = stored.find((c) => c.name === "parley_session");
+  expect(session?.httpOnly).toBe(true);
+  expect(session?.sameSite).toBe("Lax");
+});
+
+test("the sign-in forms work before the WASM has loaded", async ({ browser }) => {
+  const context = await browser.newContext({ javaScriptEnabled: false });
+  const page = await context.newPage();
+  const username = unique("nojs");
+  await page.goto("/register");
+  await page.getByLabel("Username").fill(username);
+  await page.getByLabel("Display name").fill("No Script");
+  await page.getByLabel("Password", { exact: true }).fill(PASSWORD);
+  await page.getByLabel("Confirm password").fill(PASSWORD);
+  await page.getByRole("button", { name: "Sign up" }).click();
+  // The plain form post signs in and the server sends the browser on to the chat.
+  await page.waitForURL("**/chat");
+  await context.close();
+});

@@ -1,0 +1,59 @@
+// Point 8: losing the connection shows "Reconnecting…", reconnects by itself, and catches up
+// on everything missed: nothing lost, nothing shown twice.
+import { expect, test } from "@playwright/test";
+import { messages, online, openConversation, send, signUp } from "./helpers";
+
+test("a user who goes offline gets what was sent meanwhile, exactly once", async ({ browser }) => {
+  const ann = await signUp(browser, "ann", "Ann");
+  const bob = await signUp(browser, "bob", "Bob");
+  await openConversation(ann, bob);
+  await openConversation(bob, ann);
+  await send(ann.page, "Before the tunnel");
+  await expect(messages(bob.page, "Before the tunnel")).toHaveCount(1);
+
+  await bob.context.setOffline(true);
+  await expect(bob.page.getByRole("status")).toHaveText("Reconnecting…");
+  await send(ann.page, "While you were offline");
+  await send(ann.page, "And one more");
+  await expect(messages(ann.page, "And one more")).toHaveAttribute("data-state", "sent");
+
+  await bob.context.setOffline(false);
+  await online(bob.page);
+  await expect(bob.page.getByRole("status")).toHaveCount(0);
+  await expect(messages(bob.page, "While you were offline")).toHaveCount(1);
+  await expect(messages(bob.page, "And one more")).toHaveCount(1);
+  await expect(messages(bob.page).locator(".body")).toHaveText([
+    "Before the tunnel",
+    "While you were offline",
+    "And one more",
+  ]);
+
+  // Live delivery works again on the new connection.
+  await send(ann.page, "Welcome back");
+  await expect(messages(bob.page, "Welcome back")).toHaveCount(1);
+});
+
+test("a message written while offline shows as sending, then goes out once on reconnection", async ({ browser }) => {
+  const ann = await signUp(browser, "ann", "Ann");
+  const bob = await signUp(browser, "bob", "Bob");
+  await openConversation(ann, bob);
+  await openConversation(bob, ann);
+
+  await ann.context.setOffline(true);
+  await expect(ann.page.getByRole("status")).toHaveText("Reconnecting…");
+  await send(ann.page, "Queued while offline");
+  const pending = messages(ann.page, "Queued while offline");
+  await expect(pending).toHaveAttribute("data-state", "sending");
+  await expect(pending).toContainText("Sending…");
+
+  await ann.context.setOffline(false);
+  await online(ann.page);
+  await expect(pending).toHaveAttribute("data-state", "sent");
+  await expect(messages(ann.page, "Queued while offline")).toHaveCount(1);
+  await expect(messages(bob.page, "Queued while offline")).toHaveCount(1);
+
+  // And the server stored it once.
+  await bob.page.reload();
+  await online(bob.page);
+  await expect(messages(bob.page, "Queued while offline")).toHaveCount(1);
+});
