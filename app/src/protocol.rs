@@ -93,8 +93,6 @@ pub enum ErrorCode {
     InvalidInput,
     /// No such conversation, or the user is not part of it.
     NotFound,
-    /// The client sent frames faster than allowed.
-    RateLimited,
     /// The server failed; the message was not stored and may be sent again.
     Internal,
 }

@@ -55,7 +55,7 @@ impl OriginPolicy {
 
     fn is_trusted(&self, origin: &str) -> bool {
         let origin = origin.trim_end_matches('/').to_ascii_lowercase();
-        self.trusted.iter().any(|t| *t == origin)
+        self.trusted.contains(&origin)
     }
 
     fn is_trusted_or_same(&self, origin: &str, headers: &HeaderMap) -> bool {

@@ -2,6 +2,12 @@
 //! to it over real HTTP and WebSocket connections. Every behavioural test runs twice, on
 //! PostgreSQL and on SQLite (see `for_each_db!`).
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "a test that can't go on should fail loudly"
+)]
+
 mod helpers;
 
 mod accounts;

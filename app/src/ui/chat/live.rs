@@ -113,12 +113,11 @@ mod browser {
         let mut failures = 0u32;
         while !stopped.load(Ordering::Relaxed) {
             // Offline, an attempt can only fail; wait for the `online` event (or the timer).
-            if window().navigator().on_line() {
-                if let Ok(socket) = WebSocket::open(&socket_url()) {
-                    if session(store, socket, &stopped, &mut network).await {
-                        failures = 0;
-                    }
-                }
+            if window().navigator().on_line()
+                && let Ok(socket) = WebSocket::open(&socket_url())
+                && session(store, socket, &stopped, &mut network).await
+            {
+                failures = 0;
             }
             store.set_outbox(None);
             if stopped.load(Ordering::Relaxed) {
@@ -208,10 +207,10 @@ mod browser {
                     }
                     if now - last_ping > PING_EVERY_MS {
                         last_ping = now;
-                        if let Ok(text) = serde_json::to_string(&ClientFrame::Ping {}) {
-                            if sink.send(Message::Text(text)).await.is_err() {
-                                return ready;
-                            }
+                        if let Ok(text) = serde_json::to_string(&ClientFrame::Ping {})
+                            && sink.send(Message::Text(text)).await.is_err()
+                        {
+                            return ready;
                         }
                     }
                 },
