@@ -196,20 +196,6 @@ pub async fn list(
     summarise(db, me, rows).await
 }
 
-/// One conversation as it appears in `me`'s list.
-///
-/// # Errors
-/// [`ConversationsError::NotFound`] if `me` is not a participant.
-pub async fn summary(
-    db: &impl ConnectionTrait,
-    me: UserId,
-    id: ConversationId,
-) -> Result<ConversationSummary, ConversationsError> {
-    let conversation = find_for_member(db, me, id).await?;
-    let mut summaries = summarise(db, me, vec![conversation]).await?;
-    summaries.pop().ok_or(ConversationsError::NotFound)
-}
-
 /// Turns conversation rows into summaries with three more queries in all (other users, read
 /// positions, last messages), whatever the number of rows.
 async fn summarise(

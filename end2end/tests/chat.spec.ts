@@ -11,6 +11,7 @@ test("two users chat in real time with names, times, day separators and a typing
   const result = bob.page.getByRole("list", { name: "People" }).getByRole("link", { name: /Ann Seller/ });
   await result.click();
   await expect(bob.page).toHaveURL(new RegExp(`/chat/@${ann.username}$`));
+  await expect(bob.page.getByLabel("Find people")).toHaveValue("");
   await online(bob.page);
   await expect(bob.page.getByRole("heading", { level: 2 })).toHaveText("Ann Seller");
   await expect(log(bob.page)).toContainText("No messages yet");

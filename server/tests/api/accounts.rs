@@ -146,16 +146,7 @@ for_each_db! {
         browser.logout().await;
         assert_eq!(browser.me().await, None);
 
-        let replay = app
-            .browser()
-            .http
-            .post(app.url("/api/me"))
-            .header("cookie", old_cookie)
-            .header("origin", app.url(""))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(expect_json::<Option<UserView>>(replay, StatusCode::OK).await, None);
+        assert_eq!(app.me_with_cookie(&old_cookie).await, None);
     }
 }
 
@@ -173,16 +164,7 @@ for_each_db! {
         assert_ne!(gina_cookie, hank_cookie);
         assert_eq!(browser.me().await.map(|u| u.username), Some("hank".into()));
 
-        let replay = app
-            .browser()
-            .http
-            .post(app.url("/api/me"))
-            .header("cookie", gina_cookie)
-            .header("origin", app.url(""))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(expect_json::<Option<UserView>>(replay, StatusCode::OK).await, None);
+        assert_eq!(app.me_with_cookie(&gina_cookie).await, None);
     }
 }
 
@@ -192,16 +174,7 @@ for_each_db! {
         let (browser, user) = app.user("ivan").await;
         let cookie = browser.cookie_header().unwrap();
         let app = app.restart().await;
-        let response = app
-            .browser()
-            .http
-            .post(app.url("/api/me"))
-            .header("cookie", cookie)
-            .header("origin", app.url(""))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(expect_json::<Option<UserView>>(response, StatusCode::OK).await, Some(user));
+        assert_eq!(app.me_with_cookie(&cookie).await, Some(user));
     }
 }
 

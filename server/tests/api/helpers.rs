@@ -217,6 +217,19 @@ impl TestApp {
         (browser, user)
     }
 
+    /// Who a bare `Cookie` header signs in as, asked from a client with no cookie jar: for
+    /// replaying a session cookie after logout, a new login or a restart.
+    pub(crate) async fn me_with_cookie(&self, cookie: &str) -> Option<UserView> {
+        let response = reqwest::Client::new()
+            .post(self.url("/api/me"))
+            .header("cookie", cookie)
+            .header("origin", self.url(""))
+            .send()
+            .await
+            .expect("request");
+        expect_json(response, StatusCode::OK).await
+    }
+
     /// Two signed-up users and the conversation between them.
     pub(crate) async fn pair(&self) -> (Browser, UserView, Browser, UserView, ConversationSummary) {
         let (ann, ann_user) = self.user("ann").await;

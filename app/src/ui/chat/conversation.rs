@@ -266,7 +266,7 @@ fn RowView(row: Row) -> impl IntoView {
                         <span class="status failed" role="alert">
                             {format!("Not sent: {reason}")}
                         </span>
-                        <button class="link" on:click=move |_| store.resend_pending()>
+                        <button class="link" on:click=move |_| store.retry_failed()>
                             "Retry"
                         </button>
                     }

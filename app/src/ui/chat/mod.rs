@@ -157,16 +157,27 @@ fn Sidebar() -> impl IntoView {
                 />
             </div>
             {move || match results.get() {
-                Some(found) => view! { <SearchResults found/> }.into_any(),
+                Some(found) => {
+                    // Picking someone opens the conversation and puts the list back.
+                    let done = move || {
+                        generation.update_value(|g| *g += 1);
+                        query.set(String::new());
+                        results.set(None);
+                    };
+                    view! { <SearchResults found done/> }.into_any()
+                }
                 None => view! { <ConversationList/> }.into_any(),
             }}
         </aside>
     }
 }
 
-/// People matching the search box.
+/// People matching the search box; `done` runs when one is picked.
 #[component]
-fn SearchResults(found: Result<Vec<UserView>, String>) -> impl IntoView {
+fn SearchResults(
+    found: Result<Vec<UserView>, String>,
+    done: impl Fn() + Copy + Send + Sync + 'static,
+) -> impl IntoView {
     match found {
         Err(error) => view! { <p class="list-note" role="alert">{error}</p> }.into_any(),
         Ok(people) if people.is_empty() => {
@@ -179,7 +190,10 @@ fn SearchResults(found: Result<Vec<UserView>, String>) -> impl IntoView {
                     .map(|person| {
                         view! {
                             <li>
-                                <a href=format!("/chat/@{}", person.username)>
+                                <a
+                                    href=format!("/chat/@{}", person.username)
+                                    on:click=move |_| done()
+                                >
                                     <span class="name">{person.display_name}</span>
                                     <span class="handle">{format!("@{}", person.username)}</span>
                                 </a>

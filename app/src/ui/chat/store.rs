@@ -131,21 +131,41 @@ impl ChatStore {
         });
     }
 
-    /// Sends every unconfirmed message again (after a reconnection, or when the user retries).
-    /// The server stores each at most once, whatever the number of tries.
+    /// Sends again every message still waiting for its acknowledgement (after a
+    /// reconnection). Messages the server refused stay refused until the user retries them.
+    /// The server stores each message at most once, whatever the number of tries.
     pub fn resend_pending(&self) {
+        for item in self.pending.get_untracked() {
+            if item.failed.is_none() {
+                self.send_pending(item);
+            }
+        }
+    }
+
+    /// The user asked to try the refused messages again.
+    pub fn retry_failed(&self) {
+        let failed: Vec<Pending> = self
+            .pending
+            .get_untracked()
+            .into_iter()
+            .filter(|p| p.failed.is_some())
+            .collect();
         self.pending.update(|pending| {
             for item in pending.iter_mut() {
                 item.failed = None;
             }
         });
-        for item in self.pending.get_untracked() {
-            self.send_frame(ClientFrame::Send {
-                conversation_id: item.conversation_id,
-                client_msg_id: item.client_msg_id,
-                body: item.body,
-            });
+        for item in failed {
+            self.send_pending(item);
         }
+    }
+
+    fn send_pending(&self, item: Pending) {
+        self.send_frame(ClientFrame::Send {
+            conversation_id: item.conversation_id,
+            client_msg_id: item.client_msg_id,
+            body: item.body,
+        });
     }
 
     /// Applies a frame from the server.
@@ -322,4 +342,203 @@ fn sort_by_activity(list: &mut [ConversationSummary]) {
             .cmp(&a.last_activity_at)
             .then(b.id.cmp(&a.id))
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::Utc;
+    use futures::channel::mpsc;
+
+    use super::*;
+    use crate::{
+        model::{MessageId, MessageView},
+        protocol::ErrorCode,
+    };
+
+    fn user(id: i64) -> UserView {
+        UserView {
+            id: UserId(id),
+            username: format!("user{id}"),
+            display_name: format!("User {id}"),
+        }
+    }
+
+    fn message(seq: i64, sender: i64, client_msg_id: &str) -> MessageView {
+        MessageView {
+            id: MessageId(seq),
+            conversation_id: ConversationId(1),
+            seq,
+            sender: user(sender),
+            client_msg_id: client_msg_id.into(),
+            body: format!("message {seq}"),
+            created_at: Utc::now(),
+        }
+    }
+
+    fn summary(id: i64) -> ConversationSummary {
+        ConversationSummary {
+            id: ConversationId(id),
+            other: user(2),
+            last_message: None,
+            last_activity_at: Utc::now(),
+            last_seq: 0,
+            unread: 0,
+        }
+    }
+
+    /// Runs `test` with a store signed in as user 1 whose outgoing frames land in the
+    /// receiver, inside a reactive owner (signals need one).
+    fn with_store(test: impl FnOnce(ChatStore, &mut mpsc::UnboundedReceiver<ClientFrame>)) {
+        Owner::new().with(|| {
+            let store = ChatStore::new();
+            store.me.set(Some(user(1)));
+            let (outbox, mut frames) = mpsc::unbounded();
+            store.set_outbox(Some(outbox));
+            test(store, &mut frames);
+        });
+    }
+
+    fn sent_ids(frames: &mut mpsc::UnboundedReceiver<ClientFrame>) -> Vec<String> {
+        let mut ids = Vec::new();
+        while let Ok(frame) = frames.try_recv() {
+            if let ClientFrame::Send { client_msg_id, .. } = frame {
+                ids.push(client_msg_id);
+            }
+        }
+        ids
+    }
+
+    #[test]
+    fn reconnection_resends_waiting_messages_but_not_refused_ones() {
+        with_store(|store, frames| {
+            store.send_message(ConversationId(1), "a".into(), "one".into(), Utc::now());
+            store.send_message(ConversationId(1), "b".into(), "two".into(), Utc::now());
+            assert_eq!(sent_ids(frames), ["a", "b"]);
+
+            store.apply(
+                ServerFrame::Error {
+                    code: ErrorCode::Internal,
+                    message: "try again".into(),
+                    client_msg_id: Some("b".into()),
+                },
+                0.0,
+            );
+            store.resend_pending();
+            assert_eq!(sent_ids(frames), ["a"]);
+            store.retry_failed();
+            assert_eq!(sent_ids(frames), ["b"]);
+            assert!(
+                store
+                    .pending
+                    .get_untracked()
+                    .iter()
+                    .all(|p| p.failed.is_none())
+            );
+        });
+    }
+
+    #[test]
+    fn disconnected_frames_are_dropped_but_messages_stay_pending() {
+        with_store(|store, frames| {
+            store.set_outbox(None);
+            store.send_message(ConversationId(1), "a".into(), "one".into(), Utc::now());
+            assert!(sent_ids(frames).is_empty());
+            assert_eq!(store.pending.get_untracked().len(), 1);
+        });
+    }
+
+    #[test]
+    fn an_acknowledged_message_replaces_its_pending_copy_once() {
+        with_store(|store, _frames| {
+            store.upsert_summary(summary(1));
+            store
+                .thread
+                .set(super::super::thread::Thread::opening(ConversationId(1)));
+            store.send_message(
+                ConversationId(1),
+                "a".into(),
+                "message 1".into(),
+                Utc::now(),
+            );
+
+            let stored = message(1, 1, "a");
+            store.apply(
+                ServerFrame::Ack {
+                    client_msg_id: "a".into(),
+                    message: stored.clone(),
+                },
+                0.0,
+            );
+            store.apply(ServerFrame::Message { message: stored }, 0.0);
+
+            assert!(store.pending.get_untracked().is_empty());
+            assert_eq!(store.thread.get_untracked().messages.len(), 1);
+            let summary = &store.conversations.get_untracked()[0];
+            assert_eq!(summary.last_seq, 1);
+            assert_eq!(summary.unread, 0, "one's own messages are never unread");
+        });
+    }
+
+    #[test]
+    fn messages_in_other_conversations_count_as_unread_and_move_to_the_top() {
+        with_store(|store, _frames| {
+            store.upsert_summary(summary(1));
+            store.upsert_summary(summary(2));
+            store
+                .thread
+                .set(super::super::thread::Thread::opening(ConversationId(2)));
+
+            let mut incoming = message(1, 2, "x");
+            incoming.created_at = Utc::now() + chrono::Duration::seconds(5);
+            store.receive(incoming.clone());
+            store.receive(incoming);
+
+            let list = store.conversations.get_untracked();
+            assert_eq!(list[0].id, ConversationId(1));
+            assert_eq!(list[0].unread, 1, "counted once");
+            assert_eq!(
+                list[0].last_message.as_ref().map(|m| m.body.as_str()),
+                Some("message 1")
+            );
+            assert!(store.thread.get_untracked().messages.is_empty());
+        });
+    }
+
+    #[test]
+    fn a_message_from_an_unknown_conversation_asks_for_the_list_again() {
+        with_store(|store, _frames| {
+            let before = store.conversations_stale.get_untracked();
+            store.receive(message(1, 2, "x"));
+            assert_eq!(store.conversations_stale.get_untracked(), before + 1);
+        });
+    }
+
+    #[test]
+    fn typing_indicators_expire_unless_renewed_and_clear_on_a_message() {
+        with_store(|store, _frames| {
+            let typing = |active| ServerFrame::Typing {
+                conversation_id: ConversationId(1),
+                user: user(2),
+                active,
+            };
+            store.apply(typing(true), 1_000.0);
+            store.expire_typing(1_000.0 + f64::from(TYPING_TTL_MS) - 1.0);
+            assert!(
+                store
+                    .typing
+                    .get_untracked()
+                    .contains_key(&ConversationId(1))
+            );
+            store.expire_typing(1_000.0 + f64::from(TYPING_TTL_MS));
+            assert!(store.typing.get_untracked().is_empty());
+
+            store.apply(typing(true), 0.0);
+            store.receive(message(1, 2, "x"));
+            assert!(store.typing.get_untracked().is_empty());
+
+            store.apply(typing(true), 0.0);
+            store.apply(typing(false), 0.0);
+            assert!(store.typing.get_untracked().is_empty());
+        });
+    }
 }
