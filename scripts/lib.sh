@@ -38,6 +38,12 @@ install_tools() {
   command -v npm >/dev/null || missing+=(npm)
   command -v chromium >/dev/null || missing+=(chromium chromium-driver)
   if [ ${#missing[@]} -gt 0 ]; then apt_install "${missing[@]}"; fi
+  # Playwright needs Node.js 20 or newer (Debian 12's own package is 18).
+  if [ "$(node -p 'process.versions.node.split(".")[0]')" -lt 20 ]; then
+    echo "Node.js 20 or newer is needed (found $(node --version)): install it from" \
+      "https://nodejs.org or your distribution's backports, then run this again." >&2
+    exit 1
+  fi
 
   if ! command -v cargo >/dev/null; then
     echo "Rust is needed: install it from https://rustup.rs, then run this again." >&2

@@ -18,10 +18,7 @@ use crate::{
     accounts::{User, find_by_username},
     entity::{conversations, messages, participants, users},
     error::AppError,
-    model::{
-        ConversationId, ConversationSummary, MessagePreview, UserId, UserView, Username,
-        preview_text,
-    },
+    model::{ConversationId, ConversationSummary, MessagePreview, UserId, UserView, Username},
 };
 
 /// Most conversations one list returns (latest activity first).
@@ -245,11 +242,7 @@ async fn summarise(
             let last_message = conversation
                 .last_message_id
                 .and_then(|id| last_messages.get(&id))
-                .map(|m| MessagePreview {
-                    sender_id: UserId(m.sender_id),
-                    body: preview_text(&m.body),
-                    created_at: m.created_at,
-                });
+                .map(|m| MessagePreview::new(UserId(m.sender_id), &m.body, m.created_at));
             Some(ConversationSummary {
                 id: ConversationId(conversation.id),
                 other: UserView {

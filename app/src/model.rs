@@ -82,13 +82,18 @@ pub struct MessagePreview {
 pub const PREVIEW_MAX_CHARS: usize = 120;
 
 impl MessagePreview {
+    /// The preview of a message with this sender, body and time.
+    pub fn new(sender_id: UserId, body: &str, created_at: DateTime<Utc>) -> Self {
+        Self {
+            sender_id,
+            body: preview_text(body),
+            created_at,
+        }
+    }
+
     /// The preview of a message.
     pub fn of(message: &MessageView) -> Self {
-        Self {
-            sender_id: message.sender.id,
-            body: preview_text(&message.body),
-            created_at: message.created_at,
-        }
+        Self::new(message.sender.id, &message.body, message.created_at)
     }
 }
 
@@ -302,9 +307,15 @@ impl ClientMsgId {
 /// Whether `next` is a safe place to send a user after signing in: a path on this site.
 ///
 /// Refuses absolute URLs and protocol-relative `//host` paths, so a crafted login link can't
-/// bounce a user to another site.
+/// bounce a user to another site. Backslashes, whitespace and control characters are refused
+/// too: browsers drop tabs and newlines from URLs and read `\\` as `/`, which would turn
+/// `/\t/evil.example` into `//evil.example`.
 pub fn is_safe_next(next: &str) -> bool {
-    next.starts_with('/') && !next.starts_with("//") && !next.contains('\\')
+    next.starts_with('/')
+        && !next.starts_with("//")
+        && !next
+            .chars()
+            .any(|c| c == '\\' || c.is_whitespace() || c.is_control())
 }
 
 #[cfg(test)]
@@ -403,5 +414,9 @@ mod tests {
         assert!(!is_safe_next("//evil.example"));
         assert!(!is_safe_next("https://evil.example"));
         assert!(!is_safe_next("/\\evil.example"));
+        assert!(!is_safe_next("/\t/evil.example"));
+        assert!(!is_safe_next("/\n/evil.example"));
+        assert!(!is_safe_next("/ /evil.example"));
+        assert!(!is_safe_next("chat"));
     }
 }

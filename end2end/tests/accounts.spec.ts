@@ -87,5 +87,14 @@ test("the sign-in forms work before the WASM has loaded", async ({ browser }) =>
   await page.getByRole("button", { name: "Sign up" }).click();
   // The plain form post signs in and the server sends the browser on to the chat.
   await page.waitForURL("**/chat");
+
+  // A failed plain form post lands back on the form, with the error, not on an error document.
+  await context.clearCookies();
+  await page.goto("/login");
+  await page.getByLabel("Username").fill(username);
+  await page.getByLabel("Password").fill("not the password");
+  await page.getByRole("button", { name: "Log in" }).click();
+  await page.waitForURL(/\/login\?/);
+  await expect(page.locator(".form-error")).toHaveText("Wrong username or password.");
   await context.close();
 });

@@ -57,3 +57,18 @@ test("a message written while offline shows as sending, then goes out once on re
   await online(bob.page);
   await expect(messages(bob.page, "Queued while offline")).toHaveCount(1);
 });
+
+test("a tab whose session ended elsewhere goes to the log-in page when it reconnects", async ({ browser }) => {
+  const ann = await signUp(browser, "ann", "Ann");
+  const otherTab = await ann.context.newPage();
+  await otherTab.goto("/chat");
+  await online(otherTab);
+
+  await ann.page.getByRole("button", { name: "Log out" }).click();
+  await ann.page.waitForURL("**/login");
+
+  await ann.context.setOffline(true);
+  await expect(otherTab.getByRole("status")).toHaveText("Reconnecting…");
+  await ann.context.setOffline(false);
+  await otherTab.waitForURL(/\/login\?next=%2Fchat$/);
+});

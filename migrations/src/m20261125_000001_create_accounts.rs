@@ -19,6 +19,10 @@ impl MigrationTrait for Migration {
                     // case-insensitively on both SQLite and PostgreSQL.
                     .col(string_len_uniq(Users::Username, 32))
                     .col(string_len(Users::DisplayName, 64))
+                    // The display name in lower case (full Unicode folding, done by the
+                    // application): people search compares against it, because SQL `lower()`
+                    // folds only ASCII on SQLite.
+                    .col(string_len(Users::DisplayNameFolded, 64))
                     // A PHC string (`$argon2id$v=19$m=…`): algorithm, parameters and salt travel
                     // with the hash, so parameters can be raised later without a migration.
                     .col(string(Users::PasswordHash))
@@ -71,6 +75,7 @@ pub(crate) enum Users {
     Id,
     Username,
     DisplayName,
+    DisplayNameFolded,
     PasswordHash,
     CreatedAt,
 }

@@ -10,7 +10,10 @@ use anyhow::Context;
 use axum::{Extension, Router, middleware, routing::get};
 use leptos_axum::{LeptosRoutes, generate_route_list};
 use sea_orm::{ConnectOptions, Database, DatabaseConnection};
-use tokio::{net::TcpListener, sync::watch};
+use tokio::{
+    net::TcpListener,
+    sync::{mpsc, watch},
+};
 use tower_http::trace::TraceLayer;
 use tower_sessions::{Expiry, SessionManagerLayer, cookie::SameSite};
 
@@ -29,6 +32,8 @@ use crate::{
 pub const SESSION_COOKIE: &str = "parley_session";
 /// How often expired sessions are deleted from the database.
 const SESSION_SWEEP_EVERY: Duration = Duration::from_secs(60 * 60);
+/// How long shutdown waits for WebSocket connections to send their Close frames.
+const SOCKETS_CLOSE_WITHIN: Duration = Duration::from_secs(5);
 
 /// A built, bound, not yet serving Parley.
 pub struct Application {
@@ -80,10 +85,11 @@ impl Application {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
-        let (stop_sockets, sockets_stopped) = watch::channel(false);
+        let (stop_sockets, signal) = watch::channel(false);
+        let (done, mut all_done) = mpsc::channel::<()>(1);
         let sweeper =
             tokio::spawn(DbSessionStore::new(self.db.clone()).sweep_expired(SESSION_SWEEP_EVERY));
-        let router = self.router.layer(Extension(ws::Shutdown(sockets_stopped)));
+        let router = self.router.layer(Extension(ws::Shutdown { signal, done }));
         axum::serve(self.listener, router)
             .with_graceful_shutdown(async move {
                 shutdown.await;
@@ -92,6 +98,9 @@ impl Application {
             .await
             .context("server error")?;
         sweeper.abort();
+        // The router and its copy of the sender are gone; each socket task holds one more, so
+        // `recv` answers `None` once every connection has sent its Close frame.
+        let _ = tokio::time::timeout(SOCKETS_CLOSE_WITHIN, all_done.recv()).await;
         Ok(())
     }
 }
@@ -121,6 +130,9 @@ fn router(config: &Config, state: AppState) -> Router {
         .with_http_only(true)
         .with_same_site(SameSite::Lax)
         .with_secure(config.secure_cookies())
+        // Save (and so renew) a signed-in session on every request: the expiry counts from
+        // the last use, not from sign-in.
+        .with_always_save(true)
         .with_expiry(Expiry::OnInactivity(time::Duration::days(
             config.session_idle_days,
         )));

@@ -13,7 +13,7 @@ use sea_orm::{
     ActiveValue::Set,
     ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, ExprTrait,
     QueryFilter, QueryOrder, QuerySelect, SqlErr,
-    sea_query::{Expr, Func, LikeExpr},
+    sea_query::{Expr, LikeExpr},
 };
 
 use crate::{
@@ -191,6 +191,7 @@ pub async fn register(
     let row = users::ActiveModel {
         username: Set(username.as_str().to_owned()),
         display_name: Set(display_name.as_str().to_owned()),
+        display_name_folded: Set(display_name.as_str().to_lowercase()),
         password_hash: Set(password_hash),
         created_at: Set(Utc::now()),
         ..Default::default()
@@ -251,7 +252,7 @@ pub async fn search(
             Condition::any()
                 .add(Expr::col(users::Column::Username).like(LikeExpr::new(&pattern).escape('\\')))
                 .add(
-                    Expr::expr(Func::lower(Expr::col(users::Column::DisplayName)))
+                    Expr::col(users::Column::DisplayNameFolded)
                         .like(LikeExpr::new(&pattern).escape('\\')),
                 ),
         )

@@ -11,6 +11,8 @@ pub struct Model {
     #[sea_orm(unique)]
     pub username: String,
     pub display_name: String,
+    /// `display_name` in lower case, for search.
+    pub display_name_folded: String,
     pub password_hash: String,
     pub created_at: DateTimeUtc,
 }

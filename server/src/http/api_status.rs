@@ -5,6 +5,7 @@
 //! arguments) can't set a status at all. This middleware reads such a body back as
 //! [`AppError`] and sets `AppError::status_code`, so a bad argument is a 400, a missing session
 //! a 401, a stranger's conversation a 404, and a field error a 422: one rule, in one place.
+//! Redirects are left alone: they answer plain HTML form posts, which must land on a page.
 
 use axum::{
     body::{Body, to_bytes},
@@ -24,7 +25,11 @@ const MAX_ERROR_BODY: usize = 64 * 1024;
 /// The middleware.
 pub async fn server_fn_status(request: Request, next: Next) -> Response {
     let response = next.run(request).await;
-    if !response.headers().contains_key(SERVER_FN_ERROR_HEADER) {
+    // A plain HTML form post (no WASM yet) is answered with a redirect back to the form, error
+    // or not; a 4xx there would leave the browser on a page of raw JSON.
+    if !response.headers().contains_key(SERVER_FN_ERROR_HEADER)
+        || response.status().is_redirection()
+    {
         return response;
     }
     let (mut parts, body) = response.into_parts();

@@ -70,6 +70,8 @@ mod tests {
             "/chat"
         );
         assert_eq!(next_from_query(Some("next=%2F%2Fevil.example")), "/chat");
+        assert_eq!(next_from_query(Some("next=%2F%09%2Fevil.example")), "/chat");
+        assert_eq!(next_from_query(Some("next=%2Fchat%0A")), "/chat");
         assert_eq!(next_from_query(None), "/chat");
     }
 }

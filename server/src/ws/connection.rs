@@ -15,7 +15,6 @@ use std::{
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket, close_code};
 use futures::StreamExt;
-use tokio::sync::watch;
 
 use app::{
     accounts::User,
@@ -27,17 +26,19 @@ use app::{
     state::AppState,
 };
 
-/// How often the server pings, so that proxies keep the connection open and dead peers are
-/// noticed.
+use super::Shutdown;
+
+/// How often the server pings, so that proxies keep an idle connection open (and a write to a
+/// peer that has vanished fails, ending the task).
 const PING_EVERY: Duration = Duration::from_secs(25);
 
 /// Runs a connection to the end.
-pub async fn serve(
-    mut socket: WebSocket,
-    state: AppState,
-    user: User,
-    mut shutdown: watch::Receiver<bool>,
-) {
+pub async fn serve(mut socket: WebSocket, state: AppState, user: User, shutdown: Shutdown) {
+    // Dropped when this function returns, which tells the server this connection is done.
+    let Shutdown {
+        signal: mut shutdown,
+        done: _done,
+    } = shutdown;
     let mut events = match state.realtime.subscribe(user.id).await {
         Ok(events) => events,
         Err(error) => {
@@ -86,7 +87,15 @@ pub async fn serve(
                     )),
                     // Pings are answered by the WebSocket layer itself.
                     Some(Ok(Message::Ping(_) | Message::Pong(_))) => None,
-                    Some(Ok(Message::Close(_)) | Err(_)) | None => break,
+                    Some(Err(error)) => {
+                        if is_too_big(error) {
+                            let _ = socket
+                                .send(close(close_code::SIZE, "message too big"))
+                                .await;
+                        }
+                        break;
+                    }
+                    Some(Ok(Message::Close(_))) | None => break,
                 };
                 if let Some(reply) = reply
                     && send(&mut socket, &reply).await.is_err()
@@ -117,6 +126,14 @@ async fn send(socket: &mut WebSocket, frame: &ServerFrame) -> Result<(), axum::E
             Ok(())
         }
     }
+}
+
+/// Whether a receive failed because the message was over [`super::TRANSPORT_MAX_BYTES`].
+fn is_too_big(error: axum::Error) -> bool {
+    error
+        .into_inner()
+        .downcast_ref::<tungstenite::Error>()
+        .is_some_and(|e| matches!(e, tungstenite::Error::Capacity(_)))
 }
 
 fn close(code: u16, reason: &'static str) -> Message {

@@ -12,7 +12,7 @@ use axum::{
     extract::{State, WebSocketUpgrade},
     response::{IntoResponse, Response},
 };
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 
 use app::{accounts::AuthSession, error::AppError, state::AppState};
 
@@ -21,16 +21,23 @@ use app::{accounts::AuthSession, error::AppError, state::AppState};
 /// frame is refused with an `error` frame and the connection stays open.
 pub const TRANSPORT_MAX_BYTES: usize = 1024 * 1024;
 
-/// Tells open connections that the server is shutting down.
+/// How connections learn that the server is shutting down, and how the server learns that
+/// they have all finished (mini-redis' shutdown pattern).
 #[derive(Clone)]
-pub struct Shutdown(pub watch::Receiver<bool>);
+pub struct Shutdown {
+    /// Becomes `true` when the server stops: connections send Close (1001) and end.
+    pub signal: watch::Receiver<bool>,
+    /// Held by every connection task; when the last clone is dropped the receiving end sees
+    /// the channel close, so the server knows every Close frame has gone out.
+    pub done: mpsc::Sender<()>,
+}
 
 /// The upgrade handler.
 pub async fn upgrade(
     ws: WebSocketUpgrade,
     auth: AuthSession,
     State(state): State<AppState>,
-    Extension(Shutdown(shutdown)): Extension<Shutdown>,
+    Extension(shutdown): Extension<Shutdown>,
 ) -> Response {
     let Some(user) = auth.user else {
         return AppError::Unauthorized.into_response();

@@ -141,6 +141,13 @@ for_each_db! {
         assert!(cookie.contains("SameSite=Lax"), "{cookie}");
         assert!(!cookie.contains("Secure"), "plain-HTTP cookies can't be Secure: {cookie}");
         assert_eq!(browser.me().await.map(|u| u.username), Some("frank".into()));
+        // Every request renews the session, so it lasts as long as it is used.
+        let renewed = browser.post("me", &[]).await;
+        let renewal = renewed.headers().get("set-cookie").and_then(|v| v.to_str().ok());
+        assert!(
+            renewal.is_some_and(|c| c.starts_with(&format!("{SESSION_COOKIE}=")) && c.contains("Max-Age=")),
+            "{renewal:?}"
+        );
 
         let old_cookie = browser.cookie_header().unwrap();
         browser.logout().await;
@@ -189,6 +196,20 @@ for_each_db! {
         assert_eq!(names(ann.search("ANN").await), ["annabel"]);
         assert_eq!(names(ann.search("Bo").await), ["bob"]);
         assert!(ann.search("%").await.is_empty());
+
+        // Case is folded beyond ASCII, on SQLite too.
+        let elodie = app.browser();
+        let response = elodie
+            .post("register", &[
+                ("username", "elodie"),
+                ("display_name", "Élodie Ørsted"),
+                ("password", PASSWORD),
+                ("password_confirm", PASSWORD),
+            ])
+            .await;
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(names(ann.search("ÉLO").await), ["elodie"]);
+        assert_eq!(names(ann.search("ørs").await), ["elodie"]);
         assert!(ann.search("   ").await.is_empty());
         let anonymous = app.browser().post("search_users", &[("query", "bob")]).await;
         assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
@@ -216,8 +237,10 @@ for_each_db! {
         let (user, _) = app.user("bob").await;
         let response = user.get("/login?next=%2Fchat%2F%40ann").await;
         assert_eq!(location(&response).as_deref(), Some("/chat/@ann"));
-        let response = user.get("/register?next=https%3A%2F%2Fevil.example").await;
-        assert_eq!(location(&response).as_deref(), Some("/chat"));
+        for bad in ["https%3A%2F%2Fevil.example", "%2F%09%2Fevil.example", "%2Fchat%0D%0AX-Evil:%201"] {
+            let response = user.get(&format!("/register?next={bad}")).await;
+            assert_eq!(location(&response).as_deref(), Some("/chat"), "{bad}");
+        }
         let response = user.get("/chat").await;
         assert_eq!(response.status(), StatusCode::OK);
     }

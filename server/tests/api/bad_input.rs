@@ -49,6 +49,22 @@ for_each_db! {
 }
 
 for_each_db! {
+    /// A message over the 1 MiB transport limit ends that connection (with close code 1009
+    /// when the close frame gets through); the server and every other connection carry on.
+    async fn messages_over_the_transport_limit_end_the_connection(app) {
+        let (ann, _, bob, _, _conversation) = app.pair().await;
+        let mut oversized = ann.socket().await;
+        let mut bystander = bob.socket().await;
+        oversized.try_send_text(&"x".repeat(server::ws::TRANSPORT_MAX_BYTES + 1024)).await;
+        if let Some(code) = oversized.ended().await {
+            assert_eq!(code, 1009);
+        }
+        bystander.assert_alive().await;
+        ann.socket().await.assert_alive().await;
+    }
+}
+
+for_each_db! {
     /// A third user can't send to, type in, or mark read a conversation they are not part of:
     /// it looks exactly like a conversation that does not exist.
     async fn strangers_get_not_found_on_the_socket(app) {

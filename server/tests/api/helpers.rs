@@ -422,6 +422,25 @@ impl TestSocket {
             .expect("send");
     }
 
+    /// Sends a text frame without caring whether the server is still reading.
+    pub(crate) async fn try_send_text(&mut self, text: &str) {
+        let _ = self.stream.send(Message::Text(text.into())).await;
+    }
+
+    /// Waits for the connection to end; returns the close code if a Close frame came.
+    pub(crate) async fn ended(&mut self) -> Option<u16> {
+        loop {
+            match tokio::time::timeout(FRAME_TIMEOUT, self.stream.next())
+                .await
+                .expect("the connection should end")
+            {
+                Some(Ok(Message::Close(frame))) => return frame.map(|f| u16::from(f.code)),
+                Some(Ok(_)) => {}
+                Some(Err(_)) | None => return None,
+            }
+        }
+    }
+
     pub(crate) async fn send_raw(&mut self, message: Message) {
         self.stream.send(message).await.expect("send");
     }

@@ -65,9 +65,7 @@ pub fn ConversationView() -> impl IntoView {
                 Ok(page) => {
                     store.thread.update(|thread| {
                         if thread.conversation_id == Some(id) {
-                            thread.merge(page.messages);
-                            thread.has_more_before = page.has_more;
-                            thread.loaded = true;
+                            thread.load_latest(page.messages, page.has_more);
                         }
                     });
                     store.mark_read();
@@ -112,8 +110,9 @@ fn MessageLog() -> impl IntoView {
     let store = expect_context::<ChatStore>();
     let log = NodeRef::<html::Div>::new();
     let near_bottom = StoredValue::new(true);
-    // Scroll height and position just before older messages are prepended.
-    let anchor = StoredValue::new(None::<(i32, i32)>);
+    // Scroll height and position just before older messages were asked for, and the first
+    // line then: the view is restored once a different line is first (the page has landed).
+    let anchor = StoredValue::new(None::<(i32, i32, Option<String>)>);
     let last_row = StoredValue::new(None::<String>);
     let loading_older = RwSignal::new(false);
 
@@ -126,6 +125,15 @@ fn MessageLog() -> impl IntoView {
 
     // After each change: keep the view still when history was prepended, else follow the
     // bottom if the reader was there or the newest line is their own.
+    // The first message's key (not the first row's: a day separator may stay first).
+    let first_key = move || {
+        rendered.with_untracked(|rows| {
+            rows.iter().find_map(|row| match row {
+                Row::Message { key, .. } => Some(key.clone()),
+                Row::Day { .. } => None,
+            })
+        })
+    };
     Effect::new(move |_| {
         let newest = rendered.with(|rows| {
             rows.last().map(|row| match row {
@@ -142,9 +150,12 @@ fn MessageLog() -> impl IntoView {
             let Some(el) = log.get_untracked() else {
                 return;
             };
-            if let Some((height, top)) = anchor.get_value() {
-                anchor.set_value(None);
-                el.set_scroll_top(el.scroll_height() - height + top);
+            if let Some((height, top, first)) = anchor.get_value() {
+                // Until the older page lands, other changes (a live message) leave the view be.
+                if first_key() != first {
+                    anchor.set_value(None);
+                    el.set_scroll_top(el.scroll_height() - height + top);
+                }
             } else if near_bottom.get_value() || new_own_line {
                 el.set_scroll_top(el.scroll_height());
                 near_bottom.set_value(true);
@@ -164,16 +175,22 @@ fn MessageLog() -> impl IntoView {
         };
         loading_older.set(true);
         if let Some(el) = log.get_untracked() {
-            anchor.set_value(Some((el.scroll_height(), el.scroll_top())));
+            anchor.set_value(Some((el.scroll_height(), el.scroll_top(), first_key())));
         }
         spawn_local(async move {
             match history(id, Some(first), None).await {
-                Ok(page) => store.thread.update(|thread| {
+                Ok(page) if !page.messages.is_empty() => store.thread.update(|thread| {
                     if thread.conversation_id == Some(id) {
                         thread.merge(page.messages);
                         thread.has_more_before = page.has_more;
                     }
                 }),
+                Ok(page) => {
+                    anchor.set_value(None);
+                    store
+                        .thread
+                        .update(|thread| thread.has_more_before = page.has_more);
+                }
                 Err(_) => anchor.set_value(None),
             }
             loading_older.set(false);

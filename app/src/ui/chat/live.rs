@@ -61,7 +61,10 @@ mod browser {
 
     use super::{super::store::Connection, ChatStore, backoff_ms};
     use crate::{
-        api::conversations::{history, list_conversations},
+        api::{
+            accounts::current_user,
+            conversations::{history, list_conversations},
+        },
         protocol::{ClientFrame, ServerFrame},
         ui::time::now_ms,
     };
@@ -113,14 +116,25 @@ mod browser {
         let mut failures = 0u32;
         while !stopped.load(Ordering::Relaxed) {
             // Offline, an attempt can only fail; wait for the `online` event (or the timer).
-            if window().navigator().on_line()
-                && let Ok(socket) = WebSocket::open(&socket_url())
-                && session(store, socket, &stopped, &mut network).await
-            {
-                failures = 0;
+            let online = window().navigator().on_line();
+            let mut reached_ready = false;
+            if online && let Ok(socket) = WebSocket::open(&socket_url()) {
+                reached_ready = session(store, socket, &stopped, &mut network).await;
             }
             store.set_outbox(None);
+            store.clear_typing();
             if stopped.load(Ordering::Relaxed) {
+                break;
+            }
+            if reached_ready {
+                failures = 0;
+            } else if online && signed_out().await {
+                // The session ended (signed out in another tab, or expired): no retry will
+                // help, so send the user to sign in again, then back here.
+                let location = window().location();
+                let here = location.pathname().unwrap_or_default();
+                let next: String = js_sys::encode_uri_component(&here).into();
+                let _ = location.assign(&format!("/login?next={next}"));
                 break;
             }
             store.connection.set(Connection::Reconnecting);
@@ -134,6 +148,11 @@ mod browser {
                 }
             }
         }
+    }
+
+    /// Whether the server says nobody is signed in (a network failure is not a "yes").
+    async fn signed_out() -> bool {
+        matches!(current_user().await, Ok(None))
     }
 
     /// `ws://` or `wss://` (matching the page), same host, path `/ws`.
@@ -175,10 +194,15 @@ mod browser {
                                 store.set_outbox(Some(outbox.clone()));
                                 store.connection.set(Connection::Online);
                                 store.resend_pending();
-                                spawn_local(catch_up(store));
+                                schedule_catch_up(store);
                             }
-                            Ok(ServerFrame::Resync) => spawn_local(catch_up(store)),
-                            Ok(frame) => store.apply(frame, last_heard),
+                            Ok(ServerFrame::Resync) => schedule_catch_up(store),
+                            Ok(frame) => {
+                                store.apply(frame, last_heard);
+                                if store.needs_catch_up() {
+                                    schedule_catch_up(store);
+                                }
+                            }
                             Err(error) => leptos::logging::warn!("unreadable frame: {error}"),
                         }
                     }
@@ -218,28 +242,47 @@ mod browser {
         }
     }
 
-    /// Fetches what may have been missed while not connected.
-    async fn catch_up(store: ChatStore) {
-        if let Ok(list) = list_conversations().await {
-            store.conversations.set(list);
-            store.conversations_loaded.set(true);
+    /// Starts a catch-up, or makes the running one go round again.
+    fn schedule_catch_up(store: ChatStore) {
+        if store.request_catch_up() {
+            spawn_local(catch_up(store));
         }
+    }
+
+    /// Fetches what may have been missed: the open conversation's messages after the last one
+    /// held without a gap, then the conversation list; then tells the server what has been
+    /// read (a read position set while disconnected never reached it).
+    async fn catch_up(store: ChatStore) {
+        loop {
+            let handled = store.catch_up_requests();
+            fetch_missed_messages(store).await;
+            if let Ok(list) = list_conversations().await {
+                store.replace_conversations(list);
+            }
+            store.mark_read();
+            if !store.finish_catch_up(handled) {
+                break;
+            }
+        }
+    }
+
+    async fn fetch_missed_messages(store: ChatStore) {
         loop {
             let (conversation_id, loaded, after) = store
                 .thread
-                .with_untracked(|t| (t.conversation_id, t.loaded, t.last_seq()));
+                .with_untracked(|t| (t.conversation_id, t.loaded, t.complete_to));
             // A thread still loading its first page will get everything from that page.
             let (Some(conversation_id), true) = (conversation_id, loaded) else {
-                break;
+                return;
             };
             let Ok(page) = history(conversation_id, None, Some(after)).await else {
-                break;
+                return;
             };
             for message in page.messages {
                 store.receive(message);
             }
             if !page.has_more {
-                break;
+                return;
             }
         }
     }

@@ -46,7 +46,7 @@ pub fn ChatLayout() -> impl IntoView {
         if previous.is_some() {
             spawn_local(async move {
                 if let Ok(list) = list_conversations().await {
-                    store.conversations.set(list);
+                    store.replace_conversations(list);
                 }
             });
         }
@@ -63,18 +63,18 @@ pub fn ChatLayout() -> impl IntoView {
             data-connection=move || store.connection.get().as_str()
             data-pane=move || if in_conversation() { "conversation" } else { "list" }
         >
+            {move || {
+                (store.connection.get() == Connection::Reconnecting)
+                    .then(|| {
+                        view! {
+                            <div class="banner" role="status">
+                                "Reconnecting…"
+                            </div>
+                        }
+                    })
+            }}
             <Sidebar/>
             <main class="thread-pane">
-                {move || {
-                    (store.connection.get() == Connection::Reconnecting)
-                        .then(|| {
-                            view! {
-                                <div class="banner" role="status">
-                                    "Reconnecting…"
-                                </div>
-                            }
-                        })
-                }}
                 <leptos_router::components::Outlet/>
             </main>
         </div>

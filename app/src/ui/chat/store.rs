@@ -74,6 +74,15 @@ pub struct ChatStore {
     /// Frames to the server; `None` while disconnected (frames are then dropped, and pending
     /// messages are resent on reconnection instead).
     outbox: StoredValue<Option<UnboundedSender<ClientFrame>>>,
+    /// Whether a catch-up is running, and how many have been asked for: asking while one runs
+    /// makes it go round once more instead of starting a second one.
+    catch_up: StoredValue<CatchUp>,
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+struct CatchUp {
+    running: bool,
+    requested: u64,
 }
 
 impl ChatStore {
@@ -89,6 +98,7 @@ impl ChatStore {
             connection: RwSignal::new(Connection::Connecting),
             conversations_stale: RwSignal::new(0),
             outbox: StoredValue::new(None),
+            catch_up: StoredValue::new(CatchUp::default()),
         }
     }
 
@@ -308,6 +318,58 @@ impl ChatStore {
         found
     }
 
+    /// Asks for a catch-up. Returns `true` if the caller should run it (none was running);
+    /// otherwise the running one will go round again.
+    pub fn request_catch_up(&self) -> bool {
+        let mut start = false;
+        self.catch_up.update_value(|c| {
+            c.requested += 1;
+            start = !c.running;
+            c.running = true;
+        });
+        start
+    }
+
+    /// How many catch-ups have been asked for so far.
+    pub fn catch_up_requests(&self) -> u64 {
+        self.catch_up.with_value(|c| c.requested)
+    }
+
+    /// A catch-up round that started when `handled` had been asked for is done. Returns
+    /// `true` if more were asked for meanwhile and it must go round again.
+    pub fn finish_catch_up(&self, handled: u64) -> bool {
+        let mut again = false;
+        self.catch_up.update_value(|c| {
+            again = c.requested != handled;
+            c.running = again;
+        });
+        again
+    }
+
+    /// Whether the open conversation is missing messages it should fetch.
+    pub fn needs_catch_up(&self) -> bool {
+        self.thread.with_untracked(Thread::has_gap)
+    }
+
+    /// Takes a freshly fetched conversation list. A conversation that changed here after the
+    /// list was read on the server (a live message arrived meanwhile) keeps its newer copy.
+    pub fn replace_conversations(&self, fresh: Vec<ConversationSummary>) {
+        self.conversations.update(|list| {
+            let mut merged = fresh;
+            for summary in &mut merged {
+                if let Some(local) = list
+                    .iter()
+                    .find(|l| l.id == summary.id && l.last_seq > summary.last_seq)
+                {
+                    *summary = local.clone();
+                }
+            }
+            sort_by_activity(&mut merged);
+            *list = merged;
+        });
+        self.conversations_loaded.set(true);
+    }
+
     /// Puts `summary` in the list (replacing an older copy).
     pub fn upsert_summary(&self, summary: ConversationSummary) {
         self.conversations.update(|list| {
@@ -315,6 +377,11 @@ impl ChatStore {
             list.push(summary);
             sort_by_activity(list);
         });
+    }
+
+    /// Forgets every typing indicator (when disconnected nobody can tell who still types).
+    pub fn clear_typing(&self) {
+        self.typing.update(HashMap::clear);
     }
 
     /// Drops typing indicators that have not been renewed in time.
@@ -501,6 +568,43 @@ mod tests {
                 Some("message 1")
             );
             assert!(store.thread.get_untracked().messages.is_empty());
+        });
+    }
+
+    #[test]
+    fn a_fresh_list_never_overwrites_newer_local_changes() {
+        with_store(|store, _frames| {
+            store.upsert_summary(summary(1));
+            store.upsert_summary(summary(2));
+            store.receive(message(3, 2, "x"));
+            let mut stale = summary(1);
+            stale.last_seq = 2;
+            stale.unread = 2;
+            let mut newer = summary(2);
+            newer.last_seq = 9;
+            store.replace_conversations(vec![stale, newer]);
+            let list = store.conversations.get_untracked();
+            let one = list.iter().find(|s| s.id == ConversationId(1)).unwrap();
+            assert_eq!((one.last_seq, one.unread), (3, 1));
+            let two = list.iter().find(|s| s.id == ConversationId(2)).unwrap();
+            assert_eq!(two.last_seq, 9);
+            assert!(store.conversations_loaded.get_untracked());
+        });
+    }
+
+    #[test]
+    fn catch_ups_asked_for_while_one_runs_make_it_go_round_again() {
+        with_store(|store, _frames| {
+            assert!(store.request_catch_up(), "the first request starts one");
+            let handled = store.catch_up_requests();
+            assert!(!store.request_catch_up(), "a second one is not started");
+            assert!(store.finish_catch_up(handled), "the running one goes again");
+            let handled = store.catch_up_requests();
+            assert!(!store.finish_catch_up(handled));
+            assert!(
+                store.request_catch_up(),
+                "after it is done, a new one may start"
+            );
         });
     }
 

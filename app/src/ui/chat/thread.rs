@@ -21,6 +21,10 @@ pub struct Thread {
     pub has_more_before: bool,
     /// Whether the first page has arrived.
     pub loaded: bool,
+    /// Every message from the first page's up to this `seq` is held. Catching up asks for what
+    /// comes after it; a message held beyond it means one arrived live while earlier ones were
+    /// missed (a gap), which calls for catching up.
+    pub complete_to: i64,
 }
 
 impl Thread {
@@ -30,6 +34,16 @@ impl Thread {
             conversation_id: Some(conversation_id),
             ..Self::default()
         }
+    }
+
+    /// Takes in the latest page, the first one fetched when the conversation opens.
+    pub fn load_latest(&mut self, messages: Vec<MessageView>, has_more_before: bool) {
+        let newest = messages.last().map_or(0, |m| m.seq);
+        self.merge(messages);
+        self.has_more_before = has_more_before;
+        self.loaded = true;
+        self.complete_to = self.complete_to.max(newest);
+        self.advance();
     }
 
     /// Adds stored messages (from any source), ignoring those of other conversations and those
@@ -51,7 +65,24 @@ impl Thread {
                 }
             }
         }
+        self.advance();
         added
+    }
+
+    /// Moves `complete_to` over every message that now follows it without a hole.
+    fn advance(&mut self) {
+        for message in &self.messages {
+            if message.seq == self.complete_to + 1 {
+                self.complete_to = message.seq;
+            } else if message.seq > self.complete_to + 1 {
+                break;
+            }
+        }
+    }
+
+    /// Whether messages are missing between the complete part and the newest one held.
+    pub fn has_gap(&self) -> bool {
+        self.loaded && self.last_seq() > self.complete_to
     }
 
     /// The highest `seq` held (0 when empty): catch-up asks for what comes after it.
@@ -84,7 +115,8 @@ pub enum Row {
     Day { key: String, label: String },
     /// A message, stored or still sending.
     Message {
-        /// Stable across the pending → stored transition, so the line is not re-created.
+        /// Who sent it and their `client_msg_id`: the same for the pending copy and the
+        /// stored message, so the line keeps its place when the server confirms it.
         key: String,
         sender: UserView,
         /// Sent by the signed-in user.
@@ -226,6 +258,43 @@ mod tests {
         assert_eq!(seqs, [1, 2, 3]);
         assert_eq!(thread.last_seq(), 3);
         assert_eq!(thread.first_seq(), Some(1));
+    }
+
+    #[test]
+    fn a_live_message_after_missed_ones_is_a_gap_until_they_arrive() {
+        let mut thread = Thread::opening(ConversationId(1));
+        thread.load_latest(vec![message(1, 71, 1, 1), message(1, 72, 1, 1)], true);
+        assert_eq!(thread.complete_to, 72);
+        assert!(!thread.has_gap());
+        // 73 and 74 were missed while disconnected; 75 arrives live.
+        thread.merge([message(1, 75, 2, 1)]);
+        assert!(thread.has_gap());
+        assert_eq!(
+            thread.complete_to, 72,
+            "catch-up must start after 72, not 75"
+        );
+        thread.merge([message(1, 73, 2, 1), message(1, 74, 2, 1)]);
+        assert!(!thread.has_gap());
+        assert_eq!(thread.complete_to, 75);
+        // Older pages do not move it.
+        thread.merge([message(1, 70, 2, 1)]);
+        assert_eq!(thread.complete_to, 75);
+    }
+
+    #[test]
+    fn live_messages_before_the_first_page_do_not_hide_a_gap() {
+        let mut thread = Thread::opening(ConversationId(1));
+        thread.merge([message(1, 100, 2, 1)]);
+        assert!(
+            !thread.has_gap(),
+            "nothing is known to be missing before loading"
+        );
+        thread.load_latest((51..=100).map(|seq| message(1, seq, 1, 1)).collect(), true);
+        assert_eq!(thread.complete_to, 100);
+        let mut empty = Thread::opening(ConversationId(1));
+        empty.load_latest(Vec::new(), false);
+        empty.merge([message(1, 1, 2, 1), message(1, 2, 2, 1)]);
+        assert_eq!(empty.complete_to, 2);
     }
 
     #[test]
