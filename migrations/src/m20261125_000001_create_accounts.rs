@@ -21,8 +21,9 @@ impl MigrationTrait for Migration {
                     .col(string_len(Users::DisplayName, 64))
                     // The display name in lower case (full Unicode folding, done by the
                     // application): people search compares against it, because SQL `lower()`
-                    // folds only ASCII on SQLite.
-                    .col(string_len(Users::DisplayNameFolded, 64))
+                    // folds only ASCII on SQLite. Unbounded: folding can lengthen a name
+                    // ("İ" becomes two characters).
+                    .col(string(Users::DisplayNameFolded))
                     // A PHC string (`$argon2id$v=19$m=…`): algorithm, parameters and salt travel
                     // with the hash, so parameters can be raised later without a migration.
                     .col(string(Users::PasswordHash))

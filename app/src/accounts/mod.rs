@@ -241,6 +241,13 @@ pub async fn search(
             format!("Search at most {SEARCH_MAX_CHARS} characters."),
         )]));
     }
+    // No name contains one, and PostgreSQL refuses NUL in text outright.
+    if query.chars().any(char::is_control) {
+        return Err(AccountsError::Invalid(vec![FieldError::new(
+            "query",
+            "Search must not contain control characters.",
+        )]));
+    }
     // `%` and `_` typed by the user are literal characters, not wildcards.
     let escaped = query
         .replace('\\', "\\\\")

@@ -92,12 +92,13 @@ for_each_db! {
             let body = expect_error(response, StatusCode::UNPROCESSABLE_ENTITY).await;
             assert_eq!(body["detail"][0]["field"], field, "{username} {display_name}");
         }
-        // The longest valid values are accepted.
+        // The longest valid values are accepted, also a display name whose lower case is
+        // longer than itself.
         let response = app
             .browser()
             .post("register", &[
                 ("username", &"a".repeat(32)),
-                ("display_name", &"x".repeat(64)),
+                ("display_name", &"İ".repeat(64)),
                 ("password", &"p".repeat(128)),
                 ("password_confirm", &"p".repeat(128)),
             ])
@@ -196,6 +197,11 @@ for_each_db! {
         assert_eq!(names(ann.search("ANN").await), ["annabel"]);
         assert_eq!(names(ann.search("Bo").await), ["bob"]);
         assert!(ann.search("%").await.is_empty());
+        for bad in ["a\u{0}b", &"x".repeat(65)] {
+            let response = ann.post("search_users", &[("query", bad)]).await;
+            let body = expect_error(response, StatusCode::UNPROCESSABLE_ENTITY).await;
+            assert_eq!(body["detail"][0]["field"], "query");
+        }
 
         // Case is folded beyond ASCII, on SQLite too.
         let elodie = app.browser();
