@@ -1,5 +1,9 @@
 //! The WASM entry point: hydrates the page the server rendered.
 
+// The release build (LTO) computes the layout of the app's deeply nested view types, which
+// needs more than rustc's default query depth.
+#![recursion_limit = "256"]
+
 use wasm_bindgen::prelude::wasm_bindgen;
 
 /// Called by the generated JS glue once the WASM module has loaded.
