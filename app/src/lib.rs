@@ -20,6 +20,7 @@
 //! - [`conversations`]: one conversation per pair, membership checks, read positions.
 //! - [`messages`]: storing a message exactly once, history pages.
 //! - [`realtime`]: the [`realtime::Realtime`] port live events go through.
+//! - [`security`]: the pages' Content-Security-Policy.
 
 pub mod api;
 pub mod error;
@@ -37,6 +38,8 @@ pub mod entity;
 pub mod messages;
 #[cfg(feature = "ssr")]
 pub mod realtime;
+#[cfg(feature = "ssr")]
+pub mod security;
 #[cfg(feature = "ssr")]
 pub mod state;
 

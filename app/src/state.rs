@@ -6,7 +6,7 @@ use axum::extract::FromRef;
 use leptos::config::LeptosOptions;
 use sea_orm::DatabaseConnection;
 
-use crate::{error::AppError, realtime::Realtime};
+use crate::{error::AppError, realtime::Realtime, security::PagePolicy};
 
 /// Shared state, cheap to clone (every field is a handle).
 ///
@@ -19,6 +19,8 @@ pub struct AppState {
     pub db: DatabaseConnection,
     /// Live fan-out to users' sockets.
     pub realtime: Arc<dyn Realtime>,
+    /// The Content-Security-Policy the shell puts on every page.
+    pub page_policy: PagePolicy,
 }
 
 impl AppState {

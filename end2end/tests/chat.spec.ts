@@ -181,4 +181,32 @@ test("what a user types is shown as text, never as HTML", async ({ browser }) =>
   await expect(message.locator(".sender")).toHaveText("<b>Ann</b>");
   await expect(log(bob.page).locator("img, script, b")).toHaveCount(0);
   expect(dialogs).toBe(0);
+  // Had it been inserted as HTML, the policy would have blocked it and reported a violation.
+  expect(bob.cspViolations).toEqual([]);
+});
+
+test("every page runs under the Content-Security-Policy without a violation", async ({ browser }) => {
+  const ann = await signUp(browser, "ann", "Ann");
+  const bob = await signUp(browser, "bob", "Bob");
+  await openConversation(ann, bob);
+  await openConversation(bob, ann);
+  await send(ann.page, "Checking the policy");
+  await expect(messages(bob.page, "Checking the policy")).toHaveCount(1);
+  await composer(bob.page).pressSequentially("typing", { delay: 20 });
+  await expect(ann.page.locator(".typing")).toHaveText("Bob is typing…");
+
+  const response = await ann.page.goto("/chat");
+  const policy = response?.headers()["content-security-policy"] ?? "";
+  expect(policy).toContain("script-src 'self' 'nonce-");
+  expect(policy).not.toContain("unsafe-inline");
+  await hydrated(ann.page);
+  await online(ann.page);
+  await ann.page.getByRole("button", { name: "Log out" }).click();
+  await ann.page.waitForURL("**/login");
+  await hydrated(ann.page);
+  await ann.page.goto("/no/such/page");
+  await hydrated(ann.page);
+
+  expect(ann.cspViolations).toEqual([]);
+  expect(bob.cspViolations).toEqual([]);
 });

@@ -10,6 +10,26 @@ export interface Person {
   page: Page;
   username: string;
   displayName: string;
+  /** Content-Security-Policy violations seen in this person's pages so far. */
+  cspViolations: string[];
+}
+
+/**
+ * Records every Content-Security-Policy violation in the context's pages: the browser's
+ * `securitypolicyviolation` events and its console reports.
+ */
+export async function trackCsp(context: BrowserContext): Promise<string[]> {
+  const violations: string[] = [];
+  await context.exposeFunction("__reportCsp", (text: string) => violations.push(text));
+  await context.addInitScript(() =>
+    document.addEventListener("securitypolicyviolation", (event) =>
+      (window as any).__reportCsp(`${event.violatedDirective} ${event.blockedURI}`),
+    ),
+  );
+  context.on("console", (message) => {
+    if (message.text().includes("Content Security Policy")) violations.push(message.text());
+  });
+  return violations;
 }
 
 let counter = 0;
@@ -33,6 +53,7 @@ export async function online(page: Page): Promise<void> {
 /** Opens a new browser context and signs a new person up through the registration form. */
 export async function signUp(browser: Browser, base: string, displayName: string): Promise<Person> {
   const context = await browser.newContext();
+  const cspViolations = await trackCsp(context);
   const page = await context.newPage();
   const username = unique(base);
   await page.goto("/register");
@@ -45,7 +66,7 @@ export async function signUp(browser: Browser, base: string, displayName: string
   await page.waitForURL("**/chat");
   await hydrated(page);
   await online(page);
-  return { context, page, username, displayName };
+  return { context, page, username, displayName, cspViolations };
 }
 
 /** Opens the conversation with `other` by its deep link and waits until it is live. */

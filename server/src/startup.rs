@@ -17,12 +17,12 @@ use tokio::{
 use tower_http::trace::TraceLayer;
 use tower_sessions::{Expiry, SessionManagerLayer, cookie::SameSite};
 
-use app::{App, accounts::Backend, shell, state::AppState};
+use app::{App, accounts::Backend, security::PagePolicy, shell, state::AppState};
 use migrations::{Migrator, MigratorTrait};
 
 use crate::{
     config::Config,
-    http::{api_status, health, origin, pages},
+    http::{api_status, headers, health, origin, pages},
     realtime::local::LocalRealtime,
     sessions::DbSessionStore,
     ws,
@@ -57,8 +57,9 @@ impl Application {
             leptos_options: config.leptos_options.clone(),
             db: db.clone(),
             realtime: Arc::new(LocalRealtime::new()),
+            page_policy: page_policy(&config),
         };
-        let router = router(&config, state);
+        let router = router(&config, state)?;
         let listener = TcpListener::bind(config.listen_addr())
             .await
             .with_context(|| format!("failed to listen on {}", config.listen_addr()))?;
@@ -122,9 +123,24 @@ async fn connect(url: &str) -> anyhow::Result<DatabaseConnection> {
         .context("failed to connect to the database (check DATABASE_URL)")
 }
 
+/// The pages' Content-Security-Policy. Under `cargo leptos watch` pages also talk to its
+/// live-reload socket, on another port.
+fn page_policy(config: &Config) -> PagePolicy {
+    let options = &config.leptos_options;
+    let live_reload = std::env::var_os("LEPTOS_WATCH").map(|_| {
+        let port = options.reload_external_port.unwrap_or(options.reload_port);
+        format!("ws://*:{port}")
+    });
+    PagePolicy::new(
+        &config.allowed_origins,
+        live_reload.as_slice(),
+        config.secure_cookies(),
+    )
+}
+
 /// The whole HTTP surface. Requests pass the layers from the bottom of this list up: tracing,
-/// the cross-origin guard, the session, the page redirects, then the route.
-fn router(config: &Config, state: AppState) -> Router {
+/// security headers, the cross-origin guard, the session, the page redirects, then the route.
+fn router(config: &Config, state: AppState) -> anyhow::Result<Router> {
     let session_layer = SessionManagerLayer::new(DbSessionStore::new(state.db.clone()))
         .with_name(SESSION_COOKIE)
         .with_http_only(true)
@@ -143,7 +159,7 @@ fn router(config: &Config, state: AppState) -> Router {
 
     let routes = generate_route_list(App);
     let leptos_options = state.leptos_options.clone();
-    Router::new()
+    let router = Router::new()
         .route("/ws", get(ws::upgrade))
         .route("/healthz", get(health::healthz))
         // Also registers every server function under /api/ and provides `AppState` to them.
@@ -155,7 +171,8 @@ fn router(config: &Config, state: AppState) -> Router {
         .layer(middleware::from_fn_with_state(
             origin_policy,
             origin::cross_origin_guard,
-        ))
-        .layer(TraceLayer::new_for_http())
-        .with_state(state)
+        ));
+    let router = headers::add_security_headers(router, &config.allowed_origins)
+        .context("invalid PARLEY_ALLOWED_ORIGINS")?;
+    Ok(router.layer(TraceLayer::new_for_http()).with_state(state))
 }

@@ -22,6 +22,8 @@ use self::{
 
 /// The HTML document around the app, rendered once per page load on the server.
 pub fn shell(options: LeptosOptions) -> impl IntoView {
+    #[cfg(feature = "ssr")]
+    set_page_policy();
     view! {
         <!DOCTYPE html>
         <html lang="en">
@@ -38,6 +40,26 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
                 <App/>
             </body>
         </html>
+    }
+}
+
+/// Puts the page's Content-Security-Policy, with this response's nonce, on the response.
+#[cfg(feature = "ssr")]
+fn set_page_policy() {
+    use axum::http::{HeaderValue, header::CONTENT_SECURITY_POLICY};
+    use leptos::nonce::use_nonce;
+
+    let (Some(nonce), Some(response), Some(state)) = (
+        use_nonce(),
+        use_context::<leptos_axum::ResponseOptions>(),
+        use_context::<crate::state::AppState>(),
+    ) else {
+        tracing::error!("a page was rendered without its nonce, response or state");
+        return;
+    };
+    match HeaderValue::from_str(&state.page_policy.header(&nonce)) {
+        Ok(value) => response.insert_header(CONTENT_SECURITY_POLICY, value),
+        Err(error) => tracing::error!(%error, "invalid Content-Security-Policy"),
     }
 }
 

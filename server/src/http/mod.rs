@@ -3,9 +3,11 @@
 //! - [`origin`]: refuses state-changing requests and WebSocket upgrades from other sites.
 //! - [`pages`]: sends signed-out visitors of the chat pages to the log-in page and back.
 //! - [`api_status`]: gives server-function errors their proper HTTP status.
+//! - [`headers`]: security headers on every response.
 //! - [`health`]: `GET /healthz` for load balancers.
 
 pub mod api_status;
+pub mod headers;
 pub mod health;
 pub mod origin;
 pub mod pages;

@@ -13,5 +13,6 @@ mod helpers;
 mod accounts;
 mod bad_input;
 mod conversations;
+mod headers;
 mod history;
 mod live;

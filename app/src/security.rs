@@ -1,0 +1,93 @@
+//! [`PagePolicy`]: the Content-Security-Policy of Parley's HTML pages.
+//!
+//! A page may run scripts from Parley's own origin (the WASM bundle's JS glue) and the one
+//! inline script Leptos writes to start hydration, which carries a fresh random nonce per
+//! response; nothing else, and never inline event handlers. WebAssembly compilation needs
+//! `'wasm-unsafe-eval'` (which allows compiling WASM, not JavaScript `eval`). Styles, images and
+//! connections (including the WebSocket) are same-origin only. Framing is allowed for Parley
+//! itself and the configured embedding origins (the marketplace).
+//!
+//! The shell sets the header while rendering (only it knows the nonce); every other response
+//! gets the server's default policy, which allows nothing at all.
+
+use std::sync::Arc;
+
+/// The page policy, fixed at start-up except for the per-response nonce.
+#[derive(Debug, Clone)]
+pub struct PagePolicy {
+    /// Everything after `script-src`, ready to append: frame ancestors and the rest.
+    rest: Arc<str>,
+    /// Extra `connect-src` sources (cargo-leptos' live-reload socket in development).
+    extra_connect: Arc<str>,
+}
+
+impl PagePolicy {
+    /// `frame_ancestors` are the origins allowed to embed Parley besides itself;
+    /// `extra_connect` adds connection sources (for development tools); `upgrade_insecure`
+    /// asks browsers to load every subresource over HTTPS.
+    pub fn new(
+        frame_ancestors: &[String],
+        extra_connect: &[String],
+        upgrade_insecure: bool,
+    ) -> Self {
+        let mut rest = format!(
+            "style-src 'self'; img-src 'self' data:; font-src 'self'; object-src 'none'; \
+             base-uri 'none'; form-action 'self'; frame-ancestors {}",
+            frame_ancestors_directive(frame_ancestors)
+        );
+        if upgrade_insecure {
+            rest.push_str("; upgrade-insecure-requests");
+        }
+        Self {
+            rest: rest.into(),
+            extra_connect: extra_connect
+                .iter()
+                .map(|source| format!(" {source}"))
+                .collect::<String>()
+                .into(),
+        }
+    }
+
+    /// The header value for a page rendered with `nonce`.
+    pub fn header(&self, nonce: &str) -> String {
+        format!(
+            "default-src 'self'; script-src 'self' 'nonce-{nonce}' 'wasm-unsafe-eval'; \
+             connect-src 'self'{}; {}",
+            self.extra_connect, self.rest
+        )
+    }
+}
+
+/// `'self'` and the given origins, as a `frame-ancestors` source list.
+pub fn frame_ancestors_directive(origins: &[String]) -> String {
+    std::iter::once("'self'")
+        .chain(origins.iter().map(String::as_str))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_page_policy_allows_the_nonce_and_nothing_inline() {
+        let policy = PagePolicy::new(&["https://market.example".into()], &[], true);
+        let header = policy.header("abc123");
+        assert!(header.contains("script-src 'self' 'nonce-abc123' 'wasm-unsafe-eval';"));
+        assert!(!header.contains("unsafe-inline"));
+        assert!(header.contains("frame-ancestors 'self' https://market.example"));
+        assert!(header.contains("object-src 'none'"));
+        assert!(header.ends_with("upgrade-insecure-requests"));
+    }
+
+    #[test]
+    fn development_sources_are_added_to_connect_src() {
+        let policy = PagePolicy::new(&[], &["ws://127.0.0.1:3001".into()], false);
+        assert!(
+            policy
+                .header("n")
+                .contains("connect-src 'self' ws://127.0.0.1:3001;")
+        );
+    }
+}
