@@ -8,6 +8,7 @@ use std::fmt;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use unicode_normalization::UnicodeNormalization;
 
 /// Longest message body, in characters (Unicode scalar values).
 pub const MESSAGE_MAX_CHARS: usize = 4_000;
@@ -182,7 +183,14 @@ impl Username {
     }
 }
 
-/// A display name: 1–64 characters after trimming, without control characters.
+/// Characters that reorder the text around them (bidirectional embeddings, overrides and
+/// isolates). In a name they can make it display as someone else's, so names refuse them.
+fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+}
+
+/// A display name: 1–64 characters after trimming and Unicode NFC normalisation, without
+/// control or bidirectional-override characters.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DisplayName(String);
 
@@ -190,7 +198,8 @@ impl DisplayName {
     /// # Errors
     /// A sentence saying what is wrong, for display beside the field.
     pub fn parse(input: &str) -> Result<Self, String> {
-        let trimmed = input.trim();
+        let normalised: String = input.trim().nfc().collect();
+        let trimmed = normalised.as_str();
         let length = trimmed.chars().count();
         if length == 0 {
             return Err("Display name is required.".into());
@@ -200,6 +209,9 @@ impl DisplayName {
         }
         if trimmed.chars().any(char::is_control) {
             return Err("Display name must not contain control characters.".into());
+        }
+        if trimmed.chars().any(is_bidi_control) {
+            return Err("Display name must not contain text-direction override characters.".into());
         }
         Ok(Self(trimmed.to_owned()))
     }
@@ -246,7 +258,9 @@ pub fn check_new_password(password: &str, confirm: &str) -> Result<(), Vec<Field
 }
 
 /// A message body: not blank, at most [`MESSAGE_MAX_CHARS`] characters, no control characters
-/// other than newline and tab. Surrounding whitespace is trimmed and line endings become `\n`.
+/// other than newline and tab. Surrounding whitespace is trimmed, line endings become `\n`, and
+/// the text is normalised to Unicode NFC (one spelling for "é", whether typed as one character
+/// or as "e" and an accent).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MessageBody(String);
 
@@ -254,7 +268,11 @@ impl MessageBody {
     /// # Errors
     /// A sentence saying what is wrong.
     pub fn parse(input: &str) -> Result<Self, String> {
-        let normalised = input.replace("\r\n", "\n").replace('\r', "\n");
+        let normalised: String = input
+            .replace("\r\n", "\n")
+            .replace('\r', "\n")
+            .nfc()
+            .collect();
         let trimmed = normalised.trim();
         if trimmed.is_empty() {
             return Err("Message is empty.".into());
@@ -383,6 +401,28 @@ mod tests {
         assert!(MessageBody::parse(&"é".repeat(MESSAGE_MAX_CHARS)).is_ok());
         let error = MessageBody::parse(&"é".repeat(MESSAGE_MAX_CHARS + 1)).unwrap_err();
         assert!(error.contains("4001"), "{error}");
+    }
+
+    #[test]
+    fn text_is_normalised_to_nfc() {
+        let decomposed = "Cafe\u{301}";
+        assert_eq!(
+            MessageBody::parse(decomposed).unwrap().as_str(),
+            "Caf\u{e9}"
+        );
+        assert_eq!(
+            DisplayName::parse(decomposed).unwrap().as_str(),
+            "Caf\u{e9}"
+        );
+    }
+
+    #[test]
+    fn names_refuse_direction_overrides() {
+        for name in ["Ann\u{202E}moc.elgoog", "\u{2066}Bob", "x\u{202A}y"] {
+            assert!(DisplayName::parse(name).is_err(), "{name:?}");
+        }
+        // Right-to-left names themselves are fine.
+        assert!(DisplayName::parse("شركة الفخار").is_ok());
     }
 
     #[test]

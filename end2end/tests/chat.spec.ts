@@ -183,6 +183,15 @@ test("what a user types is shown as text, never as HTML", async ({ browser }) =>
   expect(dialogs).toBe(0);
   // Had it been inserted as HTML, the policy would have blocked it and reported a violation.
   expect(bob.cspViolations).toEqual([]);
+
+  // Web addresses become links that don't hand the page to the site they open; nothing else
+  // does.
+  await send(ann.page, "See https://shop.example/vase?id=3. Not javascript:alert(3)");
+  const links = messages(bob.page, "See https://shop.example").getByRole("link");
+  await expect(links).toHaveCount(1);
+  await expect(links).toHaveAttribute("href", "https://shop.example/vase?id=3");
+  await expect(links).toHaveAttribute("rel", "noopener noreferrer nofollow");
+  await expect(links).toHaveText("https://shop.example/vase?id=3");
 });
 
 test("every page runs under the Content-Security-Policy without a violation", async ({ browser }) => {

@@ -51,6 +51,31 @@ for_each_db! {
 }
 
 for_each_db! {
+    /// Display names are stored in Unicode NFC, and names that reorder text around them (a
+    /// way to impersonate someone) are refused.
+    async fn display_names_are_normalised_and_refuse_direction_overrides(app) {
+        let register = |username: &'static str, display_name: &'static str| {
+            let browser = app.browser();
+            async move {
+                browser
+                    .post("register", &[
+                        ("username", username),
+                        ("display_name", display_name),
+                        ("password", PASSWORD),
+                        ("password_confirm", PASSWORD),
+                    ])
+                    .await
+            }
+        };
+        let response = register("rlo", "Ann\u{202E}gnp.exe").await;
+        let body = expect_error(response, StatusCode::UNPROCESSABLE_ENTITY).await;
+        assert_eq!(body["detail"][0]["field"], "display_name");
+        let user: UserView = expect_json(register("cafe", "Cafe\u{301} Lou").await, StatusCode::OK).await;
+        assert_eq!(user.display_name, "Caf\u{e9} Lou");
+    }
+}
+
+for_each_db! {
     /// Usernames are unique whatever their case.
     async fn usernames_are_unique_case_insensitively(app) {
         app.user("carol").await;

@@ -23,6 +23,8 @@ for_each_db! {
             .send_message(&conversation, "first", "  Hello Bob!\r\nIs it available?  ")
             .await;
         assert_eq!(acked.body, "Hello Bob!\nIs it available?", "trimmed, newlines normalised");
+        let composed = ann_tab_one.send_message(&conversation, "nfc", "Cafe\u{301}").await;
+        assert_eq!(composed.body, "Caf\u{e9}", "stored in NFC");
         assert_eq!(acked.sender, ann_user);
         assert_eq!(acked.seq, 1);
         assert_eq!(acked.conversation_id, conversation.id);

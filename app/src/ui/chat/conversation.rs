@@ -6,6 +6,7 @@ use leptos_meta::Title;
 use leptos_router::hooks::use_params_map;
 
 use super::{
+    links::{Segment, segments},
     live::new_client_msg_id,
     store::ChatStore,
     thread::{Delivery, Row, Thread, rows},
@@ -297,7 +298,27 @@ fn RowView(row: Row) -> impl IntoView {
                         <time datetime=time::machine(created_at)>{time::clock(created_at)}</time>
                         {status}
                     </div>
-                    <p class="body">{body}</p>
+                    <p class="body">
+                        {segments(&body)
+                            .into_iter()
+                            .map(|segment| match segment {
+                                Segment::Text(text) => text.into_any(),
+                                Segment::Link(url) => {
+                                    let href = url.clone();
+                                    view! {
+                                        <a
+                                            href=href
+                                            rel="noopener noreferrer nofollow"
+                                            target="_blank"
+                                        >
+                                            {url}
+                                        </a>
+                                    }
+                                        .into_any()
+                                }
+                            })
+                            .collect_view()}
+                    </p>
                 </li>
             }
             .into_any()

@@ -6,6 +6,7 @@
 //! [`conversation::ConversationView`].
 
 pub mod conversation;
+pub mod links;
 pub mod live;
 pub mod store;
 pub mod thread;
