@@ -61,6 +61,8 @@ export default defineConfig({
       LEPTOS_SITE_ROOT: siteRoot,
       LEPTOS_SITE_PKG_DIR: "pkg",
       RUST_LOG: "warn",
+      // Every test signs up new people, all from 127.0.0.1.
+      PARLEY_REGISTRATIONS_PER_HOUR: "10000",
     },
   },
 });

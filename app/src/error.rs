@@ -35,6 +35,9 @@ pub enum AppError {
     /// A state-changing request came from another site.
     #[error("Cross-origin request refused.")]
     CrossOrigin,
+    /// Too many attempts; try again after the given number of seconds.
+    #[error("Too many attempts. Try again in {retry_after_secs} s.")]
+    RateLimited { retry_after_secs: u64 },
     /// Something failed on the server; the cause is in the server's log, not here.
     #[error("Something went wrong on our side. Please try again.")]
     Internal,
@@ -73,11 +76,21 @@ impl AppError {
         match self {
             Self::Unauthorized | Self::InvalidCredentials => 401,
             Self::CrossOrigin => 403,
+            Self::RateLimited { .. } => 429,
             Self::NotFound => 404,
             Self::Invalid(_) => 422,
             Self::BadRequest(_) => 400,
             Self::Internal => 500,
             Self::Transport(_) => 502,
+        }
+    }
+
+    /// The `Retry-After` header this error calls for, if any.
+    #[cfg(feature = "ssr")]
+    pub fn retry_after_header(&self) -> Option<axum::http::HeaderValue> {
+        match self {
+            Self::RateLimited { retry_after_secs } => Some((*retry_after_secs).into()),
+            _ => None,
         }
     }
 
@@ -130,7 +143,14 @@ impl axum::response::IntoResponse for AppError {
     fn into_response(self) -> axum::response::Response {
         let status = axum::http::StatusCode::from_u16(self.status_code())
             .unwrap_or(axum::http::StatusCode::INTERNAL_SERVER_ERROR);
-        (status, axum::Json(self)).into_response()
+        let retry_after = self.retry_after_header();
+        let mut response = (status, axum::Json(self)).into_response();
+        if let Some(value) = retry_after {
+            response
+                .headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, value);
+        }
+        response
     }
 }
 

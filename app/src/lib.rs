@@ -18,6 +18,7 @@
 //! - [`entity`]: sea-orm entities for the tables the `migrations` crate creates.
 //! - [`accounts`]: registration, argon2 hashing, axum-login's backend, people search.
 //! - [`conversations`]: one conversation per pair, membership checks, read positions.
+//! - [`limits`]: rate limits on sign-in, sign-up and WebSocket traffic.
 //! - [`messages`]: storing a message exactly once, history pages.
 //! - [`realtime`]: the [`realtime::Realtime`] port live events go through.
 //! - [`security`]: the pages' Content-Security-Policy.
@@ -34,6 +35,8 @@ pub mod accounts;
 pub mod conversations;
 #[cfg(feature = "ssr")]
 pub mod entity;
+#[cfg(feature = "ssr")]
+pub mod limits;
 #[cfg(feature = "ssr")]
 pub mod messages;
 #[cfg(feature = "ssr")]

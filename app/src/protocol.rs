@@ -78,6 +78,9 @@ pub enum ServerFrame {
         /// Set when the failed frame was a `send`, so the client knows which message failed.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         client_msg_id: Option<String>,
+        /// With `rate_limited`: milliseconds until such a frame is accepted again.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        retry_after_ms: Option<u64>,
     },
 }
 
@@ -91,6 +94,8 @@ pub enum ErrorCode {
     FrameTooLarge,
     /// A field's value is not acceptable (an empty or too-long message, a bad id).
     InvalidInput,
+    /// The connection sent this kind of frame too fast; `retry_after_ms` says when to resume.
+    RateLimited,
     /// No such conversation, or the user is not part of it.
     NotFound,
     /// The server failed; the message was not stored and may be sent again.
@@ -104,6 +109,7 @@ impl ServerFrame {
             code,
             message: message.into(),
             client_msg_id: None,
+            retry_after_ms: None,
         }
     }
 }

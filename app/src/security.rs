@@ -9,8 +9,15 @@
 //!
 //! The shell sets the header while rendering (only it knows the nonce); every other response
 //! gets the server's default policy, which allows nothing at all.
+//!
+//! Also [`TrustedProxies`]: which peers may tell us the client's real address.
 
-use std::sync::Arc;
+use std::{
+    net::{IpAddr, SocketAddr},
+    sync::Arc,
+};
+
+use axum::http::HeaderMap;
 
 /// The page policy, fixed at start-up except for the per-response nonce.
 #[derive(Debug, Clone)]
@@ -66,9 +73,69 @@ pub fn frame_ancestors_directive(origins: &[String]) -> String {
         .join(" ")
 }
 
+/// The reverse proxies whose `X-Forwarded-For` header is believed. Anyone else could write any
+/// address there, so for other peers the header is ignored.
+#[derive(Debug, Clone, Default)]
+pub struct TrustedProxies(Arc<[IpAddr]>);
+
+impl TrustedProxies {
+    pub fn new(proxies: Vec<IpAddr>) -> Self {
+        Self(proxies.into())
+    }
+
+    /// Whether `peer` is one of the trusted proxies.
+    pub fn trusts(&self, peer: IpAddr) -> bool {
+        self.0.contains(&peer)
+    }
+
+    /// The client's address: the TCP peer, unless the peer is a trusted proxy, in which case
+    /// the last address in `X-Forwarded-For` that is not itself a trusted proxy.
+    pub fn client_address(&self, peer: SocketAddr, headers: &HeaderMap) -> IpAddr {
+        let peer = peer.ip();
+        if !self.trusts(peer) {
+            return peer;
+        }
+        headers
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|value| value.to_str().ok())
+            .flat_map(|value| value.split(','))
+            .filter_map(|hop| hop.trim().parse::<IpAddr>().ok())
+            .rev()
+            .find(|hop| !self.trusts(*hop))
+            .unwrap_or(peer)
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    use axum::http::HeaderValue;
+
     use super::*;
+
+    #[test]
+    fn forwarded_addresses_are_believed_only_from_trusted_proxies() {
+        let proxy: IpAddr = "10.0.0.5".parse().unwrap();
+        let proxies = TrustedProxies::new(vec![proxy]);
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            "x-forwarded-for",
+            HeaderValue::from_static("1.2.3.4, 203.0.113.9, 10.0.0.5"),
+        );
+        let via_proxy = SocketAddr::new(proxy, 40000);
+        assert_eq!(
+            proxies.client_address(via_proxy, &headers),
+            "203.0.113.9".parse::<IpAddr>().unwrap(),
+            "the last hop the proxy saw, not what the client claimed"
+        );
+        let direct: SocketAddr = "198.51.100.7:5000".parse().unwrap();
+        assert_eq!(proxies.client_address(direct, &headers), direct.ip());
+        assert_eq!(
+            proxies.client_address(via_proxy, &HeaderMap::new()),
+            proxy,
+            "no header: the proxy itself"
+        );
+    }
 
     #[test]
     fn the_page_policy_allows_the_nonce_and_nothing_inline() {

@@ -6,7 +6,12 @@ use axum::extract::FromRef;
 use leptos::config::LeptosOptions;
 use sea_orm::DatabaseConnection;
 
-use crate::{error::AppError, realtime::Realtime, security::PagePolicy};
+use crate::{
+    error::AppError,
+    limits::RateLimits,
+    realtime::Realtime,
+    security::{PagePolicy, TrustedProxies},
+};
 
 /// Shared state, cheap to clone (every field is a handle).
 ///
@@ -21,6 +26,10 @@ pub struct AppState {
     pub realtime: Arc<dyn Realtime>,
     /// The Content-Security-Policy the shell puts on every page.
     pub page_policy: PagePolicy,
+    /// Rate limits on sign-in, sign-up and WebSocket traffic.
+    pub limits: Arc<RateLimits>,
+    /// Reverse proxies whose `X-Forwarded-*` headers are believed.
+    pub proxies: TrustedProxies,
 }
 
 impl AppState {

@@ -4,8 +4,13 @@
 //! defaults run Parley on a local SQLite file with no set-up at all; production sets at least
 //! `DATABASE_URL` and `PARLEY_PUBLIC_URL`.
 
-use std::{env, net::SocketAddr};
+use std::{
+    env,
+    net::{IpAddr, SocketAddr},
+    num::NonZeroU32,
+};
 
+use app::limits::Limits;
 use leptos::config::{LeptosOptions, get_configuration};
 
 /// The database used when `DATABASE_URL` is not set: a file next to where the server runs,
@@ -29,6 +34,10 @@ pub struct Config {
     pub allowed_origins: Vec<String>,
     /// Sessions end after this many days without a request.
     pub session_idle_days: i64,
+    /// Reverse proxies whose `X-Forwarded-For` is believed for the client's address.
+    pub trusted_proxies: Vec<IpAddr>,
+    /// Rate limits.
+    pub limits: Limits,
 }
 
 /// A setting that could not be used.
@@ -74,6 +83,31 @@ impl Config {
                     reason: "expected a whole number of days from 1 to 365".into(),
                 })?,
         };
+        let trusted_proxies = optional("PARLEY_TRUSTED_PROXIES")
+            .map(|list| {
+                list.split(',')
+                    .map(str::trim)
+                    .filter(|p| !p.is_empty())
+                    .map(|p| {
+                        p.parse::<IpAddr>().map_err(|_| ConfigError::Invalid {
+                            name: "PARLEY_TRUSTED_PROXIES",
+                            reason: format!("`{p}` is not an IP address"),
+                        })
+                    })
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .transpose()?
+            .unwrap_or_default();
+        let defaults = Limits::default();
+        let limits = Limits {
+            logins_per_minute: quota("PARLEY_LOGINS_PER_MINUTE", defaults.logins_per_minute)?,
+            registrations_per_hour: quota(
+                "PARLEY_REGISTRATIONS_PER_HOUR",
+                defaults.registrations_per_hour,
+            )?,
+            messages_per_minute: quota("PARLEY_MESSAGES_PER_MINUTE", defaults.messages_per_minute)?,
+            typing_per_minute: defaults.typing_per_minute,
+        };
         Ok(Self {
             database_url: optional("DATABASE_URL")
                 .unwrap_or_else(|| DEFAULT_DATABASE_URL.to_owned()),
@@ -81,6 +115,8 @@ impl Config {
             public_url,
             allowed_origins,
             session_idle_days,
+            trusted_proxies,
+            limits,
         })
     }
 
@@ -96,6 +132,8 @@ impl Config {
             public_url: None,
             allowed_origins: Vec::new(),
             session_idle_days: DEFAULT_SESSION_IDLE_DAYS,
+            trusted_proxies: Vec::new(),
+            limits: Limits::default(),
         }
     }
 
@@ -129,7 +167,20 @@ impl std::fmt::Debug for Config {
             .field("public_url", &self.public_url)
             .field("allowed_origins", &self.allowed_origins)
             .field("session_idle_days", &self.session_idle_days)
+            .field("trusted_proxies", &self.trusted_proxies)
+            .field("limits", &self.limits)
             .finish()
+    }
+}
+
+/// A positive whole number from the environment, or `default`.
+fn quota(name: &'static str, default: NonZeroU32) -> Result<NonZeroU32, ConfigError> {
+    match optional(name) {
+        None => Ok(default),
+        Some(value) => value.parse().map_err(|_| ConfigError::Invalid {
+            name,
+            reason: format!("`{value}` is not a whole number above zero"),
+        }),
     }
 }
 

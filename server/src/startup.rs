@@ -17,7 +17,14 @@ use tokio::{
 use tower_http::trace::TraceLayer;
 use tower_sessions::{Expiry, SessionManagerLayer, cookie::SameSite};
 
-use app::{App, accounts::Backend, security::PagePolicy, shell, state::AppState};
+use app::{
+    App,
+    accounts::Backend,
+    limits::RateLimits,
+    security::{PagePolicy, TrustedProxies},
+    shell,
+    state::AppState,
+};
 use migrations::{Migrator, MigratorTrait};
 
 use crate::{
@@ -32,6 +39,8 @@ use crate::{
 pub const SESSION_COOKIE: &str = "parley_session";
 /// How often expired sessions are deleted from the database.
 const SESSION_SWEEP_EVERY: Duration = Duration::from_secs(60 * 60);
+/// How often rate limiters forget clients that have been quiet long enough.
+const LIMITS_FORGET_EVERY: Duration = Duration::from_secs(60);
 /// How long shutdown waits for WebSocket connections to send their Close frames.
 const SOCKETS_CLOSE_WITHIN: Duration = Duration::from_secs(5);
 
@@ -40,6 +49,7 @@ pub struct Application {
     listener: TcpListener,
     router: Router,
     db: DatabaseConnection,
+    limits: Arc<RateLimits>,
 }
 
 impl Application {
@@ -58,7 +68,10 @@ impl Application {
             db: db.clone(),
             realtime: Arc::new(LocalRealtime::new()),
             page_policy: page_policy(&config),
+            limits: Arc::new(RateLimits::new(config.limits)),
+            proxies: TrustedProxies::new(config.trusted_proxies.clone()),
         };
+        let limits = state.limits.clone();
         let router = router(&config, state)?;
         let listener = TcpListener::bind(config.listen_addr())
             .await
@@ -67,6 +80,7 @@ impl Application {
             listener,
             router,
             db,
+            limits,
         })
     }
 
@@ -90,8 +104,18 @@ impl Application {
         let (done, mut all_done) = mpsc::channel::<()>(1);
         let sweeper =
             tokio::spawn(DbSessionStore::new(self.db.clone()).sweep_expired(SESSION_SWEEP_EVERY));
+        let limits = self.limits.clone();
+        let forgetter = tokio::spawn(async move {
+            let mut ticks = tokio::time::interval(LIMITS_FORGET_EVERY);
+            loop {
+                ticks.tick().await;
+                limits.forget_idle();
+            }
+        });
         let router = self.router.layer(Extension(ws::Shutdown { signal, done }));
-        axum::serve(self.listener, router)
+        // The peer's address reaches handlers as `ConnectInfo`, for rate limits.
+        let service = router.into_make_service_with_connect_info::<SocketAddr>();
+        axum::serve(self.listener, service)
             .with_graceful_shutdown(async move {
                 shutdown.await;
                 let _ = stop_sockets.send(true);
@@ -99,6 +123,7 @@ impl Application {
             .await
             .context("server error")?;
         sweeper.abort();
+        forgetter.abort();
         // The router and its copy of the sender are gone; each socket task holds one more, so
         // `recv` answers `None` once every connection has sent its Close frame.
         let _ = tokio::time::timeout(SOCKETS_CLOSE_WITHIN, all_done.recv()).await;

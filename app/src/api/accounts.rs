@@ -4,7 +4,8 @@ use leptos::prelude::*;
 
 use crate::{error::AppError, model::UserView};
 
-/// Creates an account and signs it in. Field errors come back as `invalid` (422).
+/// Creates an account and signs it in. Field errors come back as `invalid` (422); too many
+/// registrations from one address give `rate_limited` (429).
 #[server(endpoint = "register")]
 pub async fn register(
     username: String,
@@ -15,6 +16,9 @@ pub async fn register(
     use crate::{accounts, state::AppState};
 
     let state = AppState::current()?;
+    state
+        .limits
+        .register(super::ssr::client_address(&state).await?)?;
     let mut auth = super::ssr::auth_session().await?;
     let user = accounts::register(
         &state.db,
@@ -30,11 +34,16 @@ pub async fn register(
     Ok(user.view())
 }
 
-/// Signs in. A wrong username and a wrong password both give `invalid_credentials` (401).
+/// Signs in. A wrong username and a wrong password both give `invalid_credentials` (401);
+/// too many attempts from one address or for one username give `rate_limited` (429).
 #[server(endpoint = "login")]
 pub async fn login(username: String, password: String) -> Result<UserView, AppError> {
-    use crate::accounts::Credentials;
+    use crate::{accounts::Credentials, state::AppState};
 
+    let state = AppState::current()?;
+    state
+        .limits
+        .login(super::ssr::client_address(&state).await?, &username)?;
     let mut auth = super::ssr::auth_session().await?;
     let user = auth
         .authenticate(Credentials { username, password })

@@ -28,6 +28,19 @@ pub(crate) mod ssr {
             .map_err(|error| AppError::internal(&error))
     }
 
+    /// The address of the client making this request (see `TrustedProxies`).
+    pub(crate) async fn client_address(state: &AppState) -> Result<std::net::IpAddr, AppError> {
+        use axum::{extract::ConnectInfo, http::HeaderMap};
+
+        let ConnectInfo(peer) = leptos_axum::extract::<ConnectInfo<std::net::SocketAddr>>()
+            .await
+            .map_err(|error| AppError::internal(&error))?;
+        let headers = leptos_axum::extract::<HeaderMap>()
+            .await
+            .map_err(|error| AppError::internal(&error))?;
+        Ok(state.proxies.client_address(peer, &headers))
+    }
+
     /// The shared state and the signed-in user.
     ///
     /// # Errors

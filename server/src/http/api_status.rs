@@ -4,7 +4,8 @@
 //! (marked by a `serverfnerror` header), and errors raised before our code runs (undecodable
 //! arguments) can't set a status at all. This middleware reads such a body back as
 //! [`AppError`] and sets `AppError::status_code`, so a bad argument is a 400, a missing session
-//! a 401, a stranger's conversation a 404, and a field error a 422: one rule, in one place.
+//! a 401, a stranger's conversation a 404, a field error a 422, and a rate limit a 429 with
+//! `Retry-After`: one rule, in one place.
 //! Redirects are left alone: they answer plain HTML form posts, which must land on a page.
 
 use axum::{
@@ -44,6 +45,9 @@ pub async fn server_fn_status(request: Request, next: Next) -> Response {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),
         );
+        if let Some(retry_after) = error.retry_after_header() {
+            parts.headers.insert(header::RETRY_AFTER, retry_after);
+        }
     }
     Response::from_parts(parts, Body::from(bytes))
 }

@@ -19,6 +19,7 @@ use futures::StreamExt;
 use app::{
     accounts::User,
     conversations::{self, ConversationsError},
+    limits::ConnectionLimits,
     messages::{self, MessagesError},
     model::{ClientMsgId, ConversationId, MessageBody, TYPING_THROTTLE_MS, TYPING_TTL_MS, UserId},
     protocol::{ClientFrame, ErrorCode, MAX_FRAME_BYTES, ServerFrame},
@@ -136,6 +137,20 @@ fn is_too_big(error: axum::Error) -> bool {
         .is_some_and(|e| matches!(e, tungstenite::Error::Capacity(_)))
 }
 
+/// The `rate_limited` error frame.
+fn rate_limited(what: &str, wait: Duration, client_msg_id: Option<String>) -> ServerFrame {
+    let retry_after_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX).max(1);
+    ServerFrame::Error {
+        code: ErrorCode::RateLimited,
+        message: format!(
+            "Too many {what}; try again in {} s.",
+            app::limits::retry_after_secs(wait)
+        ),
+        client_msg_id,
+        retry_after_ms: Some(retry_after_ms),
+    }
+}
+
 fn close(code: u16, reason: &'static str) -> Message {
     Message::Close(Some(CloseFrame {
         code,
@@ -171,15 +186,19 @@ struct Session {
     /// When a "typing" signal was last relayed, per conversation: relays are throttled, and
     /// the ones still live are cancelled when the connection ends.
     typing: HashMap<ConversationId, Instant>,
+    /// This connection's budgets for messages and typing signals.
+    limits: ConnectionLimits,
 }
 
 impl Session {
     fn new(state: AppState, user: User) -> Self {
+        let limits = state.limits.connection();
         Self {
             state,
             user,
             others: HashMap::new(),
             typing: HashMap::new(),
+            limits,
         }
     }
 
@@ -221,7 +240,12 @@ impl Session {
             code,
             message,
             client_msg_id: Some(id.to_owned()),
+            retry_after_ms: None,
         };
+        // Before any work: a flood costs no parsing, no database and no fan-out.
+        if let Err(wait) = self.limits.message() {
+            return rate_limited("messages", wait, Some(client_msg_id));
+        }
         let id = match ClientMsgId::parse(&client_msg_id) {
             Ok(id) => id,
             Err(problem) => return refuse(ErrorCode::InvalidInput, problem, &client_msg_id),
@@ -292,6 +316,9 @@ impl Session {
         conversation_id: ConversationId,
         active: bool,
     ) -> Option<ServerFrame> {
+        if let Err(wait) = self.limits.typing() {
+            return Some(rate_limited("typing signals", wait, None));
+        }
         let other = match self.other(conversation_id).await {
             Ok(other) => other,
             Err(reply) => return Some(reply),

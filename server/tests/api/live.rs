@@ -125,7 +125,7 @@ for_each_db! {
                 .await;
             let (code, message, client_msg_id) = socket
                 .next_matching(|frame| match frame {
-                    ServerFrame::Error { code, message, client_msg_id } => {
+                    ServerFrame::Error { code, message, client_msg_id, .. } => {
                         Some((code, message, client_msg_id))
                     }
                     _ => None,

@@ -15,4 +15,5 @@ mod bad_input;
 mod conversations;
 mod headers;
 mod history;
+mod limits;
 mod live;

@@ -487,6 +487,7 @@ mod tests {
                     code: ErrorCode::Internal,
                     message: "try again".into(),
                     client_msg_id: Some("b".into()),
+                    retry_after_ms: None,
                 },
                 0.0,
             );
