@@ -22,9 +22,31 @@ pub enum RealtimeEvent {
     /// A frame for the user, already encoded as JSON: it is encoded once per publish and the
     /// same text goes to every socket.
     Frame(Arc<str>),
+    /// Some of the user's sessions have ended: sockets opened with them must close. Never
+    /// sent to a client.
+    SessionsEnded(EndedSessions),
     /// The subscriber was too slow and some frames were dropped for it; it must resynchronise
     /// from the database.
     Lagged,
+}
+
+/// Which of a user's sessions have ended (by session id).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EndedSessions {
+    /// Just this one (the user signed out).
+    Only(String),
+    /// All but this one (the user changed their password in it).
+    AllBut(String),
+}
+
+impl EndedSessions {
+    /// Whether a socket opened with `session` must close.
+    pub fn includes(&self, session: &str) -> bool {
+        match self {
+            Self::Only(ended) => ended == session,
+            Self::AllBut(kept) => kept != session,
+        }
+    }
 }
 
 /// A user's live events, until the stream is dropped.
@@ -48,6 +70,12 @@ pub trait Realtime: Send + Sync + 'static {
     /// The frame could not be encoded or handed to the backend. Nothing is retried: the
     /// recipients catch up from the database.
     async fn publish(&self, to: &[UserId], frame: &ServerFrame) -> Result<(), RealtimeError>;
+
+    /// Tells every socket of `user` opened with one of the `ended` sessions to close.
+    ///
+    /// # Errors
+    /// The backend could not deliver the notice.
+    async fn end_sessions(&self, user: UserId, ended: EndedSessions) -> Result<(), RealtimeError>;
 
     /// Starts receiving `user`'s events. Events published after this returns are delivered.
     ///

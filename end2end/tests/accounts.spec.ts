@@ -86,7 +86,7 @@ test("the sign-in forms work before the WASM has loaded", async ({ browser }) =>
   await page.getByLabel("Confirm password").fill(PASSWORD);
   await page.getByRole("button", { name: "Sign up" }).click();
   // The plain form post signs in and the server sends the browser on to the chat.
-  await page.waitForURL("**/chat");
+  await expect(page).toHaveURL(/\/chat$/);
 
   // A failed plain form post lands back on the form, with the error, not on an error document.
   await context.clearCookies();
@@ -94,7 +94,48 @@ test("the sign-in forms work before the WASM has loaded", async ({ browser }) =>
   await page.getByLabel("Username").fill(username);
   await page.getByLabel("Password").fill("not the password");
   await page.getByRole("button", { name: "Log in" }).click();
-  await page.waitForURL(/\/login\?/);
+  await expect(page).toHaveURL(/\/login\?/);
   await expect(page.locator(".form-error")).toHaveText("Wrong username or password.");
   await context.close();
+});
+
+test("changing the password signs every other device out", async ({ browser }) => {
+  const ann = await signUp(browser, "ann", "Ann");
+  // Ann is also signed in on her phone, with the chat open.
+  const phone = await browser.newContext();
+  const phonePage = await phone.newPage();
+  await phonePage.goto("/login?next=%2Fchat");
+  await hydrated(phonePage);
+  await phonePage.getByLabel("Username").fill(ann.username);
+  await phonePage.getByLabel("Password").fill(PASSWORD);
+  await phonePage.getByRole("button", { name: "Log in" }).click();
+  await phonePage.waitForURL("**/chat");
+  await online(phonePage);
+
+  await ann.page.getByRole("link", { name: "Settings" }).click();
+  await ann.page.waitForURL("**/settings");
+  await hydrated(ann.page);
+  const newPassword = "a much better passphrase";
+  await ann.page.getByLabel("Current password").fill("not my password");
+  await ann.page.getByLabel("New password", { exact: true }).fill("password1");
+  await ann.page.getByLabel("Confirm new password").fill("password1");
+  await ann.page.getByRole("button", { name: "Change password" }).click();
+  await expect(ann.page.locator("#current_password-error")).toHaveText("Your current password is not this one.");
+  await expect(ann.page.locator("#new_password-error")).toContainText("too common");
+
+  await ann.page.getByLabel("Current password").fill(PASSWORD);
+  await ann.page.getByLabel("New password", { exact: true }).fill(newPassword);
+  await ann.page.getByLabel("Confirm new password").fill(newPassword);
+  await ann.page.getByRole("button", { name: "Change password" }).click();
+  await expect(ann.page.getByRole("status")).toHaveText(
+    "Your password has been changed. Every other device was signed out.",
+  );
+  await expect(ann.page.getByLabel("Current password")).toHaveValue("");
+
+  // The phone's connection is closed and it is sent to sign in again.
+  await phonePage.waitForURL(/\/login\?next=%2Fchat$/);
+  // This browser is still signed in.
+  await ann.page.goto("/chat");
+  await online(ann.page);
+  await phone.close();
 });

@@ -107,6 +107,19 @@ impl SessionStore for DbSessionStore {
 }
 
 impl DbSessionStore {
+    /// Whether the session with this id exists and has not expired.
+    ///
+    /// # Errors
+    /// The database failed.
+    pub async fn is_live(&self, id: &str) -> Result<bool, DbErr> {
+        let now = OffsetDateTime::now_utc().unix_timestamp();
+        Ok(sessions::Entity::find_by_id(id.to_owned())
+            .filter(sessions::Column::ExpiresAt.gt(now))
+            .one(&self.db)
+            .await?
+            .is_some())
+    }
+
     /// Deletes every expired session; returns how many there were.
     ///
     /// # Errors

@@ -22,7 +22,7 @@ use crate::{
     model::{DisplayName, FieldError, UserId, UserView, Username, check_new_password},
 };
 
-pub use password::{hash_password, verify_password};
+pub use password::{hash_password, is_common, verify_password};
 
 /// The session type server functions and axum handlers extract.
 pub type AuthSession = axum_login::AuthSession<Backend>;
@@ -176,9 +176,12 @@ pub async fn register(
     let display_name = DisplayName::parse(&form.display_name)
         .map_err(|message| errors.push(FieldError::new("display_name", message)))
         .ok();
-    if let Err(password_errors) = check_new_password(&form.password, &form.password_confirm) {
-        errors.extend(password_errors);
-    }
+    errors.extend(new_password_errors(
+        &form.password,
+        &form.password_confirm,
+        "password",
+        "password_confirm",
+    ));
     let (Some(username), Some(display_name), true) = (username, display_name, errors.is_empty())
     else {
         return Err(AccountsError::Invalid(errors));
@@ -204,6 +207,72 @@ pub async fn register(
         }
         Err(error) => Err(error.into()),
     }
+}
+
+/// Everything wrong with a new password and its confirmation, reported against the given
+/// field names: the shared length and confirmation rules, and the common-password list (which
+/// only the server has).
+fn new_password_errors(
+    password: &str,
+    confirm: &str,
+    field: &str,
+    confirm_field: &str,
+) -> Vec<FieldError> {
+    let mut errors: Vec<FieldError> = check_new_password(password, confirm)
+        .err()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|mut error| {
+            error.field = if error.field == "password" {
+                field.to_owned()
+            } else {
+                confirm_field.to_owned()
+            };
+            error
+        })
+        .collect();
+    if is_common(password) && !errors.iter().any(|e| e.field == field) {
+        errors.push(FieldError::new(
+            field,
+            "This password is too common. Choose one that is harder to guess.",
+        ));
+    }
+    errors
+}
+
+/// Changes `user`'s password after checking the current one. Returns the user with the new
+/// hash, which the caller puts in the current session (every other session then stops
+/// matching and is signed out).
+///
+/// # Errors
+/// [`AccountsError::Invalid`] for a wrong current password (`current_password`) or an
+/// unacceptable new one (`new_password`, `new_password_confirm`).
+pub async fn change_password(
+    db: &impl ConnectionTrait,
+    user: &User,
+    current: String,
+    new: String,
+    confirm: String,
+) -> Result<User, AccountsError> {
+    let mut errors = new_password_errors(&new, &confirm, "new_password", "new_password_confirm");
+    if !verify_password(current, Some(user.password_hash.clone())).await? {
+        errors.insert(
+            0,
+            FieldError::new("current_password", "Your current password is not this one."),
+        );
+    }
+    if !errors.is_empty() {
+        return Err(AccountsError::Invalid(errors));
+    }
+    let password_hash = hash_password(new).await?;
+    let updated = users::ActiveModel {
+        id: Set(user.id.0),
+        password_hash: Set(password_hash),
+        ..Default::default()
+    }
+    .update(db)
+    .await?;
+    Ok(User::from(updated))
 }
 
 fn username_taken() -> AccountsError {

@@ -4,7 +4,7 @@
 //! parameters that the argon2 crate uses by default). On the async runtime it would stall every
 //! other request on that worker, so both functions move the work to `spawn_blocking`.
 
-use std::sync::LazyLock;
+use std::{collections::HashSet, sync::LazyLock};
 
 use argon2::{
     Argon2, PasswordHash, PasswordHasher, PasswordVerifier,
@@ -12,6 +12,19 @@ use argon2::{
 };
 
 use super::AccountsError;
+
+/// The common-password list, loaded once.
+static COMMON_PASSWORDS: LazyLock<HashSet<&'static str>> = LazyLock::new(|| {
+    include_str!("common-passwords.txt")
+        .lines()
+        .filter(|line| !line.is_empty() && !line.starts_with('#'))
+        .collect()
+});
+
+/// Whether `password` is on the list of common passwords (in any letter case).
+pub fn is_common(password: &str) -> bool {
+    COMMON_PASSWORDS.contains(password.to_lowercase().as_str())
+}
 
 /// A hash of a password nobody has, verified against when a username does not exist so that
 /// an unknown username takes as long to refuse as a wrong password.
@@ -86,6 +99,15 @@ mod tests {
             first, second,
             "two hashes of one password must differ by salt"
         );
+    }
+
+    #[test]
+    fn common_passwords_are_recognised_in_any_case() {
+        assert!(is_common("password1"));
+        assert!(is_common("PassWord1"));
+        assert!(is_common("iloveyou"));
+        assert!(!is_common("correct horse battery"));
+        assert!(COMMON_PASSWORDS.len() > 8_000);
     }
 
     #[tokio::test]

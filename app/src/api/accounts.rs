@@ -54,13 +54,53 @@ pub async fn login(username: String, password: String) -> Result<UserView, AppEr
     Ok(user.view())
 }
 
-/// Signs out: the session is deleted on the server and its cookie cleared.
+/// Signs out: the session is deleted on the server, its cookie cleared, and the WebSockets
+/// opened with it are closed.
 #[server(endpoint = "logout")]
 pub async fn logout() -> Result<(), AppError> {
+    use crate::{realtime::EndedSessions, state::AppState};
+
+    let state = AppState::current()?;
     let mut auth = super::ssr::auth_session().await?;
-    auth.logout()
+    let session = auth.session.id();
+    let user = auth
+        .logout()
         .await
         .map_err(|error| AppError::internal(&error))?;
+    if let (Some(user), Some(session)) = (user, session) {
+        ssr::end_sessions(&state, &user, EndedSessions::Only(session.to_string())).await;
+    }
+    Ok(())
+}
+
+/// Changes the signed-in user's password. Every other session of the user ends (and its
+/// WebSockets close); this one stays signed in.
+#[server(endpoint = "change_password")]
+pub async fn change_password(
+    current_password: String,
+    new_password: String,
+    new_password_confirm: String,
+) -> Result<(), AppError> {
+    use crate::{accounts, realtime::EndedSessions};
+
+    let (state, user) = super::ssr::signed_in().await?;
+    let mut auth = super::ssr::auth_session().await?;
+    let updated = accounts::change_password(
+        &state.db,
+        &user,
+        current_password,
+        new_password,
+        new_password_confirm,
+    )
+    .await?;
+    // This session now carries the new password's hash; the others carry the old one, so
+    // axum-login signs them out at their next request.
+    auth.login(&updated)
+        .await
+        .map_err(|error| AppError::internal(&error))?;
+    if let Some(session) = auth.session.id() {
+        ssr::end_sessions(&state, &user, EndedSessions::AllBut(session.to_string())).await;
+    }
     Ok(())
 }
 
@@ -83,7 +123,18 @@ mod ssr {
     use crate::{
         accounts::{AuthSession, User},
         error::AppError,
+        realtime::EndedSessions,
+        state::AppState,
     };
+
+    /// Closes the user's sockets opened with the ended sessions. A failure is logged, not
+    /// returned: the sessions have ended regardless, and each socket also checks its session
+    /// periodically.
+    pub(super) async fn end_sessions(state: &AppState, user: &User, ended: EndedSessions) {
+        if let Err(error) = state.realtime.end_sessions(user.id, ended).await {
+            tracing::warn!(%error, "could not close the sockets of ended sessions");
+        }
+    }
 
     /// Signs `user` in on a fresh session id. Whoever was signed in on this browser before is
     /// signed out first, so a session is never carried over from one account to another.

@@ -9,7 +9,7 @@ use leptos_meta::Title;
 use leptos_router::hooks::use_query_map;
 
 use crate::{
-    api::accounts::{Login, Register},
+    api::accounts::{ChangePassword, Login, Register},
     error::AppError,
     model::{UserView, is_safe_next},
 };
@@ -28,6 +28,9 @@ fn next_path() -> Memo<String> {
 /// The result of the last submission of a sign-in form, if any.
 type Outcome = Signal<Option<Result<UserView, AppError>>>;
 
+/// The result of the last submission of any form.
+type AnyOutcome<T> = Signal<Option<Result<T, AppError>>>;
+
 /// Once signed in, load the next page in full: it is rendered for the new session and opens
 /// a socket authenticated by the new cookie.
 fn go_on_success(value: Outcome, next: Memo<String>) {
@@ -39,7 +42,10 @@ fn go_on_success(value: Outcome, next: Memo<String>) {
 }
 
 /// The message for one field, from the last attempt.
-fn field_error(value: Outcome, field: &'static str) -> Signal<Option<String>> {
+fn field_error<T: Send + Sync + 'static>(
+    value: AnyOutcome<T>,
+    field: &'static str,
+) -> Signal<Option<String>> {
     Signal::derive(move || {
         value.with(|v| match v {
             Some(Err(error)) => error.field_message(field),
@@ -49,7 +55,7 @@ fn field_error(value: Outcome, field: &'static str) -> Signal<Option<String>> {
 }
 
 /// An error that belongs to no field (wrong credentials, the server being unreachable).
-fn form_error(value: Outcome) -> Signal<Option<String>> {
+fn form_error<T: Send + Sync + 'static>(value: AnyOutcome<T>) -> Signal<Option<String>> {
     Signal::derive(move || {
         value.with(|v| match v {
             Some(Err(AppError::Invalid(_))) | Some(Ok(_)) | None => None,
@@ -149,6 +155,73 @@ pub fn RegisterPage() -> impl IntoView {
                     "Already have an account? "
                     <a href=move || with_next("/login", &next.get())>"Log in"</a>
                 </p>
+            </div>
+        </main>
+    }
+}
+
+/// `/settings`: change the password.
+#[component]
+pub fn SettingsPage() -> impl IntoView {
+    let change = ServerAction::<ChangePassword>::new();
+    let value: AnyOutcome<()> = Signal::derive(move || change.value().get());
+    let error = form_error(value);
+    let done = move || matches!(value.get(), Some(Ok(())));
+    // A fresh form after a change, so the passwords don't linger in it.
+    let form = NodeRef::<leptos::html::Form>::new();
+    Effect::new(move |_| {
+        if done()
+            && let Some(form) = form.get()
+        {
+            form.reset();
+        }
+    });
+
+    view! {
+        <Title text="Settings"/>
+        <main class="auth">
+            <div class="card">
+                <p class="switch">
+                    <a href="/chat">"← Back to your conversations"</a>
+                </p>
+                <h1>"Settings"</h1>
+                <h2>"Change your password"</h2>
+                <ActionForm action=change node_ref=form>
+                    <Field
+                        label="Current password"
+                        name="current_password"
+                        kind="password"
+                        autocomplete="current-password"
+                        error=field_error(value, "current_password")
+                    />
+                    <Field
+                        label="New password"
+                        name="new_password"
+                        kind="password"
+                        autocomplete="new-password"
+                        hint="At least 8 characters, not a common password"
+                        error=field_error(value, "new_password")
+                    />
+                    <Field
+                        label="Confirm new password"
+                        name="new_password_confirm"
+                        kind="password"
+                        autocomplete="new-password"
+                        error=field_error(value, "new_password_confirm")
+                    />
+                    <FormError error/>
+                    <p class="form-success" role="status">
+                        {move || {
+                            done()
+                                .then_some(
+                                    "Your password has been changed. Every other device was signed out.",
+                                )
+                        }}
+                    </p>
+                    <button type="submit" disabled=move || change.pending().get()>
+                        "Change password"
+                    </button>
+                </ActionForm>
             </div>
         </main>
     }

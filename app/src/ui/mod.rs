@@ -16,7 +16,7 @@ use leptos_router::{
 };
 
 use self::{
-    auth::{LoginPage, RegisterPage},
+    auth::{LoginPage, RegisterPage, SettingsPage},
     chat::{ChatLayout, NoConversation, conversation::ConversationView},
 };
 
@@ -76,6 +76,7 @@ pub fn App() -> impl IntoView {
                 <Routes fallback=NotFound>
                     <Route path=path!("/login") view=LoginPage/>
                     <Route path=path!("/register") view=RegisterPage/>
+                    <Route path=path!("/settings") view=SettingsPage/>
                     <ParentRoute path=path!("/chat") view=ChatLayout>
                         <Route path=path!(":handle") view=ConversationView/>
                         <Route path=path!("") view=NoConversation/>

@@ -1,7 +1,7 @@
 //! Page redirects that depend on being signed in, decided before any page renders:
 //!
 //! - `/` goes to `/chat` or `/login`;
-//! - a signed-out visitor of `/chat…` goes to `/login?next=<where they were going>`, so the
+//! - a signed-out visitor of `/chat…` or `/settings` goes to `/login?next=<where they were going>`, so the
 //!   marketplace's "Contact seller" link (`/chat/@seller`) lands in the conversation after
 //!   signing in;
 //! - a signed-in visitor of `/login` or `/register` goes on to the chat.
@@ -28,7 +28,9 @@ pub async fn page_guard(auth: AuthSession, request: Request, next: Next) -> Resp
         "/" if signed_in => Some("/chat".to_owned()),
         "/" => Some("/login".to_owned()),
         "/login" | "/register" if signed_in => Some(next_from_query(request.uri().query())),
-        _ if !signed_in && (path == "/chat" || path.starts_with("/chat/")) => {
+        _ if !signed_in
+            && (path == "/chat" || path.starts_with("/chat/") || path == "/settings") =>
+        {
             let wanted = request
                 .uri()
                 .path_and_query()

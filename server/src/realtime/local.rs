@@ -15,7 +15,7 @@ use tokio::sync::broadcast::{self, error::RecvError};
 use app::{
     model::UserId,
     protocol::ServerFrame,
-    realtime::{EventStream, Realtime, RealtimeError, RealtimeEvent},
+    realtime::{EndedSessions, EventStream, Realtime, RealtimeError, RealtimeEvent},
 };
 
 /// Frames a user's channel holds for a socket that has not read them yet. A socket that falls
@@ -23,7 +23,7 @@ use app::{
 /// the database, so one slow client never holds up anyone else.
 const CHANNEL_CAPACITY: usize = 256;
 
-type Channels = Mutex<HashMap<UserId, broadcast::Sender<Arc<str>>>>;
+type Channels = Mutex<HashMap<UserId, broadcast::Sender<RealtimeEvent>>>;
 
 /// In-process fan-out. Cloning is cheap and clones share the channels.
 #[derive(Clone, Default)]
@@ -42,7 +42,7 @@ impl LocalRealtime {
         self.lock().len()
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<UserId, broadcast::Sender<Arc<str>>>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<UserId, broadcast::Sender<RealtimeEvent>>> {
         // A panic while holding this lock can't leave the map inconsistent (every operation on
         // it is a single insert, get or remove), so a poisoned lock is safe to keep using.
         self.channels.lock().unwrap_or_else(PoisonError::into_inner)
@@ -52,7 +52,7 @@ impl LocalRealtime {
 /// A live subscription. When dropped, it removes its user's channel if it was the last one
 /// listening, so the map holds only users who are connected.
 struct Subscription {
-    receiver: broadcast::Receiver<Arc<str>>,
+    receiver: broadcast::Receiver<RealtimeEvent>,
     user: UserId,
     channels: Arc<Channels>,
 }
@@ -73,13 +73,20 @@ impl Drop for Subscription {
 #[async_trait::async_trait]
 impl Realtime for LocalRealtime {
     async fn publish(&self, to: &[UserId], frame: &ServerFrame) -> Result<(), RealtimeError> {
-        let text: Arc<str> = serde_json::to_string(frame)?.into();
+        let event = RealtimeEvent::Frame(serde_json::to_string(frame)?.into());
         let channels = self.lock();
         for user in to {
             if let Some(sender) = channels.get(user) {
                 // An error only means nobody is listening any more; that is not a failure.
-                let _ = sender.send(text.clone());
+                let _ = sender.send(event.clone());
             }
+        }
+        Ok(())
+    }
+
+    async fn end_sessions(&self, user: UserId, ended: EndedSessions) -> Result<(), RealtimeError> {
+        if let Some(sender) = self.lock().get(&user) {
+            let _ = sender.send(RealtimeEvent::SessionsEnded(ended));
         }
         Ok(())
     }
@@ -99,7 +106,7 @@ impl Realtime for LocalRealtime {
             subscription,
             |mut sub| async move {
                 match sub.receiver.recv().await {
-                    Ok(text) => Some((RealtimeEvent::Frame(text), sub)),
+                    Ok(event) => Some((event, sub)),
                     Err(RecvError::Lagged(_)) => Some((RealtimeEvent::Lagged, sub)),
                     Err(RecvError::Closed) => None,
                 }
@@ -132,6 +139,24 @@ mod tests {
         let nothing =
             tokio::time::timeout(std::time::Duration::from_millis(50), stranger.next()).await;
         assert!(nothing.is_err(), "user 2 received user 1's frame");
+    }
+
+    #[tokio::test]
+    async fn ended_sessions_reach_only_that_users_subscriptions() {
+        let realtime = LocalRealtime::new();
+        let mut mine = realtime.subscribe(UserId(1)).await.unwrap();
+        let mut theirs = realtime.subscribe(UserId(2)).await.unwrap();
+        let ended = EndedSessions::Only("s1".into());
+        realtime
+            .end_sessions(UserId(1), ended.clone())
+            .await
+            .unwrap();
+        assert_eq!(mine.next().await, Some(RealtimeEvent::SessionsEnded(ended)));
+        let nothing =
+            tokio::time::timeout(std::time::Duration::from_millis(50), theirs.next()).await;
+        assert!(nothing.is_err());
+        assert!(EndedSessions::AllBut("keep".into()).includes("other"));
+        assert!(!EndedSessions::AllBut("keep".into()).includes("keep"));
     }
 
     #[tokio::test]

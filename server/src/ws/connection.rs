@@ -28,13 +28,24 @@ use app::{
 };
 
 use super::Shutdown;
+use crate::sessions::DbSessionStore;
 
 /// How often the server pings, so that proxies keep an idle connection open (and a write to a
 /// peer that has vanished fails, ending the task).
 const PING_EVERY: Duration = Duration::from_secs(25);
+/// How often a connection checks that its session still exists (it may have expired, or ended
+/// on another server instance).
+const SESSION_CHECK_EVERY: Duration = Duration::from_secs(120);
 
-/// Runs a connection to the end.
-pub async fn serve(mut socket: WebSocket, state: AppState, user: User, shutdown: Shutdown) {
+/// Runs a connection to the end. `session` is the id of the session the socket was opened
+/// with.
+pub async fn serve(
+    mut socket: WebSocket,
+    state: AppState,
+    user: User,
+    session: String,
+    shutdown: Shutdown,
+) {
     // Dropped when this function returns, which tells the server this connection is done.
     let Shutdown {
         signal: mut shutdown,
@@ -50,11 +61,12 @@ pub async fn serve(mut socket: WebSocket, state: AppState, user: User, shutdown:
             return;
         }
     };
-    let mut session = Session::new(state, user);
+    let sessions = DbSessionStore::new(state.db.clone());
+    let mut connection = Session::new(state, user);
     if send(
         &mut socket,
         &ServerFrame::Ready {
-            user: session.user.view(),
+            user: connection.user.view(),
         },
     )
     .await
@@ -65,6 +77,8 @@ pub async fn serve(mut socket: WebSocket, state: AppState, user: User, shutdown:
 
     let mut ping = tokio::time::interval(PING_EVERY);
     ping.reset();
+    let mut session_check = tokio::time::interval(SESSION_CHECK_EVERY);
+    session_check.reset();
     loop {
         tokio::select! {
             event = events.next() => {
@@ -73,6 +87,13 @@ pub async fn serve(mut socket: WebSocket, state: AppState, user: User, shutdown:
                         socket.send(Message::Text(text.as_ref().into())).await
                     }
                     Some(RealtimeEvent::Lagged) => send(&mut socket, &ServerFrame::Resync).await,
+                    Some(RealtimeEvent::SessionsEnded(ended)) => {
+                        if ended.includes(&session) {
+                            let _ = socket.send(close(close_code::POLICY, "signed out")).await;
+                            break;
+                        }
+                        Ok(())
+                    }
                     None => break,
                 };
                 if sent.is_err() {
@@ -81,7 +102,7 @@ pub async fn serve(mut socket: WebSocket, state: AppState, user: User, shutdown:
             }
             incoming = socket.recv() => {
                 let reply = match incoming {
-                    Some(Ok(Message::Text(text))) => session.handle(text.as_str()).await,
+                    Some(Ok(Message::Text(text))) => connection.handle(text.as_str()).await,
                     Some(Ok(Message::Binary(_))) => Some(ServerFrame::error(
                         ErrorCode::InvalidFrame,
                         "binary frames are not supported; send JSON text frames",
@@ -109,13 +130,20 @@ pub async fn serve(mut socket: WebSocket, state: AppState, user: User, shutdown:
                     break;
                 }
             }
+            _ = session_check.tick() => {
+                // A database error is not proof that the session ended; check again later.
+                if let Ok(false) = sessions.is_live(&session).await {
+                    let _ = socket.send(close(close_code::POLICY, "session ended")).await;
+                    break;
+                }
+            }
             _ = shutdown.changed() => {
                 let _ = socket.send(close(close_code::AWAY, "server is restarting")).await;
                 break;
             }
         }
     }
-    session.leave().await;
+    connection.leave().await;
 }
 
 async fn send(socket: &mut WebSocket, frame: &ServerFrame) -> Result<(), axum::Error> {

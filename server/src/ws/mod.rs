@@ -3,7 +3,9 @@
 //! By the time [`upgrade`] runs, the cross-origin guard has already refused upgrades from
 //! foreign pages (cross-site WebSocket hijacking) and the session layer has loaded the user.
 //! Without a signed-in user the answer is a plain 401 before any upgrade. The connection
-//! itself is [`connection::serve`].
+//! itself is [`connection::serve`]; it remembers the session it was opened with and closes
+//! (code 1008) when that session ends: at sign-out, at a password change in another session,
+//! or on expiry.
 
 pub mod connection;
 
@@ -39,10 +41,11 @@ pub async fn upgrade(
     State(state): State<AppState>,
     Extension(shutdown): Extension<Shutdown>,
 ) -> Response {
-    let Some(user) = auth.user else {
+    let (Some(user), Some(session)) = (auth.user, auth.session.id()) else {
         return AppError::Unauthorized.into_response();
     };
+    let session = session.to_string();
     ws.max_message_size(TRANSPORT_MAX_BYTES)
         .max_frame_size(TRANSPORT_MAX_BYTES)
-        .on_upgrade(move |socket| connection::serve(socket, state, user, shutdown))
+        .on_upgrade(move |socket| connection::serve(socket, state, user, session, shutdown))
 }

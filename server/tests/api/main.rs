@@ -17,3 +17,4 @@ mod headers;
 mod history;
 mod limits;
 mod live;
+mod passwords;

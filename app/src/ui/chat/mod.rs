@@ -140,11 +140,14 @@ fn Sidebar() -> impl IntoView {
                     <span class="brand">"Parley"</span>
                     <span class="me">{move || store.me.get().map(|me| me.display_name)}</span>
                 </div>
-                <ActionForm action=logout>
-                    <button type="submit" class="secondary">
-                        "Log out"
-                    </button>
-                </ActionForm>
+                <div class="account">
+                    <a href="/settings" rel="external">"Settings"</a>
+                    <ActionForm action=logout>
+                        <button type="submit" class="secondary">
+                            "Log out"
+                        </button>
+                    </ActionForm>
+                </div>
             </header>
             <div class="search">
                 <label for="people-search">"Find people"</label>
