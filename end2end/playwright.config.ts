@@ -6,7 +6,9 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 
 const port = Number(process.env.PARLEY_E2E_PORT ?? 3210);
-const baseURL = `http://127.0.0.1:${port}`;
+// The tests run over HTTPS with the server's self-signed development certificate, so that
+// they see what production users see: Secure __Host- cookies, HSTS, and wss:// sockets.
+const baseURL = `https://127.0.0.1:${port}`;
 const root = resolve(__dirname, "..");
 const serverBin = process.env.PARLEY_SERVER_BIN ?? join(root, "target", "debug", "server");
 const siteRoot = process.env.PARLEY_SITE_ROOT ?? join(root, "target", "site");
@@ -34,6 +36,7 @@ export default defineConfig({
   reporter: [["list"]],
   use: {
     baseURL,
+    ignoreHTTPSErrors: true,
     trace: "retain-on-failure",
   },
   projects: [
@@ -51,6 +54,7 @@ export default defineConfig({
   webServer: {
     command: serverBin,
     url: `${baseURL}/healthz`,
+    ignoreHTTPSErrors: true,
     reuseExistingServer: false,
     timeout: 60_000,
     stdout: "pipe",
@@ -61,6 +65,7 @@ export default defineConfig({
       LEPTOS_SITE_ROOT: siteRoot,
       LEPTOS_SITE_PKG_DIR: "pkg",
       RUST_LOG: "warn",
+      PARLEY_TLS_SELF_SIGNED: "true",
       // Every test signs up new people, all from 127.0.0.1.
       PARLEY_REGISTRATIONS_PER_HOUR: "10000",
     },

@@ -35,6 +35,12 @@ pub enum AppError {
     /// A state-changing request came from another site.
     #[error("Cross-origin request refused.")]
     CrossOrigin,
+    /// The request body is longer than the endpoint accepts.
+    #[error("The request is too large: the limit is {limit_bytes} bytes.")]
+    PayloadTooLarge { limit_bytes: u64 },
+    /// The request body is in a format the endpoint does not take.
+    #[error("Unsupported content type: {0}")]
+    UnsupportedMediaType(String),
     /// Too many attempts; try again after the given number of seconds.
     #[error("Too many attempts. Try again in {retry_after_secs} s.")]
     RateLimited { retry_after_secs: u64 },
@@ -80,6 +86,8 @@ impl AppError {
             Self::NotFound => 404,
             Self::Invalid(_) => 422,
             Self::BadRequest(_) => 400,
+            Self::PayloadTooLarge { .. } => 413,
+            Self::UnsupportedMediaType(_) => 415,
             Self::Internal => 500,
             Self::Transport(_) => 502,
         }

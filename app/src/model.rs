@@ -460,3 +460,89 @@ mod tests {
         assert!(!is_safe_next("chat"));
     }
 }
+
+/// Property tests (a fuzz target run on every `cargo test`): the validators never panic on any
+/// text, and whatever they accept satisfies every rule they promise.
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+    use unicode_normalization::is_nfc;
+
+    use super::*;
+
+    /// Text biased towards the characters the rules are about: controls, line breaks, direction
+    /// marks, combining accents, whitespace, and anything else.
+    fn hostile_text() -> impl Strategy<Value = String> {
+        let tricky = prop_oneof![
+            Just('\0'),
+            Just('\r'),
+            Just('\n'),
+            Just('\t'),
+            Just('\u{7}'),
+            Just('\u{1b}'),
+            Just('\u{85}'),
+            Just('\u{202E}'),
+            Just('\u{2067}'),
+            Just('\u{301}'),
+            Just('e'),
+            Just(' '),
+            Just('\u{3000}'),
+            any::<char>(),
+        ];
+        prop::collection::vec(tricky, 0..80).prop_map(|chars| chars.into_iter().collect())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(1_000))]
+
+        #[test]
+        fn message_bodies_keep_their_promises(input in hostile_text()) {
+            if let Ok(body) = MessageBody::parse(&input) {
+                let text = body.as_str();
+                prop_assert!(!text.trim().is_empty());
+                prop_assert_eq!(text, text.trim());
+                prop_assert!(text.chars().count() <= MESSAGE_MAX_CHARS);
+                prop_assert!(!text.contains('\r'));
+                prop_assert!(text.chars().all(|c| !c.is_control() || c == '\n' || c == '\t'));
+                prop_assert!(is_nfc(text));
+                prop_assert_eq!(MessageBody::parse(text).ok(), Some(body.clone()));
+            }
+        }
+
+        #[test]
+        fn long_message_bodies_are_refused(extra in 1_usize..50) {
+            let input = "é".repeat(MESSAGE_MAX_CHARS + extra);
+            prop_assert!(MessageBody::parse(&input).is_err());
+        }
+
+        #[test]
+        fn display_names_keep_their_promises(input in hostile_text()) {
+            if let Ok(name) = DisplayName::parse(&input) {
+                let text = name.as_str();
+                prop_assert!((1..=64).contains(&text.chars().count()));
+                prop_assert!(!text.chars().any(|c| c.is_control() || is_bidi_control(c)));
+                prop_assert!(is_nfc(text));
+                prop_assert_eq!(DisplayName::parse(text).ok(), Some(name.clone()));
+            }
+        }
+
+        #[test]
+        fn usernames_keep_their_promises(input in hostile_text()) {
+            if let Ok(name) = Username::parse(&input) {
+                let text = name.as_str();
+                prop_assert!((3..=32).contains(&text.len()));
+                prop_assert!(text.bytes().all(|b| b.is_ascii_lowercase()
+                    || b.is_ascii_digit()
+                    || matches!(b, b'_' | b'.' | b'-')));
+            }
+        }
+
+        #[test]
+        fn client_message_ids_keep_their_promises(input in hostile_text()) {
+            if let Ok(id) = ClientMsgId::parse(&input) {
+                prop_assert!((1..=64).contains(&id.as_str().len()));
+                prop_assert!(id.as_str().bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
+            }
+        }
+    }
+}

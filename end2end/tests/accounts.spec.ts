@@ -66,12 +66,13 @@ test("a wrong password and an unknown user get the same message; logging out end
   await hydrated(page);
   await online(page);
 
-  // The session cookie is not readable from scripts.
+  // The session cookie is not readable from scripts, and only travels over HTTPS.
   const cookies = await page.evaluate(() => document.cookie);
   expect(cookies).not.toContain("parley_session");
   const stored = await ann.context.cookies();
-  const session = stored.find((c) => c.name === "parley_session");
+  const session = stored.find((c) => c.name === "__Host-parley_session");
   expect(session?.httpOnly).toBe(true);
+  expect(session?.secure).toBe(true);
   expect(session?.sameSite).toBe("Lax");
 });
 

@@ -208,6 +208,9 @@ test("every page runs under the Content-Security-Policy without a violation", as
   const policy = response?.headers()["content-security-policy"] ?? "";
   expect(policy).toContain("script-src 'self' 'nonce-");
   expect(policy).not.toContain("unsafe-inline");
+  expect(response?.headers()["strict-transport-security"]).toBe("max-age=31536000; includeSubDomains");
+  // The live connection is an encrypted WebSocket.
+  expect(await ann.page.evaluate(() => location.protocol)).toBe("https:");
   await hydrated(ann.page);
   await online(ann.page);
   await ann.page.getByRole("button", { name: "Log out" }).click();

@@ -11,7 +11,7 @@ test("scrolling up loads older messages without moving the view", async ({ brows
   // 70 messages, sent over the app's own WebSocket protocol from Ann's page, for speed.
   await ann.page.evaluate(async (count) => {
     const [conversation] = await fetch("/api/conversations", { method: "POST" }).then((r) => r.json());
-    const ws = new WebSocket(`ws://${location.host}/ws`);
+    const ws = new WebSocket(`${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/ws`);
     let acked = 0;
     const done = new Promise<void>((resolve) =>
       ws.addEventListener("message", (event) => {

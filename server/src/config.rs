@@ -13,15 +13,31 @@ use std::{
 use app::limits::Limits;
 use leptos::config::{LeptosOptions, get_configuration};
 
+use crate::tls::TlsSource;
+
 /// The database used when `DATABASE_URL` is not set: a file next to where the server runs,
 /// created on first start.
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://parley.db?mode=rwc";
 /// Days a session lasts without being used, when `PARLEY_SESSION_IDLE_DAYS` is not set.
 pub const DEFAULT_SESSION_IDLE_DAYS: i64 = 14;
 
+/// Whether Parley runs for development (anything goes, with warnings) or in production (an
+/// unsafe configuration refuses to start; see `deploy_check`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Development,
+    Production,
+}
+
 /// The server's settings.
 #[derive(Clone)]
 pub struct Config {
+    /// Development or production (`PARLEY_MODE`).
+    pub mode: Mode,
+    /// Terminate TLS in the server, with this certificate.
+    pub tls: Option<TlsSource>,
+    /// With TLS: also listen for plain HTTP here, only to redirect to HTTPS.
+    pub http_redirect_addr: Option<SocketAddr>,
     /// `sqlite://…` or `postgres://…`. May hold a password, so `Debug` hides it.
     pub database_url: String,
     /// Leptos' settings: where the built site is and the address to listen on.
@@ -98,6 +114,45 @@ impl Config {
             })
             .transpose()?
             .unwrap_or_default();
+        let mode = match optional("PARLEY_MODE").as_deref() {
+            None | Some("development") => Mode::Development,
+            Some("production") => Mode::Production,
+            Some(other) => {
+                return Err(ConfigError::Invalid {
+                    name: "PARLEY_MODE",
+                    reason: format!("`{other}` is neither development nor production"),
+                });
+            }
+        };
+        let tls = match (
+            optional("PARLEY_TLS_CERT"),
+            optional("PARLEY_TLS_KEY"),
+            flag("PARLEY_TLS_SELF_SIGNED")?,
+        ) {
+            (Some(cert), Some(key), false) => Some(TlsSource::Files {
+                cert: cert.into(),
+                key: key.into(),
+            }),
+            (None, None, true) => Some(TlsSource::SelfSigned),
+            (None, None, false) => None,
+            _ => {
+                return Err(ConfigError::Invalid {
+                    name: "PARLEY_TLS_*",
+                    reason: "set PARLEY_TLS_CERT and PARLEY_TLS_KEY together, or \
+                             PARLEY_TLS_SELF_SIGNED=true alone"
+                        .into(),
+                });
+            }
+        };
+        let http_redirect_addr = optional("PARLEY_HTTP_REDIRECT_ADDR")
+            .map(|addr| {
+                addr.parse::<SocketAddr>()
+                    .map_err(|_| ConfigError::Invalid {
+                        name: "PARLEY_HTTP_REDIRECT_ADDR",
+                        reason: format!("`{addr}` is not an address like 0.0.0.0:80"),
+                    })
+            })
+            .transpose()?;
         let defaults = Limits::default();
         let limits = Limits {
             logins_per_minute: quota("PARLEY_LOGINS_PER_MINUTE", defaults.logins_per_minute)?,
@@ -109,6 +164,9 @@ impl Config {
             typing_per_minute: defaults.typing_per_minute,
         };
         Ok(Self {
+            mode,
+            tls,
+            http_redirect_addr,
             database_url: optional("DATABASE_URL")
                 .unwrap_or_else(|| DEFAULT_DATABASE_URL.to_owned()),
             leptos_options,
@@ -127,6 +185,9 @@ impl Config {
             .site_addr(SocketAddr::from(([127, 0, 0, 1], 0)))
             .build();
         Self {
+            mode: Mode::Development,
+            tls: None,
+            http_redirect_addr: None,
             database_url,
             leptos_options,
             public_url: None,
@@ -142,11 +203,17 @@ impl Config {
         self.leptos_options.site_addr
     }
 
-    /// Whether cookies must only travel over HTTPS.
+    /// Whether users reach Parley over HTTPS (it terminates TLS, or its public address is
+    /// https): cookies then only travel over HTTPS.
     pub fn secure_cookies(&self) -> bool {
+        self.tls.is_some() || self.https_origin().is_some()
+    }
+
+    /// The public address, if it is https.
+    pub fn https_origin(&self) -> Option<String> {
         self.public_url
-            .as_deref()
-            .is_some_and(|url| url.starts_with("https://"))
+            .clone()
+            .filter(|url| url.starts_with("https://"))
     }
 
     /// Every origin allowed besides the request's own.
@@ -162,6 +229,9 @@ impl Config {
 impl std::fmt::Debug for Config {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Config")
+            .field("mode", &self.mode)
+            .field("tls", &self.tls)
+            .field("http_redirect_addr", &self.http_redirect_addr)
             .field("database_url", &"[hidden]")
             .field("listen_addr", &self.listen_addr())
             .field("public_url", &self.public_url)
@@ -170,6 +240,18 @@ impl std::fmt::Debug for Config {
             .field("trusted_proxies", &self.trusted_proxies)
             .field("limits", &self.limits)
             .finish()
+    }
+}
+
+/// `true`/`false` (or `1`/`0`) from the environment; unset is `false`.
+fn flag(name: &'static str) -> Result<bool, ConfigError> {
+    match optional(name).as_deref() {
+        None | Some("false" | "0") => Ok(false),
+        Some("true" | "1") => Ok(true),
+        Some(other) => Err(ConfigError::Invalid {
+            name,
+            reason: format!("`{other}` is neither true nor false"),
+        }),
     }
 }
 

@@ -6,16 +6,21 @@
 //!
 //! # Layout
 //! - [`config`]: every setting, read once from the environment.
+//! - [`deploy_check`]: the start-up check of the configuration (production refuses to start
+//!   when it is unsafe).
 //! - [`startup`]: connects, migrates, assembles the router, binds, serves, shuts down.
 //! - [`http`]: middleware every request passes (cross-origin guard, page redirects, status of
 //!   server function errors) and the health check.
 //! - [`sessions`]: the session store, in the database so sessions survive a restart.
+//! - [`tls`]: TLS termination (certificate files, or self-signed for development).
 //! - [`ws`]: the WebSocket endpoint and the per-connection task.
 //! - [`realtime`]: implementations of `app::realtime::Realtime` (in-process fan-out).
 
 pub mod config;
+pub mod deploy_check;
 pub mod http;
 pub mod realtime;
 pub mod sessions;
 pub mod startup;
+pub mod tls;
 pub mod ws;

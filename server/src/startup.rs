@@ -28,15 +28,22 @@ use app::{
 use migrations::{Migrator, MigratorTrait};
 
 use crate::{
-    config::Config,
-    http::{api_status, headers, health, origin, pages},
+    config::{Config, Mode},
+    deploy_check::{self, Severity},
+    http::{api_body, api_status, headers, health, origin, pages, transport},
     realtime::local::LocalRealtime,
     sessions::DbSessionStore,
-    ws,
+    tls, ws,
 };
+use axum_server::tls_rustls::RustlsConfig;
 
-/// The name of the session cookie.
+/// The name of the session cookie over plain HTTP (development).
 pub const SESSION_COOKIE: &str = "parley_session";
+/// The name of the session cookie over HTTPS. The `__Host-` prefix makes browsers insist that
+/// it is `Secure`, has `Path=/` and no `Domain`, so no sibling subdomain can set or shadow it.
+pub const SECURE_SESSION_COOKIE: &str = "__Host-parley_session";
+/// How long shutdown waits for in-flight HTTPS requests.
+const TLS_DRAIN_WITHIN: Duration = Duration::from_secs(10);
 /// How often expired sessions are deleted from the database.
 const SESSION_SWEEP_EVERY: Duration = Duration::from_secs(60 * 60);
 /// How often rate limiters forget clients that have been quiet long enough.
@@ -50,6 +57,10 @@ pub struct Application {
     router: Router,
     db: DatabaseConnection,
     limits: Arc<RateLimits>,
+    /// Set when Parley terminates TLS itself.
+    tls: Option<Arc<rustls::ServerConfig>>,
+    /// The plain-HTTP listener that only redirects to HTTPS, with its router.
+    redirect: Option<(TcpListener, Router)>,
 }
 
 impl Application {
@@ -58,6 +69,7 @@ impl Application {
     /// # Errors
     /// The database is unreachable, a migration fails, or the address can't be bound.
     pub async fn build(config: Config) -> anyhow::Result<Self> {
+        check_configuration(&config)?;
         let db = connect(&config.database_url).await?;
         Migrator::up(&db, None)
             .await
@@ -73,15 +85,35 @@ impl Application {
         };
         let limits = state.limits.clone();
         let router = router(&config, state)?;
-        let listener = TcpListener::bind(config.listen_addr())
-            .await
-            .with_context(|| format!("failed to listen on {}", config.listen_addr()))?;
+        let tls = config
+            .tls
+            .as_ref()
+            .map(tls::server_config)
+            .transpose()
+            .context("failed to set up TLS")?;
+        let listener = bind(config.listen_addr()).await?;
+        let redirect = match (config.http_redirect_addr, &tls) {
+            (Some(addr), Some(_)) => Some((
+                bind(addr).await?,
+                transport::redirect_router(config.https_origin(), local_port(&listener)),
+            )),
+            _ => None,
+        };
         Ok(Self {
             listener,
             router,
             db,
             limits,
+            tls,
+            redirect,
         })
+    }
+
+    /// The address of the plain-HTTP redirect listener, if there is one.
+    pub fn redirect_addr(&self) -> Option<SocketAddr> {
+        self.redirect
+            .as_ref()
+            .and_then(|(listener, _)| listener.local_addr().ok())
     }
 
     /// The address actually bound (the real port when the config said 0).
@@ -115,13 +147,51 @@ impl Application {
         let router = self.router.layer(Extension(ws::Shutdown { signal, done }));
         // The peer's address reaches handlers as `ConnectInfo`, for rate limits.
         let service = router.into_make_service_with_connect_info::<SocketAddr>();
-        axum::serve(self.listener, service)
-            .with_graceful_shutdown(async move {
-                shutdown.await;
-                let _ = stop_sockets.send(true);
-            })
-            .await
-            .context("server error")?;
+
+        // Everything stops together: `stopping` fires once the shutdown future resolves.
+        let (stopping_tx, stopping) = watch::channel(false);
+        tokio::spawn(async move {
+            shutdown.await;
+            let _ = stop_sockets.send(true);
+            let _ = stopping_tx.send(true);
+        });
+        let stopped = |mut stopping: watch::Receiver<bool>| async move {
+            let _ = stopping.wait_for(|stop| *stop).await;
+        };
+        let redirect = self.redirect.map(|(listener, router)| {
+            tokio::spawn(
+                axum::serve(listener, router)
+                    .with_graceful_shutdown(stopped(stopping.clone()))
+                    .into_future(),
+            )
+        });
+        match self.tls {
+            Some(tls) => {
+                let handle = axum_server::Handle::new();
+                tokio::spawn({
+                    let handle = handle.clone();
+                    let stopping = stopping.clone();
+                    async move {
+                        stopped(stopping).await;
+                        handle.graceful_shutdown(Some(TLS_DRAIN_WITHIN));
+                    }
+                });
+                let listener = self.listener.into_std().context("TLS listener")?;
+                axum_server::from_tcp_rustls(listener, RustlsConfig::from_config(tls))
+                    .context("TLS listener")?
+                    .handle(handle)
+                    .serve(service)
+                    .await
+                    .context("server error")?;
+            }
+            None => axum::serve(self.listener, service)
+                .with_graceful_shutdown(stopped(stopping))
+                .await
+                .context("server error")?,
+        }
+        if let Some(redirect) = redirect {
+            redirect.abort();
+        }
         sweeper.abort();
         forgetter.abort();
         // The router and its copy of the sender are gone; each socket task holds one more, so
@@ -129,6 +199,42 @@ impl Application {
         let _ = tokio::time::timeout(SOCKETS_CLOSE_WITHIN, all_done.recv()).await;
         Ok(())
     }
+}
+
+/// Logs every finding of the start-up check; in production, refuses to go on when any is an
+/// error.
+fn check_configuration(config: &Config) -> anyhow::Result<()> {
+    let findings = deploy_check::deploy_check(config);
+    for finding in &findings {
+        match finding.severity {
+            Severity::Error if config.mode == Mode::Production => {
+                tracing::error!("configuration: {finding}");
+            }
+            _ => tracing::warn!("configuration: {finding}"),
+        }
+    }
+    let errors: Vec<String> = findings
+        .iter()
+        .filter(|f| f.severity == Severity::Error)
+        .map(ToString::to_string)
+        .collect();
+    if config.mode == Mode::Production && !errors.is_empty() {
+        anyhow::bail!(
+            "unsafe configuration for production (PARLEY_MODE=production):\n  {}",
+            errors.join("\n  ")
+        );
+    }
+    Ok(())
+}
+
+async fn bind(addr: SocketAddr) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("failed to listen on {addr}"))
+}
+
+fn local_port(listener: &TcpListener) -> u16 {
+    listener.local_addr().map_or(443, |addr| addr.port())
 }
 
 /// Opens the connection pool. SQLite gets a busy timeout so that concurrent writers wait for
@@ -164,10 +270,15 @@ fn page_policy(config: &Config) -> PagePolicy {
 }
 
 /// The whole HTTP surface. Requests pass the layers from the bottom of this list up: tracing,
-/// security headers, the cross-origin guard, the session, the page redirects, then the route.
+/// HTTPS (HSTS, redirects), security headers, the cross-origin guard, the server-function body
+/// gate, the session, the page redirects, then the route.
 fn router(config: &Config, state: AppState) -> anyhow::Result<Router> {
     let session_layer = SessionManagerLayer::new(DbSessionStore::new(state.db.clone()))
-        .with_name(SESSION_COOKIE)
+        .with_name(if config.secure_cookies() {
+            SECURE_SESSION_COOKIE
+        } else {
+            SESSION_COOKIE
+        })
         .with_http_only(true)
         .with_same_site(SameSite::Lax)
         .with_secure(config.secure_cookies())
@@ -193,11 +304,23 @@ fn router(config: &Config, state: AppState) -> anyhow::Result<Router> {
         .layer(middleware::from_fn(api_status::server_fn_status))
         .layer(middleware::from_fn(pages::page_guard))
         .layer(auth_layer)
+        .layer(middleware::from_fn(api_body::check_api_body))
         .layer(middleware::from_fn_with_state(
             origin_policy,
             origin::cross_origin_guard,
         ));
     let router = headers::add_security_headers(router, &config.allowed_origins)
         .context("invalid PARLEY_ALLOWED_ORIGINS")?;
-    Ok(router.layer(TraceLayer::new_for_http()).with_state(state))
+    let transport = transport::Transport {
+        tls: config.tls.is_some(),
+        proxies: state.proxies.clone(),
+        https_origin: config.https_origin(),
+    };
+    Ok(router
+        .layer(middleware::from_fn_with_state(
+            transport,
+            transport::transport_security,
+        ))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state))
 }

@@ -10,6 +10,8 @@
 
 pub mod accounts;
 pub mod conversations;
+#[cfg(feature = "ssr")]
+pub mod strict;
 
 #[cfg(feature = "ssr")]
 pub(crate) mod ssr {

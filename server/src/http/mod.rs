@@ -1,13 +1,17 @@
 //! What every HTTP request passes through besides its handler, and the health check.
 //!
+//! - [`api_body`]: bounds server-function bodies and refuses unknown fields.
 //! - [`origin`]: refuses state-changing requests and WebSocket upgrades from other sites.
 //! - [`pages`]: sends signed-out visitors of the chat pages to the log-in page and back.
 //! - [`api_status`]: gives server-function errors their proper HTTP status.
 //! - [`headers`]: security headers on every response.
 //! - [`health`]: `GET /healthz` for load balancers.
+//! - [`transport`]: HSTS, and HTTPS redirects for plain-HTTP requests.
 
+pub mod api_body;
 pub mod api_status;
 pub mod headers;
 pub mod health;
 pub mod origin;
 pub mod pages;
+pub mod transport;

@@ -8,10 +8,11 @@
 //! 1. `Sec-Fetch-Site: same-origin` (or `none`, a user's own navigation) is allowed;
 //!    `same-site` and `cross-site` are allowed only from a trusted origin.
 //! 2. Without `Sec-Fetch-Site`, `Origin` must be the request's own (its host equals `Host`) or
-//!    a trusted origin.
-//! 3. With neither header, a request carrying cookies is refused (every browser sends one of
-//!    them); one without cookies has no ambient authority to abuse and is allowed, which lets
-//!    non-browser clients log in and then send their session cookie along with an `Origin`.
+//!    a trusted origin; without `Origin` either, the origin of `Referer` must be.
+//! 3. With none of the three, a request carrying cookies is refused (every browser sends at
+//!    least one of them); one without cookies has no ambient authority to abuse and is allowed,
+//!    which lets non-browser clients log in and then send their session cookie along with an
+//!    `Origin`.
 //!
 //! The session cookie is also `SameSite=Lax`, a second layer. The check never decides *who*
 //! the user is; that is the session's job.
@@ -44,12 +45,14 @@ impl OriginPolicy {
     /// Whether a request with these headers may change state (or open a WebSocket).
     pub fn allows(&self, headers: &HeaderMap) -> bool {
         let origin = header_str(headers, header::ORIGIN);
-        let origin_ok = || origin.is_some_and(|o| self.is_trusted_or_same(o, headers));
+        let referer_origin = header_str(headers, header::REFERER).and_then(origin_of);
         match header_str(headers, "sec-fetch-site") {
             Some("same-origin" | "none") => true,
             Some(_) => origin.is_some_and(|o| self.is_trusted(o)),
-            None if origin.is_some() => origin_ok(),
-            None => !headers.contains_key(header::COOKIE),
+            None => match origin.or(referer_origin) {
+                Some(origin) => self.is_trusted_or_same(origin, headers),
+                None => !headers.contains_key(header::COOKIE),
+            },
         }
     }
 
@@ -71,6 +74,15 @@ impl OriginPolicy {
             _ => false,
         }
     }
+}
+
+/// `https://host:port` from a full URL (`https://host:port/path?query`).
+fn origin_of(url: &str) -> Option<&str> {
+    let scheme_end = url.find("://")? + 3;
+    let end = url[scheme_end..]
+        .find(['/', '?', '#'])
+        .map_or(url.len(), |i| scheme_end + i);
+    Some(&url[..end])
 }
 
 fn header_str(headers: &HeaderMap, name: impl header::AsHeaderName) -> Option<&str> {
@@ -159,6 +171,27 @@ mod tests {
             ("host", "chat.example"),
             ("origin", "https://MARKET.example/"),
         ])));
+    }
+
+    #[test]
+    fn without_origin_the_referer_decides() {
+        let policy = OriginPolicy::default();
+        assert!(policy.allows(&headers(&[
+            ("host", "127.0.0.1:3000"),
+            ("referer", "http://127.0.0.1:3000/login?next=%2Fchat"),
+            ("cookie", "parley_session=x"),
+        ])));
+        assert!(!policy.allows(&headers(&[
+            ("host", "127.0.0.1:3000"),
+            ("referer", "https://evil.example/page"),
+            ("cookie", "parley_session=x"),
+        ])));
+        assert_eq!(
+            origin_of("https://a.example:8443/x?y#z"),
+            Some("https://a.example:8443")
+        );
+        assert_eq!(origin_of("https://a.example"), Some("https://a.example"));
+        assert_eq!(origin_of("not a url"), None);
     }
 
     #[test]

@@ -110,10 +110,8 @@ pub async fn serve(
                     // Pings are answered by the WebSocket layer itself.
                     Some(Ok(Message::Ping(_) | Message::Pong(_))) => None,
                     Some(Err(error)) => {
-                        if is_too_big(error) {
-                            let _ = socket
-                                .send(close(close_code::SIZE, "message too big"))
-                                .await;
+                        if let Some(reason) = close_for(error) {
+                            let _ = socket.send(reason).await;
                         }
                         break;
                     }
@@ -157,12 +155,15 @@ async fn send(socket: &mut WebSocket, frame: &ServerFrame) -> Result<(), axum::E
     }
 }
 
-/// Whether a receive failed because the message was over [`super::TRANSPORT_MAX_BYTES`].
-fn is_too_big(error: axum::Error) -> bool {
-    error
-        .into_inner()
-        .downcast_ref::<tungstenite::Error>()
-        .is_some_and(|e| matches!(e, tungstenite::Error::Capacity(_)))
+/// The close frame that explains why a receive failed, when the client broke a rule: a message
+/// over [`super::TRANSPORT_MAX_BYTES`] (1009), or a text frame that is not UTF-8 (1007). Other
+/// failures (the peer vanished) need no explanation.
+fn close_for(error: axum::Error) -> Option<Message> {
+    match error.into_inner().downcast_ref::<tungstenite::Error>()? {
+        tungstenite::Error::Capacity(_) => Some(close(close_code::SIZE, "message too big")),
+        tungstenite::Error::Utf8(_) => Some(close(close_code::INVALID, "text is not UTF-8")),
+        _ => None,
+    }
 }
 
 /// The `rate_limited` error frame.
@@ -198,6 +199,13 @@ pub fn parse(text: &str) -> Result<ClientFrame, (ErrorCode, String)> {
                 "frame is {} bytes; the limit is {MAX_FRAME_BYTES}",
                 text.len()
             ),
+        ));
+    }
+    // serde would also take a variant's fields as an array (`["ping"]`); frames are objects.
+    if !text.trim_start().starts_with('{') {
+        return Err((
+            ErrorCode::InvalidFrame,
+            "invalid frame: a frame is a JSON object with a \"type\" field".into(),
         ));
     }
     serde_json::from_str(text)
@@ -465,6 +473,8 @@ mod tests {
             r#"{"type":"send","conversation_id":1}"#,
             r#"{"type":"ping","extra":true}"#,
             r#"[1,2,3]"#,
+            r#"["ping"]"#,
+            r#"["send",7,"abc","hi"]"#,
         ] {
             assert_eq!(
                 code(parse(text).unwrap_err()),
@@ -486,5 +496,120 @@ mod tests {
     #[test]
     fn good_frames_parse() {
         assert_eq!(parse(r#"{"type":"ping"}"#).unwrap(), ClientFrame::Ping {});
+    }
+}
+
+/// Property tests for the frame parser (a fuzz target run on every `cargo test`): it never
+/// panics, refuses what is too long before looking at it, gives back exactly the frame a
+/// client encoded, and refuses any frame with a field added.
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+    use serde_json::Value;
+
+    use super::*;
+
+    fn client_frame() -> impl Strategy<Value = ClientFrame> {
+        let id = any::<i64>().prop_map(ConversationId);
+        prop_oneof![
+            (id.clone(), ".{0,70}", ".{0,200}").prop_map(
+                |(conversation_id, client_msg_id, body)| {
+                    ClientFrame::Send {
+                        conversation_id,
+                        client_msg_id,
+                        body,
+                    }
+                }
+            ),
+            (id.clone(), any::<bool>()).prop_map(|(conversation_id, active)| ClientFrame::Typing {
+                conversation_id,
+                active
+            }),
+            (id, any::<i64>()).prop_map(|(conversation_id, seq)| ClientFrame::Read {
+                conversation_id,
+                seq
+            }),
+            Just(ClientFrame::Ping {}),
+        ]
+    }
+
+    /// Any JSON value, nested a few levels.
+    fn json_value() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(Value::from),
+            any::<f64>().prop_map(Value::from),
+            ".{0,20}".prop_map(Value::String),
+            prop_oneof![Just("send"), Just("typing"), Just("read"), Just("ping")]
+                .prop_map(|t| Value::String(t.to_owned())),
+        ];
+        leaf.prop_recursive(4, 64, 8, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..8).prop_map(Value::Array),
+                prop::collection::btree_map(
+                    prop_oneof![
+                        Just("type".to_owned()),
+                        Just("conversation_id".to_owned()),
+                        Just("body".to_owned()),
+                        ".{0,8}"
+                    ],
+                    inner,
+                    0..6
+                )
+                .prop_map(|map| Value::Object(map.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(1_000))]
+
+        #[test]
+        fn any_text_is_answered_without_panicking(text in ".{0,300}") {
+            match parse(&text) {
+                Ok(frame) => {
+                    let again = serde_json::to_string(&frame).map(|json| parse(&json));
+                    prop_assert_eq!(again.ok().and_then(Result::ok), Some(frame));
+                }
+                Err((code, message)) => {
+                    prop_assert_eq!(code, ErrorCode::InvalidFrame);
+                    prop_assert!(!message.is_empty());
+                }
+            }
+        }
+
+        #[test]
+        fn any_json_is_answered_without_panicking(value in json_value()) {
+            let text = value.to_string();
+            if let Ok(frame) = parse(&text) {
+                // Accepted only if it is exactly a frame: encoding it gives the same JSON back.
+                let encoded: Value = serde_json::to_value(&frame).map_err(|e| TestCaseError::fail(e.to_string()))?;
+                prop_assert_eq!(encoded, value);
+            }
+        }
+
+        #[test]
+        fn encoded_frames_parse_back_to_themselves(frame in client_frame()) {
+            let text = serde_json::to_string(&frame).map_err(|e| TestCaseError::fail(e.to_string()))?;
+            prop_assert_eq!(parse(&text).ok(), Some(frame));
+        }
+
+        #[test]
+        fn frames_with_an_extra_field_are_refused(frame in client_frame(), field in "[a-z_]{1,12}") {
+            let mut value = serde_json::to_value(&frame).map_err(|e| TestCaseError::fail(e.to_string()))?;
+            let known = ["type", "conversation_id", "client_msg_id", "body", "active", "seq"];
+            prop_assume!(!known.contains(&field.as_str()));
+            if let Value::Object(map) = &mut value {
+                map.insert(field, Value::Bool(true));
+            }
+            prop_assert_eq!(parse(&value.to_string()).map_err(|e| e.0), Err(ErrorCode::InvalidFrame));
+        }
+
+        #[test]
+        fn frames_over_the_limit_are_refused_unread(padding in 0_usize..1024) {
+            let text = " ".repeat(MAX_FRAME_BYTES + 1 + padding);
+            prop_assert_eq!(parse(&text).map_err(|e| e.0), Err(ErrorCode::FrameTooLarge));
+        }
     }
 }

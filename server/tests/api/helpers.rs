@@ -230,6 +230,44 @@ impl TestApp {
         expect_json(response, StatusCode::OK).await
     }
 
+    /// What the database holds, in numbers.
+    pub(crate) async fn footprint(&self) -> Footprint {
+        let db = Database::connect(&self.scratch.url).await.expect("connect");
+        let count = |sql: &'static str| {
+            let db = db.clone();
+            async move {
+                let row = db
+                    .query_one_raw(sea_orm::Statement::from_string(
+                        db.get_database_backend(),
+                        sql,
+                    ))
+                    .await
+                    .expect("count")
+                    .expect("a row");
+                row.try_get_by_index::<i64>(0).expect("a number")
+            }
+        };
+        Footprint {
+            users: count("SELECT COUNT(*) FROM users").await,
+            conversations: count("SELECT COUNT(*) FROM conversations").await,
+            participants: count("SELECT COUNT(*) FROM participants").await,
+            messages: count("SELECT COUNT(*) FROM messages").await,
+            read_positions: count(
+                "SELECT CAST(COALESCE(SUM(last_read_seq), 0) AS BIGINT) FROM participants",
+            )
+            .await,
+            sessions: count("SELECT COUNT(*) FROM sessions").await,
+        }
+    }
+
+    /// Asserts that the server still answers: the health check, a signed-in request, a socket.
+    pub(crate) async fn assert_serving(&self, user: &Browser) {
+        let health = reqwest::get(self.url("/healthz")).await.expect("request");
+        assert_eq!(health.status(), StatusCode::OK);
+        assert!(user.me().await.is_some(), "the user is still signed in");
+        user.socket().await.assert_alive().await;
+    }
+
     /// Two signed-up users and the conversation between them.
     pub(crate) async fn pair(&self) -> (Browser, UserView, Browser, UserView, ConversationSummary) {
         let (ann, ann_user) = self.user("ann").await;
@@ -243,6 +281,18 @@ impl Drop for TestApp {
     fn drop(&mut self) {
         self.server.abort();
     }
+}
+
+/// Row counts (and the sum of read positions): an input that is refused must leave every one
+/// of them as it was.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Footprint {
+    pub(crate) users: i64,
+    pub(crate) conversations: i64,
+    pub(crate) participants: i64,
+    pub(crate) messages: i64,
+    pub(crate) read_positions: i64,
+    pub(crate) sessions: i64,
 }
 
 /// One browser (or any HTTP client with a cookie jar).

@@ -10,11 +10,15 @@
 
 mod helpers;
 
+mod access;
 mod accounts;
 mod bad_input;
 mod conversations;
+mod deploy;
 mod headers;
 mod history;
+mod hostile;
+mod https;
 mod limits;
 mod live;
 mod passwords;
