@@ -11,12 +11,14 @@
 //! - [`protocol`]: the WebSocket frames, one enum per direction.
 //! - [`error`]: [`error::AppError`], every error a client may see.
 //! - [`api`]: the server functions (HTTP API under `/api/`).
+//! - [`uploads`]: the kinds of file accepted, and the browser's early checks.
 //! - [`ui`]: the HTML shell, the router and the page components.
 //!
 //! Server only (`ssr`):
 //! - [`state`]: [`state::AppState`], shared by handlers and server functions.
 //! - [`entity`]: sea-orm entities for the tables the `migrations` crate creates.
 //! - [`accounts`]: registration, argon2 hashing, axum-login's backend, people search.
+//! - [`attachments`]: files sent in conversations: pending uploads, attaching, who may fetch.
 //! - [`conversations`]: one conversation per pair, membership checks, read positions.
 //! - [`limits`]: rate limits on sign-in, sign-up and WebSocket traffic.
 //! - [`messages`]: storing a message exactly once, history pages.
@@ -28,9 +30,12 @@ pub mod error;
 pub mod model;
 pub mod protocol;
 pub mod ui;
+pub mod uploads;
 
 #[cfg(feature = "ssr")]
 pub mod accounts;
+#[cfg(feature = "ssr")]
+pub mod attachments;
 #[cfg(feature = "ssr")]
 pub mod conversations;
 #[cfg(feature = "ssr")]

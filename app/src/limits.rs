@@ -13,7 +13,7 @@ use governor::{
     clock::{Clock, DefaultClock},
 };
 
-use crate::error::AppError;
+use crate::{error::AppError, model::UserId};
 
 /// The configurable quotas.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -26,6 +26,8 @@ pub struct Limits {
     pub messages_per_minute: NonZeroU32,
     /// Typing signals per minute per WebSocket connection (the browser sends at most 30).
     pub typing_per_minute: NonZeroU32,
+    /// File uploads per minute per user.
+    pub uploads_per_minute: NonZeroU32,
 }
 
 impl Default for Limits {
@@ -35,6 +37,7 @@ impl Default for Limits {
             registrations_per_hour: NonZeroU32::MIN.saturating_add(19),
             messages_per_minute: NonZeroU32::MIN.saturating_add(119),
             typing_per_minute: NonZeroU32::MIN.saturating_add(59),
+            uploads_per_minute: NonZeroU32::MIN.saturating_add(59),
         }
     }
 }
@@ -45,6 +48,7 @@ pub struct RateLimits {
     logins_by_address: DefaultKeyedRateLimiter<IpAddr>,
     logins_by_username: DefaultKeyedRateLimiter<String>,
     registrations_by_address: DefaultKeyedRateLimiter<IpAddr>,
+    uploads_by_user: DefaultKeyedRateLimiter<UserId>,
 }
 
 impl std::fmt::Debug for RateLimits {
@@ -64,6 +68,7 @@ impl RateLimits {
             registrations_by_address: RateLimiter::keyed(Quota::per_hour(
                 limits.registrations_per_hour,
             )),
+            uploads_by_user: RateLimiter::keyed(Quota::per_minute(limits.uploads_per_minute)),
         }
     }
 
@@ -95,11 +100,20 @@ impl RateLimits {
         }
     }
 
+    /// Counts an upload by `user`.
+    ///
+    /// # Errors
+    /// [`AppError::RateLimited`] if the user is over their quota.
+    pub fn upload(&self, user: UserId) -> Result<(), AppError> {
+        check_key(&self.uploads_by_user, &user)
+    }
+
     /// Forgets keys whose buckets are full again, so memory stays bounded by recent clients.
     pub fn forget_idle(&self) {
         self.logins_by_address.retain_recent();
         self.logins_by_username.retain_recent();
         self.registrations_by_address.retain_recent();
+        self.uploads_by_user.retain_recent();
     }
 }
 
@@ -164,6 +178,7 @@ mod tests {
             registrations_per_hour: n,
             messages_per_minute: n,
             typing_per_minute: n,
+            uploads_per_minute: n,
         }
     }
 

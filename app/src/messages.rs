@@ -15,12 +15,13 @@ use sea_orm::{
 
 use crate::{
     accounts::User,
+    attachments::{self, AttachError},
     conversations::{self, ConversationsError, involving},
     entity::{conversations as conversation_rows, messages, participants, users},
     error::AppError,
     model::{
-        ClientMsgId, ConversationId, HISTORY_PAGE_SIZE, HistoryPage, MessageBody, MessageId,
-        MessageView, UserId, UserView,
+        AttachmentId, AttachmentView, ClientMsgId, ConversationId, HISTORY_PAGE_SIZE, HistoryPage,
+        MessageBody, MessageId, MessageView, UserId, UserView,
     },
 };
 
@@ -33,6 +34,9 @@ pub enum MessagesError {
     /// The sender already used this `client_msg_id` for a message in another conversation.
     #[error("client_msg_id was already used for another conversation")]
     ClientMsgIdReused,
+    /// An attachment id is not one of the sender's unsent uploads in this conversation.
+    #[error("an attachment is not available; upload it again")]
+    AttachmentUnavailable,
     #[error("database error")]
     Database(#[from] DbErr),
 }
@@ -46,6 +50,15 @@ impl From<ConversationsError> for MessagesError {
     }
 }
 
+impl From<AttachError> for MessagesError {
+    fn from(error: AttachError) -> Self {
+        match error {
+            AttachError::Unavailable => Self::AttachmentUnavailable,
+            AttachError::Database(cause) => Self::Database(cause),
+        }
+    }
+}
+
 impl From<MessagesError> for AppError {
     fn from(error: MessagesError) -> Self {
         match error {
@@ -53,6 +66,10 @@ impl From<MessagesError> for AppError {
             MessagesError::ClientMsgIdReused => AppError::invalid(
                 "client_msg_id",
                 MessagesError::ClientMsgIdReused.to_string(),
+            ),
+            MessagesError::AttachmentUnavailable => AppError::invalid(
+                "attachment_ids",
+                MessagesError::AttachmentUnavailable.to_string(),
             ),
             MessagesError::Database(cause) => AppError::internal(&cause),
         }
@@ -67,23 +84,32 @@ pub struct Sent {
     pub created: bool,
 }
 
+/// What a message carries: its text (empty only when there are files) and its files' ids.
+#[derive(Debug, Clone)]
+pub struct Content {
+    pub body: MessageBody,
+    pub attachments: Vec<AttachmentId>,
+}
+
 /// Stores a message from `sender` in a conversation they take part in, exactly once per
-/// `client_msg_id`.
+/// `client_msg_id`, with its attachments (all or nothing).
 ///
 /// # Errors
 /// [`MessagesError::NotFound`] if `sender` is not a participant (nothing is stored),
-/// [`MessagesError::ClientMsgIdReused`] if the id belongs to a message elsewhere.
+/// [`MessagesError::ClientMsgIdReused`] if the id belongs to a message elsewhere,
+/// [`MessagesError::AttachmentUnavailable`] if an attachment is not the sender's unsent upload
+/// in this conversation (nothing is stored).
 pub async fn send(
     db: &(impl ConnectionTrait + TransactionTrait),
     sender: &User,
     conversation_id: ConversationId,
     client_msg_id: &ClientMsgId,
-    body: &MessageBody,
+    content: &Content,
 ) -> Result<Sent, MessagesError> {
     if let Some(existing) = find_by_client_msg_id(db, sender.id, client_msg_id).await? {
-        return already_sent(existing, sender, conversation_id);
+        return already_sent(db, existing, sender, conversation_id).await;
     }
-    match insert(db, sender, conversation_id, client_msg_id, body).await {
+    match insert(db, sender, conversation_id, client_msg_id, content).await {
         Ok(message) => Ok(Sent {
             message,
             created: true,
@@ -96,13 +122,14 @@ pub async fn send(
             let existing = find_by_client_msg_id(db, sender.id, client_msg_id)
                 .await?
                 .ok_or(MessagesError::Database(error))?;
-            already_sent(existing, sender, conversation_id)
+            already_sent(db, existing, sender, conversation_id).await
         }
         Err(error) => Err(error),
     }
 }
 
-fn already_sent(
+async fn already_sent(
+    db: &impl ConnectionTrait,
     existing: messages::Model,
     sender: &User,
     conversation_id: ConversationId,
@@ -110,8 +137,12 @@ fn already_sent(
     if existing.conversation_id != conversation_id.0 {
         return Err(MessagesError::ClientMsgIdReused);
     }
+    let files = attachments::for_messages(db, &[existing.id])
+        .await?
+        .remove(&existing.id)
+        .unwrap_or_default();
     Ok(Sent {
-        message: view(existing, sender.view()),
+        message: view(existing, sender.view(), files),
         created: false,
     })
 }
@@ -128,14 +159,14 @@ async fn find_by_client_msg_id(
         .await
 }
 
-/// The insert transaction: next `seq`, the row, the conversation's activity, and the sender's
-/// read position, all or nothing.
+/// The insert transaction: next `seq`, the row, its attachments, the conversation's activity,
+/// and the sender's read position, all or nothing.
 async fn insert(
     db: &impl TransactionTrait,
     sender: &User,
     conversation_id: ConversationId,
     client_msg_id: &ClientMsgId,
-    body: &MessageBody,
+    content: &Content,
 ) -> Result<MessageView, MessagesError> {
     let txn = db.begin().await?;
     // Write first: bumping the counter takes the conversation's row lock (PostgreSQL) or the
@@ -165,11 +196,19 @@ async fn insert(
         seq: Set(conversation.last_seq),
         sender_id: Set(sender.id.0),
         client_msg_id: Set(client_msg_id.as_str().to_owned()),
-        body: Set(body.as_str().to_owned()),
+        body: Set(content.body.as_str().to_owned()),
         created_at: Set(created_at),
         ..Default::default()
     }
     .insert(&txn)
+    .await?;
+    let files = attachments::attach(
+        &txn,
+        sender.id,
+        conversation_id,
+        row.id,
+        &content.attachments,
+    )
     .await?;
 
     conversation_rows::Entity::update_many()
@@ -192,10 +231,10 @@ async fn insert(
         .exec(&txn)
         .await?;
     txn.commit().await?;
-    Ok(view(row, sender.view()))
+    Ok(view(row, sender.view(), files))
 }
 
-fn view(row: messages::Model, sender: UserView) -> MessageView {
+fn view(row: messages::Model, sender: UserView, attachments: Vec<AttachmentView>) -> MessageView {
     MessageView {
         id: MessageId(row.id),
         conversation_id: ConversationId(row.conversation_id),
@@ -204,6 +243,7 @@ fn view(row: messages::Model, sender: UserView) -> MessageView {
         client_msg_id: row.client_msg_id,
         body: row.body,
         created_at: row.created_at,
+        attachments,
     }
 }
 
@@ -257,11 +297,14 @@ pub async fn history(
         .into_iter()
         .map(|u| (u.id, User::from(u).view()))
         .collect();
+    let ids: Vec<i64> = rows.iter().map(|row| row.id).collect();
+    let mut files = attachments::for_messages(db, &ids).await?;
     let messages = rows
         .into_iter()
         .filter_map(|row| {
             let sender = senders.get(&row.sender_id)?.clone();
-            Some(view(row, sender))
+            let attached = files.remove(&row.id).unwrap_or_default();
+            Some(view(row, sender, attached))
         })
         .collect();
     Ok(HistoryPage { messages, has_more })

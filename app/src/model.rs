@@ -46,6 +46,15 @@ id_type!(
     /// A stored message's id.
     MessageId
 );
+id_type!(
+    /// An uploaded file's id.
+    AttachmentId
+);
+
+/// Most files one message carries.
+pub const MAX_ATTACHMENTS_PER_MESSAGE: usize = 10;
+/// Longest file name kept, in characters.
+pub const FILE_NAME_MAX_CHARS: usize = 255;
 
 /// What anyone may see of a user: never the password hash or anything else from the row.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -65,9 +74,95 @@ pub struct MessageView {
     pub sender: UserView,
     /// The id the sending client chose; lets the sender match the stored copy to its local echo.
     pub client_msg_id: String,
+    /// The text; empty when the message is only attachments.
     pub body: String,
     /// Server time at which the message was stored (millisecond precision).
     pub created_at: DateTime<Utc>,
+    /// Files sent with the message, in the order they were attached.
+    #[serde(default)]
+    pub attachments: Vec<AttachmentView>,
+}
+
+/// A file attached to a message, as both participants see it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AttachmentView {
+    pub id: AttachmentId,
+    /// The sanitised file name (see [`FileName`]).
+    pub file_name: String,
+    /// The type the server found in the file's bytes.
+    pub content_type: String,
+    pub size_bytes: u64,
+    /// Pixel size; set for images, which also have a thumbnail.
+    pub width: Option<u32>,
+    pub height: Option<u32>,
+}
+
+impl AttachmentView {
+    /// Whether this is an image shown inline (it has a thumbnail).
+    pub fn is_image(&self) -> bool {
+        self.width.is_some()
+    }
+
+    /// Where the file is downloaded from.
+    pub fn url(&self) -> String {
+        format!("/files/{}", self.id)
+    }
+
+    /// Where an image's thumbnail is.
+    pub fn thumbnail_url(&self) -> String {
+        format!("/files/{}/thumbnail", self.id)
+    }
+}
+
+/// A file name as Parley shows it and offers it for download: the last path component of what
+/// the client sent (no directories, so no path traversal anywhere it is used), Unicode NFC,
+/// without control or text-direction characters or leading dots, at most
+/// [`FILE_NAME_MAX_CHARS`] characters with the extension kept. Never empty: "file" stands in.
+///
+/// Names are cleaned rather than refused: people's files have all sorts of names, and the name
+/// is only a label (storage uses server-made keys).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileName(String);
+
+impl FileName {
+    pub fn sanitise(input: &str) -> Self {
+        let last = input.rsplit(['/', '\\']).next().unwrap_or_default();
+        let cleaned: String = last
+            .nfc()
+            .filter(|c| !c.is_control() && !is_bidi_control(*c))
+            .collect();
+        let trimmed = cleaned.trim().trim_start_matches('.').trim_start();
+        if trimmed.is_empty() {
+            return Self("file".to_owned());
+        }
+        if trimmed.chars().count() <= FILE_NAME_MAX_CHARS {
+            return Self(trimmed.to_owned());
+        }
+        // Too long: keep a short extension, cut the stem.
+        let extension = trimmed
+            .rsplit_once('.')
+            .map(|(_, ext)| ext)
+            .filter(|ext| ext.chars().count() <= 16)
+            .map(|ext| format!(".{ext}"))
+            .unwrap_or_default();
+        let stem: String = trimmed
+            .chars()
+            .take(FILE_NAME_MAX_CHARS - extension.chars().count())
+            .collect();
+        Self(format!("{stem}{extension}"))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The extension, lower case, without the dot (`"pdf"`), if there is one.
+    pub fn extension(&self) -> Option<String> {
+        self.0
+            .rsplit_once('.')
+            .map(|(_, ext)| ext.to_lowercase())
+            .filter(|ext| !ext.is_empty())
+    }
 }
 
 /// The latest message of a conversation, shortened for the conversation list.
@@ -98,9 +193,16 @@ impl MessagePreview {
     }
 }
 
-/// The first line-folded [`PREVIEW_MAX_CHARS`] characters of a body, with an ellipsis if cut.
+/// What the conversation list shows for a message that is only files.
+pub const ATTACHMENT_PREVIEW: &str = "📎 Attachment";
+
+/// The first line-folded [`PREVIEW_MAX_CHARS`] characters of a body, with an ellipsis if cut;
+/// [`ATTACHMENT_PREVIEW`] for an empty body (a message that is only files).
 pub fn preview_text(body: &str) -> String {
     let folded: String = body.split_whitespace().collect::<Vec<_>>().join(" ");
+    if folded.is_empty() {
+        return ATTACHMENT_PREVIEW.to_owned();
+    }
     if folded.chars().count() <= PREVIEW_MAX_CHARS {
         folded
     } else {
@@ -268,15 +370,25 @@ impl MessageBody {
     /// # Errors
     /// A sentence saying what is wrong.
     pub fn parse(input: &str) -> Result<Self, String> {
+        let body = Self::parse_caption(input)?;
+        if body.0.is_empty() {
+            return Err("Message is empty.".into());
+        }
+        Ok(body)
+    }
+
+    /// Like [`MessageBody::parse`], but blank text is allowed and becomes empty: the caption
+    /// of a message that carries files.
+    ///
+    /// # Errors
+    /// A sentence saying what is wrong.
+    pub fn parse_caption(input: &str) -> Result<Self, String> {
         let normalised: String = input
             .replace("\r\n", "\n")
             .replace('\r', "\n")
             .nfc()
             .collect();
         let trimmed = normalised.trim();
-        if trimmed.is_empty() {
-            return Err("Message is empty.".into());
-        }
         let length = trimmed.chars().count();
         if length > MESSAGE_MAX_CHARS {
             return Err(format!(
@@ -373,6 +485,29 @@ mod tests {
         assert!(DisplayName::parse(&"é".repeat(64)).is_ok());
         assert!(DisplayName::parse(&"é".repeat(65)).is_err());
         assert!(DisplayName::parse("a\u{7}b").is_err());
+    }
+
+    #[test]
+    fn file_names_lose_paths_controls_and_leading_dots() {
+        let clean = |name: &str| FileName::sanitise(name).as_str().to_owned();
+        assert_eq!(clean("../../etc/passwd"), "passwd");
+        assert_eq!(clean("C:\\Users\\ann\\invoice.pdf"), "invoice.pdf");
+        assert_eq!(clean("..\\..\\boot.ini"), "boot.ini");
+        assert_eq!(clean("report\u{202E}fdp.exe"), "reportfdp.exe");
+        assert_eq!(clean("a\0b\nc.txt"), "abc.txt");
+        assert_eq!(clean(".htaccess"), "htaccess");
+        assert_eq!(clean("   "), "file");
+        assert_eq!(clean("/"), "file");
+        assert_eq!(clean("cafe\u{301}.png"), "caf\u{e9}.png");
+        assert_eq!(clean("<script>alert(1)</script>.png"), "script>.png");
+        let long = clean(&format!("{}.jpeg", "x".repeat(400)));
+        assert_eq!(long.chars().count(), FILE_NAME_MAX_CHARS);
+        assert!(long.ends_with("xx.jpeg"));
+        assert_eq!(
+            FileName::sanitise("Photo.JPG").extension().as_deref(),
+            Some("jpg")
+        );
+        assert_eq!(FileName::sanitise("README").extension(), None);
     }
 
     #[test]

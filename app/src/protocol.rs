@@ -7,7 +7,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::{ConversationId, MessageView, UserId, UserView};
+use crate::model::{AttachmentId, ConversationId, MessageView, UserId, UserView};
 
 /// Largest text frame the server reads, in bytes. A longer frame is answered with an `error`
 /// frame (`frame_too_large`) and otherwise ignored; the connection stays open.
@@ -18,11 +18,14 @@ pub const MAX_FRAME_BYTES: usize = 32 * 1024;
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum ClientFrame {
     /// Send a message. Idempotent by `client_msg_id`: resending stores nothing new and is
-    /// answered with the same `ack`.
+    /// answered with the same `ack`. `attachment_ids` are uploads (`POST /files`) to send with
+    /// it, at most [`crate::model::MAX_ATTACHMENTS_PER_MESSAGE`]; with any, `body` may be empty.
     Send {
         conversation_id: ConversationId,
         client_msg_id: String,
         body: String,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        attachment_ids: Vec<AttachmentId>,
     },
     /// The user is typing (`active: true`) or has stopped (`active: false`) in a conversation.
     Typing {
@@ -129,7 +132,8 @@ mod tests {
             ClientFrame::Send {
                 conversation_id: ConversationId(7),
                 client_msg_id: "abc".into(),
-                body: "hi".into()
+                body: "hi".into(),
+                attachment_ids: Vec::new(),
             }
         );
         let ping: ClientFrame = serde_json::from_str(r#"{"type":"ping"}"#).unwrap();

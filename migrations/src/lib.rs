@@ -9,6 +9,7 @@ pub use sea_orm_migration::prelude::*;
 
 mod m20261125_000001_create_accounts;
 mod m20261125_000002_create_chat;
+mod m20261125_000003_create_attachments;
 
 /// Every migration Parley has, oldest first.
 pub struct Migrator;
@@ -19,6 +20,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20261125_000001_create_accounts::Migration),
             Box::new(m20261125_000002_create_chat::Migration),
+            Box::new(m20261125_000003_create_attachments::Migration),
         ]
     }
 }

@@ -179,7 +179,7 @@ impl MigrationTrait for Migration {
 }
 
 #[derive(DeriveIden)]
-enum Conversations {
+pub(crate) enum Conversations {
     Table,
     Id,
     UserLowId,
@@ -199,7 +199,7 @@ enum Participants {
 }
 
 #[derive(DeriveIden)]
-enum Messages {
+pub(crate) enum Messages {
     Table,
     Id,
     ConversationId,

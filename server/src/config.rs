@@ -8,9 +8,13 @@ use std::{
     env,
     net::{IpAddr, SocketAddr},
     num::NonZeroU32,
+    path::PathBuf,
 };
 
-use app::limits::Limits;
+use app::{
+    limits::Limits,
+    uploads::{FileKind, UploadRules},
+};
 use leptos::config::{LeptosOptions, get_configuration};
 
 use crate::tls::TlsSource;
@@ -54,6 +58,88 @@ pub struct Config {
     pub trusted_proxies: Vec<IpAddr>,
     /// Rate limits.
     pub limits: Limits,
+    /// Attachments: storage and limits.
+    pub files: FilesConfig,
+}
+
+/// Where attachments are kept and what may be uploaded.
+#[derive(Debug, Clone)]
+pub struct FilesConfig {
+    /// Uploads in progress live here (`tmp/`), and, without `storage_url`, stored files too
+    /// (`files/`). `PARLEY_DATA_DIR`, default `data`.
+    pub data_dir: PathBuf,
+    /// An object-store URL (`s3://bucket/prefix`, credentials from the usual `AWS_*`
+    /// variables) to keep files in instead of `data_dir`. `PARLEY_STORAGE_URL`.
+    pub storage_url: Option<String>,
+    /// What may be uploaded: `PARLEY_UPLOAD_MAX_MB` (default 25) and `PARLEY_UPLOAD_TYPES`
+    /// (default every kind).
+    pub rules: UploadRules,
+    /// Uploads not sent in a message within this many hours are deleted.
+    /// `PARLEY_UNSENT_UPLOAD_HOURS`, default 24.
+    pub unsent_upload_hours: u32,
+}
+
+impl FilesConfig {
+    /// The defaults, keeping files under `data_dir`.
+    pub fn new(data_dir: PathBuf) -> Self {
+        Self {
+            data_dir,
+            storage_url: None,
+            rules: UploadRules::default(),
+            unsent_upload_hours: 24,
+        }
+    }
+
+    fn from_env() -> Result<Self, ConfigError> {
+        let defaults =
+            Self::new(optional("PARLEY_DATA_DIR").map_or_else(|| "data".into(), PathBuf::from));
+        let max_bytes = match optional("PARLEY_UPLOAD_MAX_MB") {
+            None => defaults.rules.max_bytes,
+            Some(mb) => mb
+                .parse::<u64>()
+                .ok()
+                .filter(|mb| (1..=1024).contains(mb))
+                .map(|mb| mb * 1024 * 1024)
+                .ok_or(ConfigError::Invalid {
+                    name: "PARLEY_UPLOAD_MAX_MB",
+                    reason: "expected a whole number of megabytes from 1 to 1024".into(),
+                })?,
+        };
+        let kinds = match optional("PARLEY_UPLOAD_TYPES") {
+            None => defaults.rules.kinds,
+            Some(list) => list
+                .split(',')
+                .map(str::trim)
+                .filter(|name| !name.is_empty())
+                .map(|name| {
+                    FileKind::from_name(name).ok_or_else(|| ConfigError::Invalid {
+                        name: "PARLEY_UPLOAD_TYPES",
+                        reason: format!(
+                            "`{name}` is not one of {}",
+                            FileKind::ALL.map(FileKind::name).join(", ")
+                        ),
+                    })
+                })
+                .collect::<Result<Vec<_>, _>>()?,
+        };
+        let unsent_upload_hours = match optional("PARLEY_UNSENT_UPLOAD_HOURS") {
+            None => defaults.unsent_upload_hours,
+            Some(hours) => hours
+                .parse::<u32>()
+                .ok()
+                .filter(|h| (1..=24 * 30).contains(h))
+                .ok_or(ConfigError::Invalid {
+                    name: "PARLEY_UNSENT_UPLOAD_HOURS",
+                    reason: "expected a whole number of hours from 1 to 720".into(),
+                })?,
+        };
+        Ok(Self {
+            storage_url: optional("PARLEY_STORAGE_URL"),
+            rules: UploadRules { max_bytes, kinds },
+            unsent_upload_hours,
+            data_dir: defaults.data_dir,
+        })
+    }
 }
 
 /// A setting that could not be used.
@@ -162,6 +248,7 @@ impl Config {
             )?,
             messages_per_minute: quota("PARLEY_MESSAGES_PER_MINUTE", defaults.messages_per_minute)?,
             typing_per_minute: defaults.typing_per_minute,
+            uploads_per_minute: quota("PARLEY_UPLOADS_PER_MINUTE", defaults.uploads_per_minute)?,
         };
         Ok(Self {
             mode,
@@ -175,6 +262,7 @@ impl Config {
             session_idle_days,
             trusted_proxies,
             limits,
+            files: FilesConfig::from_env()?,
         })
     }
 
@@ -195,6 +283,8 @@ impl Config {
             session_idle_days: DEFAULT_SESSION_IDLE_DAYS,
             trusted_proxies: Vec::new(),
             limits: Limits::default(),
+            // Tests that store files give each app its own directory.
+            files: FilesConfig::new(std::env::temp_dir().join("parley-tests")),
         }
     }
 

@@ -8,6 +8,7 @@
 //! - [`config`]: every setting, read once from the environment.
 //! - [`deploy_check`]: the start-up check of the configuration (production refuses to start
 //!   when it is unsafe).
+//! - [`files`]: attachments over HTTP: uploads, downloads, storage, type sniffing, images.
 //! - [`startup`]: connects, migrates, assembles the router, binds, serves, shuts down.
 //! - [`http`]: middleware every request passes (cross-origin guard, page redirects, status of
 //!   server function errors) and the health check.
@@ -18,6 +19,7 @@
 
 pub mod config;
 pub mod deploy_check;
+pub mod files;
 pub mod http;
 pub mod realtime;
 pub mod sessions;

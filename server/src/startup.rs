@@ -30,6 +30,7 @@ use migrations::{Migrator, MigratorTrait};
 use crate::{
     config::{Config, Mode},
     deploy_check::{self, Severity},
+    files::{self, FileService},
     http::{api_body, api_status, headers, health, origin, pages, transport},
     realtime::local::LocalRealtime,
     sessions::DbSessionStore,
@@ -61,6 +62,9 @@ pub struct Application {
     tls: Option<Arc<rustls::ServerConfig>>,
     /// The plain-HTTP listener that only redirects to HTTPS, with its router.
     redirect: Option<(TcpListener, Router)>,
+    /// Attachments' storage, for the clean-up of unsent uploads.
+    files: FileService,
+    unsent_upload_hours: u32,
 }
 
 impl Application {
@@ -84,7 +88,8 @@ impl Application {
             proxies: TrustedProxies::new(config.trusted_proxies.clone()),
         };
         let limits = state.limits.clone();
-        let router = router(&config, state)?;
+        let files = FileService::new(&config.files).context("failed to open file storage")?;
+        let router = router(&config, state, files.clone())?;
         let tls = config
             .tls
             .as_ref()
@@ -106,6 +111,8 @@ impl Application {
             limits,
             tls,
             redirect,
+            files,
+            unsent_upload_hours: config.files.unsent_upload_hours,
         })
     }
 
@@ -144,6 +151,11 @@ impl Application {
                 limits.forget_idle();
             }
         });
+        let cleaner = files::spawn_clean_up(
+            self.db.clone(),
+            self.files.storage().clone(),
+            self.unsent_upload_hours,
+        );
         let router = self.router.layer(Extension(ws::Shutdown { signal, done }));
         // The peer's address reaches handlers as `ConnectInfo`, for rate limits.
         let service = router.into_make_service_with_connect_info::<SocketAddr>();
@@ -194,6 +206,7 @@ impl Application {
         }
         sweeper.abort();
         forgetter.abort();
+        cleaner.abort();
         // The router and its copy of the sender are gone; each socket task holds one more, so
         // `recv` answers `None` once every connection has sent its Close frame.
         let _ = tokio::time::timeout(SOCKETS_CLOSE_WITHIN, all_done.recv()).await;
@@ -272,7 +285,7 @@ fn page_policy(config: &Config) -> PagePolicy {
 /// The whole HTTP surface. Requests pass the layers from the bottom of this list up: tracing,
 /// HTTPS (HSTS, redirects), security headers, the cross-origin guard, the server-function body
 /// gate, the session, the page redirects, then the route.
-fn router(config: &Config, state: AppState) -> anyhow::Result<Router> {
+fn router(config: &Config, state: AppState, files: FileService) -> anyhow::Result<Router> {
     let session_layer = SessionManagerLayer::new(DbSessionStore::new(state.db.clone()))
         .with_name(if config.secure_cookies() {
             SECURE_SESSION_COOKIE
@@ -298,6 +311,7 @@ fn router(config: &Config, state: AppState) -> anyhow::Result<Router> {
     let router = Router::new()
         .route("/ws", get(ws::upgrade))
         .route("/healthz", get(health::healthz))
+        .merge(files::router(files))
         // Also registers every server function under /api/ and provides `AppState` to them.
         .leptos_routes(&state, routes, move || shell(leptos_options.clone()))
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))

@@ -21,7 +21,10 @@ use app::{
     conversations::{self, ConversationsError},
     limits::ConnectionLimits,
     messages::{self, MessagesError},
-    model::{ClientMsgId, ConversationId, MessageBody, TYPING_THROTTLE_MS, TYPING_TTL_MS, UserId},
+    model::{
+        AttachmentId, ClientMsgId, ConversationId, MAX_ATTACHMENTS_PER_MESSAGE, MessageBody,
+        TYPING_THROTTLE_MS, TYPING_TTL_MS, UserId,
+    },
     protocol::{ClientFrame, ErrorCode, MAX_FRAME_BYTES, ServerFrame},
     realtime::RealtimeEvent,
     state::AppState,
@@ -249,8 +252,9 @@ impl Session {
                 conversation_id,
                 client_msg_id,
                 body,
+                attachment_ids,
             } => Some(
-                self.send_message(conversation_id, client_msg_id, &body)
+                self.send_message(conversation_id, client_msg_id, &body, attachment_ids)
                     .await,
             ),
             ClientFrame::Typing {
@@ -271,6 +275,7 @@ impl Session {
         conversation_id: ConversationId,
         client_msg_id: String,
         body: &str,
+        attachments: Vec<AttachmentId>,
     ) -> ServerFrame {
         let refuse = |code, message: String, id: &str| ServerFrame::Error {
             code,
@@ -286,36 +291,49 @@ impl Session {
             Ok(id) => id,
             Err(problem) => return refuse(ErrorCode::InvalidInput, problem, &client_msg_id),
         };
-        let body = match MessageBody::parse(body) {
+        if attachments.len() > MAX_ATTACHMENTS_PER_MESSAGE {
+            return refuse(
+                ErrorCode::InvalidInput,
+                format!("A message can carry at most {MAX_ATTACHMENTS_PER_MESSAGE} files."),
+                &client_msg_id,
+            );
+        }
+        // Files may go without a caption; text alone may not be blank.
+        let body = if attachments.is_empty() {
+            MessageBody::parse(body)
+        } else {
+            MessageBody::parse_caption(body)
+        };
+        let body = match body {
             Ok(body) => body,
             Err(problem) => return refuse(ErrorCode::InvalidInput, problem, &client_msg_id),
         };
-        let sent =
-            match messages::send(&self.state.db, &self.user, conversation_id, &id, &body).await {
-                Ok(sent) => sent,
-                Err(MessagesError::NotFound) => {
-                    return refuse(
-                        ErrorCode::NotFound,
-                        "conversation not found".into(),
-                        &client_msg_id,
-                    );
-                }
-                Err(MessagesError::ClientMsgIdReused) => {
-                    return refuse(
-                        ErrorCode::InvalidInput,
-                        MessagesError::ClientMsgIdReused.to_string(),
-                        &client_msg_id,
-                    );
-                }
-                Err(MessagesError::Database(error)) => {
-                    tracing::error!(%error, user = %self.user.id, "could not store a message");
-                    return refuse(
-                        ErrorCode::Internal,
-                        "the message could not be stored; send it again".into(),
-                        &client_msg_id,
-                    );
-                }
-            };
+        let content = messages::Content { body, attachments };
+        let sent = match messages::send(&self.state.db, &self.user, conversation_id, &id, &content)
+            .await
+        {
+            Ok(sent) => sent,
+            Err(MessagesError::NotFound) => {
+                return refuse(
+                    ErrorCode::NotFound,
+                    "conversation not found".into(),
+                    &client_msg_id,
+                );
+            }
+            Err(
+                error @ (MessagesError::ClientMsgIdReused | MessagesError::AttachmentUnavailable),
+            ) => {
+                return refuse(ErrorCode::InvalidInput, error.to_string(), &client_msg_id);
+            }
+            Err(MessagesError::Database(error)) => {
+                tracing::error!(%error, user = %self.user.id, "could not store a message");
+                return refuse(
+                    ErrorCode::Internal,
+                    "the message could not be stored; send it again".into(),
+                    &client_msg_id,
+                );
+            }
+        };
         // Sending a message ends "typing" on the other side by itself.
         self.typing.remove(&conversation_id);
         if sent.created {
@@ -512,15 +530,20 @@ mod properties {
     fn client_frame() -> impl Strategy<Value = ClientFrame> {
         let id = any::<i64>().prop_map(ConversationId);
         prop_oneof![
-            (id.clone(), ".{0,70}", ".{0,200}").prop_map(
-                |(conversation_id, client_msg_id, body)| {
+            (
+                id.clone(),
+                ".{0,70}",
+                ".{0,200}",
+                prop::collection::vec(any::<i64>().prop_map(AttachmentId), 0..12)
+            )
+                .prop_map(|(conversation_id, client_msg_id, body, attachment_ids)| {
                     ClientFrame::Send {
                         conversation_id,
                         client_msg_id,
                         body,
+                        attachment_ids,
                     }
-                }
-            ),
+                }),
             (id.clone(), any::<bool>()).prop_map(|(conversation_id, active)| ClientFrame::Typing {
                 conversation_id,
                 active
@@ -598,7 +621,15 @@ mod properties {
         #[test]
         fn frames_with_an_extra_field_are_refused(frame in client_frame(), field in "[a-z_]{1,12}") {
             let mut value = serde_json::to_value(&frame).map_err(|e| TestCaseError::fail(e.to_string()))?;
-            let known = ["type", "conversation_id", "client_msg_id", "body", "active", "seq"];
+            let known = [
+                "type",
+                "conversation_id",
+                "client_msg_id",
+                "body",
+                "attachment_ids",
+                "active",
+                "seq",
+            ];
             prop_assume!(!known.contains(&field.as_str()));
             if let Value::Object(map) = &mut value {
                 map.insert(field, Value::Bool(true));

@@ -123,7 +123,7 @@ for_each_db! {
         // Every frame that names a conversation.
         let frames = |id: ConversationId| {
             [
-                ClientFrame::Send { conversation_id: id, client_msg_id: "e1".into(), body: "hi".into() },
+                ClientFrame::Send { conversation_id: id, client_msg_id: "e1".into(), body: "hi".into(), attachment_ids: Vec::new() },
                 ClientFrame::Typing { conversation_id: id, active: true },
                 ClientFrame::Read { conversation_id: id, seq: 1 },
             ]

@@ -38,7 +38,7 @@ for_each_db! {
             .send_frame(&ClientFrame::Send {
                 conversation_id: conversation.id,
                 client_msg_id: "bad id with spaces".into(),
-                body: "hi".into(),
+                body: "hi".into(), attachment_ids: Vec::new(),
             })
             .await;
         assert_eq!(socket.next_matching(error_code).await, ErrorCode::InvalidInput);
@@ -73,10 +73,10 @@ for_each_db! {
         let mut bob_socket = bob.socket().await;
         let mut eve_socket = eve.socket().await;
         for frame in [
-            ClientFrame::Send { conversation_id: conversation.id, client_msg_id: "e".into(), body: "hi".into() },
+            ClientFrame::Send { conversation_id: conversation.id, client_msg_id: "e".into(), body: "hi".into(), attachment_ids: Vec::new() },
             ClientFrame::Typing { conversation_id: conversation.id, active: true },
             ClientFrame::Read { conversation_id: conversation.id, seq: 1 },
-            ClientFrame::Send { conversation_id: app::model::ConversationId(424242), client_msg_id: "f".into(), body: "hi".into() },
+            ClientFrame::Send { conversation_id: app::model::ConversationId(424242), client_msg_id: "f".into(), body: "hi".into(), attachment_ids: Vec::new() },
         ] {
             eve_socket.send_frame(&frame).await;
             assert_eq!(eve_socket.next_matching(error_code).await, ErrorCode::NotFound);

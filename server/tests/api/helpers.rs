@@ -72,6 +72,8 @@ pub(crate) struct Scratch {
     pub(crate) url: String,
     postgres_name: Option<String>,
     _dir: Option<tempfile::TempDir>,
+    /// The app's data directory: uploads in progress and stored files.
+    pub(crate) files: tempfile::TempDir,
 }
 
 fn admin_url() -> String {
@@ -89,6 +91,7 @@ impl Scratch {
                     url,
                     postgres_name: None,
                     _dir: Some(dir),
+                    files: tempfile::tempdir().expect("temp dir"),
                 }
             }
             TestDb::Postgres => {
@@ -112,6 +115,7 @@ impl Scratch {
                     url: format!("{server}/{name}"),
                     postgres_name: Some(name),
                     _dir: None,
+                    files: tempfile::tempdir().expect("temp dir"),
                 }
             }
         }
@@ -159,7 +163,8 @@ impl TestApp {
     }
 
     /// Starts Parley with a configuration of the test's choosing.
-    pub(crate) async fn start(config: Config, scratch: Arc<Scratch>, db: TestDb) -> Self {
+    pub(crate) async fn start(mut config: Config, scratch: Arc<Scratch>, db: TestDb) -> Self {
+        config.files.data_dir = scratch.files.path().to_owned();
         let app = Application::build(config)
             .await
             .expect("Parley should start");
@@ -247,7 +252,7 @@ impl TestApp {
                 row.try_get_by_index::<i64>(0).expect("a number")
             }
         };
-        Footprint {
+        let footprint = Footprint {
             users: count("SELECT COUNT(*) FROM users").await,
             conversations: count("SELECT COUNT(*) FROM conversations").await,
             participants: count("SELECT COUNT(*) FROM participants").await,
@@ -257,7 +262,12 @@ impl TestApp {
             )
             .await,
             sessions: count("SELECT COUNT(*) FROM sessions").await,
-        }
+            attachments: count("SELECT COUNT(*) FROM attachments").await,
+            stored_files: stored_files(self.scratch.files.path()),
+        };
+        // Closed, not just dropped: a dropped pool's maintenance task can linger and spin.
+        db.close().await.expect("close");
+        footprint
     }
 
     /// Asserts that the server still answers: the health check, a signed-in request, a socket.
@@ -293,6 +303,27 @@ pub(crate) struct Footprint {
     pub(crate) messages: i64,
     pub(crate) read_positions: i64,
     pub(crate) sessions: i64,
+    pub(crate) attachments: i64,
+    /// Files in the data directory: stored objects and uploads in progress.
+    pub(crate) stored_files: usize,
+}
+
+/// Counts the files under `dir`, at any depth.
+fn stored_files(dir: &std::path::Path) -> usize {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .map(|entry| {
+            let path = entry.path();
+            if path.is_dir() {
+                stored_files(&path)
+            } else {
+                1
+            }
+        })
+        .sum()
 }
 
 /// One browser (or any HTTP client with a cookie jar).
@@ -406,6 +437,39 @@ impl Browser {
         expect_json(self.post("history", &form).await, StatusCode::OK).await
     }
 
+    /// Uploads `bytes` as a file called `name` into a conversation.
+    pub(crate) async fn upload(
+        &self,
+        conversation: &ConversationSummary,
+        name: &str,
+        bytes: Vec<u8>,
+    ) -> reqwest::Response {
+        self.http
+            .post(self.url("/files"))
+            .query(&[
+                ("conversation_id", conversation.id.to_string()),
+                ("name", name.to_owned()),
+            ])
+            .body(bytes)
+            .send()
+            .await
+            .expect("request")
+    }
+
+    /// Uploads a file that must be accepted.
+    pub(crate) async fn upload_ok(
+        &self,
+        conversation: &ConversationSummary,
+        name: &str,
+        bytes: Vec<u8>,
+    ) -> app::model::AttachmentView {
+        expect_json(
+            self.upload(conversation, name, bytes).await,
+            StatusCode::CREATED,
+        )
+        .await
+    }
+
     /// Opens `/ws` with this browser's cookie and origin and waits for `ready`.
     pub(crate) async fn socket(&self) -> TestSocket {
         let mut socket = self.try_socket().await.expect("socket should open");
@@ -502,23 +566,36 @@ impl TestSocket {
         client_msg_id: &str,
         body: &str,
     ) -> app::model::MessageView {
+        self.send_with_files(conversation, client_msg_id, body, Vec::new())
+            .await
+            .unwrap_or_else(|(_, message)| panic!("send refused: {message}"))
+    }
+
+    /// Sends a message with attachments; returns its ack, or the error frame's code and text.
+    pub(crate) async fn send_with_files(
+        &mut self,
+        conversation: &ConversationSummary,
+        client_msg_id: &str,
+        body: &str,
+        attachment_ids: Vec<app::model::AttachmentId>,
+    ) -> Result<app::model::MessageView, (app::protocol::ErrorCode, String)> {
         self.send_frame(&ClientFrame::Send {
             conversation_id: conversation.id,
             client_msg_id: client_msg_id.into(),
             body: body.into(),
+            attachment_ids,
         })
         .await;
         self.next_matching(|frame| match frame {
             ServerFrame::Ack { message, .. } if message.client_msg_id == client_msg_id => {
-                Some(message)
+                Some(Ok(message))
             }
             ServerFrame::Error {
                 client_msg_id: Some(id),
+                code,
                 message,
                 ..
-            } if id == client_msg_id => {
-                panic!("send refused: {message}")
-            }
+            } if id == client_msg_id => Some(Err((code, message))),
             _ => None,
         })
         .await

@@ -24,6 +24,7 @@ async fn limited_app(db: TestDb, n: u32) -> TestApp {
         registrations_per_hour: n,
         messages_per_minute: n,
         typing_per_minute: n,
+        uploads_per_minute: n,
     };
     config.trusted_proxies = vec!["127.0.0.1".parse().unwrap()];
     TestApp::start(config, scratch, db).await
@@ -177,6 +178,7 @@ async fn socket_limits(db: TestDb) {
             conversation_id: conversation.id,
             client_msg_id: "too-many".into(),
             body: "one too many".into(),
+            attachment_ids: Vec::new(),
         })
         .await;
     let refusal = socket
@@ -241,4 +243,35 @@ async fn socket_traffic_is_limited_per_connection_postgres() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn socket_traffic_is_limited_per_connection_sqlite() {
     socket_limits(TestDb::Sqlite).await;
+}
+
+async fn upload_limits(db: TestDb) {
+    let app = limited_app(db, 3).await;
+    let (ann, _, bob, _, conversation) = app.pair().await;
+    for n in 0..3 {
+        ann.upload_ok(&conversation, &format!("{n}.txt"), b"x".to_vec())
+            .await;
+    }
+    let before = app.footprint().await;
+    let response = ann.upload(&conversation, "3.txt", b"x".to_vec()).await;
+    let status = response.status();
+    let retry_after = response
+        .headers()
+        .get("retry-after")
+        .map(|v| v.to_str().unwrap().to_owned());
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_rate_limited(status, retry_after.as_deref(), &body);
+    assert_eq!(app.footprint().await, before, "nothing was kept");
+    // Bob has his own budget.
+    bob.upload_ok(&conversation, "bob.txt", b"x".to_vec()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn uploads_are_limited_per_user_postgres() {
+    upload_limits(TestDb::Postgres).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn uploads_are_limited_per_user_sqlite() {
+    upload_limits(TestDb::Sqlite).await;
 }

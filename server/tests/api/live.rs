@@ -72,7 +72,7 @@ for_each_db! {
             .send_frame(&ClientFrame::Send {
                 conversation_id: other.id,
                 client_msg_id: "retry-1".into(),
-                body: "x".into(),
+                body: "x".into(), attachment_ids: Vec::new(),
             })
             .await;
         let code = ann_socket
@@ -120,7 +120,7 @@ for_each_db! {
                 .send_frame(&ClientFrame::Send {
                     conversation_id: conversation.id,
                     client_msg_id: id.into(),
-                    body: body.into(),
+                    body: body.into(), attachment_ids: Vec::new(),
                 })
                 .await;
             let (code, message, client_msg_id) = socket

@@ -15,6 +15,7 @@ mod accounts;
 mod bad_input;
 mod conversations;
 mod deploy;
+mod files;
 mod headers;
 mod history;
 mod hostile;

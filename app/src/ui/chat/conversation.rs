@@ -384,6 +384,7 @@ fn Composer() -> impl IntoView {
                     id,
                     new_client_msg_id(),
                     body.as_str().to_owned(),
+                    Vec::new(),
                     Utc::now(),
                 );
                 // The message itself clears the indicator on the other side.

@@ -14,8 +14,8 @@ use leptos::prelude::*;
 use super::thread::{Pending, Thread};
 use crate::{
     model::{
-        ConversationId, ConversationSummary, MessagePreview, MessageView, TYPING_TTL_MS, UserId,
-        UserView,
+        AttachmentView, ConversationId, ConversationSummary, MessagePreview, MessageView,
+        TYPING_TTL_MS, UserId, UserView,
     },
     protocol::{ClientFrame, ServerFrame},
 };
@@ -123,22 +123,19 @@ impl ChatStore {
         conversation_id: ConversationId,
         client_msg_id: String,
         body: String,
+        attachments: Vec<AttachmentView>,
         now: DateTime<Utc>,
     ) {
-        self.pending.update(|pending| {
-            pending.push(Pending {
-                conversation_id,
-                client_msg_id: client_msg_id.clone(),
-                body: body.clone(),
-                created_at: now,
-                failed: None,
-            });
-        });
-        self.send_frame(ClientFrame::Send {
+        let item = Pending {
             conversation_id,
             client_msg_id,
             body,
-        });
+            attachments,
+            created_at: now,
+            failed: None,
+        };
+        self.pending.update(|pending| pending.push(item.clone()));
+        self.send_pending(item);
     }
 
     /// Sends again every message still waiting for its acknowledgement (after a
@@ -175,6 +172,7 @@ impl ChatStore {
             conversation_id: item.conversation_id,
             client_msg_id: item.client_msg_id,
             body: item.body,
+            attachment_ids: item.attachments.iter().map(|a| a.id).collect(),
         });
     }
 
@@ -439,6 +437,7 @@ mod tests {
             client_msg_id: client_msg_id.into(),
             body: format!("message {seq}"),
             created_at: Utc::now(),
+            attachments: Vec::new(),
         }
     }
 
@@ -478,8 +477,20 @@ mod tests {
     #[test]
     fn reconnection_resends_waiting_messages_but_not_refused_ones() {
         with_store(|store, frames| {
-            store.send_message(ConversationId(1), "a".into(), "one".into(), Utc::now());
-            store.send_message(ConversationId(1), "b".into(), "two".into(), Utc::now());
+            store.send_message(
+                ConversationId(1),
+                "a".into(),
+                "one".into(),
+                Vec::new(),
+                Utc::now(),
+            );
+            store.send_message(
+                ConversationId(1),
+                "b".into(),
+                "two".into(),
+                Vec::new(),
+                Utc::now(),
+            );
             assert_eq!(sent_ids(frames), ["a", "b"]);
 
             store.apply(
@@ -509,7 +520,13 @@ mod tests {
     fn disconnected_frames_are_dropped_but_messages_stay_pending() {
         with_store(|store, frames| {
             store.set_outbox(None);
-            store.send_message(ConversationId(1), "a".into(), "one".into(), Utc::now());
+            store.send_message(
+                ConversationId(1),
+                "a".into(),
+                "one".into(),
+                Vec::new(),
+                Utc::now(),
+            );
             assert!(sent_ids(frames).is_empty());
             assert_eq!(store.pending.get_untracked().len(), 1);
         });
@@ -526,6 +543,7 @@ mod tests {
                 ConversationId(1),
                 "a".into(),
                 "message 1".into(),
+                Vec::new(),
                 Utc::now(),
             );
 

@@ -8,7 +8,7 @@
 
 use chrono::{DateTime, Utc};
 
-use crate::model::{ConversationId, MessageView, UserView};
+use crate::model::{AttachmentView, ConversationId, MessageView, UserView};
 
 /// What the browser knows of one conversation's messages.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -102,6 +102,8 @@ pub struct Pending {
     pub conversation_id: ConversationId,
     pub client_msg_id: String,
     pub body: String,
+    /// Files already uploaded, sent with the message.
+    pub attachments: Vec<AttachmentView>,
     /// When the user pressed Send (local clock): shown until the server's time replaces it.
     pub created_at: DateTime<Utc>,
     /// `None` while sending; the reason once the server has refused it.
@@ -122,6 +124,7 @@ pub enum Row {
         /// Sent by the signed-in user.
         mine: bool,
         body: String,
+        attachments: Vec<AttachmentView>,
         created_at: DateTime<Utc>,
         state: Delivery,
     },
@@ -171,6 +174,7 @@ pub fn rows(
             m.sender.clone(),
             m.client_msg_id.clone(),
             m.body.clone(),
+            m.attachments.clone(),
             m.created_at,
             Delivery::Sent,
         )
@@ -188,6 +192,7 @@ pub fn rows(
                 sender,
                 p.client_msg_id.clone(),
                 p.body.clone(),
+                p.attachments.clone(),
                 p.created_at,
                 state,
             ))
@@ -196,7 +201,7 @@ pub fn rows(
     let my_id = me.map(|m| m.id);
     let mut rows = Vec::new();
     let mut current_day: Option<String> = None;
-    for (sender, client_msg_id, body, created_at, state) in stored.chain(unconfirmed) {
+    for (sender, client_msg_id, body, attachments, created_at, state) in stored.chain(unconfirmed) {
         let (key, label) = day_of(created_at);
         if current_day.as_ref() != Some(&key) {
             rows.push(Row::Day {
@@ -210,6 +215,7 @@ pub fn rows(
             mine: Some(sender.id) == my_id,
             sender,
             body,
+            attachments,
             created_at,
             state,
         });
@@ -241,6 +247,7 @@ mod tests {
             client_msg_id: format!("c{seq}"),
             body: format!("message {seq}"),
             created_at: Utc.with_ymd_and_hms(2026, 11, day, 12, 0, 0).unwrap(),
+            attachments: Vec::new(),
         }
     }
 
@@ -319,6 +326,7 @@ mod tests {
                 conversation_id: ConversationId(1),
                 client_msg_id: "p1".into(),
                 body: "on its way".into(),
+                attachments: Vec::new(),
                 created_at: Utc.with_ymd_and_hms(2026, 11, 2, 13, 0, 0).unwrap(),
                 failed: None,
             },
@@ -326,6 +334,7 @@ mod tests {
                 conversation_id: ConversationId(9),
                 client_msg_id: "elsewhere".into(),
                 body: "other conversation".into(),
+                attachments: Vec::new(),
                 created_at: Utc.with_ymd_and_hms(2026, 11, 2, 13, 0, 0).unwrap(),
                 failed: None,
             },
@@ -359,6 +368,7 @@ mod tests {
             conversation_id: ConversationId(1),
             client_msg_id: "c1".into(),
             body: "message 1".into(),
+            attachments: Vec::new(),
             created_at: Utc.with_ymd_and_hms(2026, 11, 1, 12, 0, 0).unwrap(),
             failed: None,
         };

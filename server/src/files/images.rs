@@ -1,0 +1,140 @@
+//! Images: prove that an upload which claims to be an image decodes, record its size, make a
+//! thumbnail, and write the copy other people download without the metadata cameras and phones
+//! put in (GPS position, device, time).
+//!
+//! All of it is CPU work on the blocking pool (see [`super::FileService`]), under decoding
+//! limits so that a small file can't expand into gigabytes of pixels.
+
+use std::{
+    fs::File,
+    io::{BufReader, BufWriter, Cursor},
+    path::{Path, PathBuf},
+};
+
+use image::{
+    DynamicImage, ImageDecoder, ImageError, ImageFormat, ImageReader, Limits,
+    codecs::jpeg::JpegEncoder,
+};
+
+use app::uploads::FileKind;
+
+/// Longest side of a thumbnail, in pixels.
+pub const THUMBNAIL_SIZE: u32 = 400;
+/// Largest image side accepted, in pixels.
+const MAX_SIDE: u32 = 12_000;
+/// Most memory one decode may allocate.
+const MAX_DECODE_BYTES: u64 = 512 * 1024 * 1024;
+const JPEG_QUALITY: u8 = 88;
+const THUMBNAIL_QUALITY: u8 = 80;
+
+/// What became of an image upload.
+#[derive(Debug)]
+pub struct Processed {
+    pub width: u32,
+    pub height: u32,
+    /// The metadata-free copy to store instead of the upload; `None` to store the upload as it
+    /// is (GIF, which carries no camera metadata, and whose animation a re-encode would lose).
+    pub cleaned: Option<PathBuf>,
+    /// The thumbnail and its MIME type.
+    pub thumbnail: Vec<u8>,
+    pub thumbnail_type: &'static str,
+}
+
+/// Why an image was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ImageProblem {
+    #[error("it is not a valid image")]
+    Undecodable,
+    #[error("it is too large to process: at most {MAX_SIDE} pixels a side")]
+    TooLarge,
+    #[error("the image could not be processed")]
+    Failed(#[source] ImageError),
+}
+
+impl From<ImageError> for ImageProblem {
+    fn from(error: ImageError) -> Self {
+        match error {
+            ImageError::Limits(_) => Self::TooLarge,
+            ImageError::Decoding(_) | ImageError::Unsupported(_) => Self::Undecodable,
+            ImageError::IoError(ref io) if io.kind() == std::io::ErrorKind::UnexpectedEof => {
+                Self::Undecodable
+            }
+            other => Self::Failed(other),
+        }
+    }
+}
+
+/// Decodes the image at `source` as `kind`, and writes its cleaned copy next to it.
+///
+/// # Errors
+/// [`ImageProblem::Undecodable`] when the bytes are not a whole image of that kind.
+pub fn process(source: &Path, kind: FileKind) -> Result<Processed, ImageProblem> {
+    let format = match kind {
+        FileKind::Jpeg => ImageFormat::Jpeg,
+        FileKind::Png => ImageFormat::Png,
+        FileKind::Gif => ImageFormat::Gif,
+        FileKind::Webp => ImageFormat::WebP,
+        _ => return Err(ImageProblem::Undecodable),
+    };
+    let file = File::open(source).map_err(|error| ImageProblem::Failed(error.into()))?;
+    let mut reader = ImageReader::with_format(BufReader::new(file), format);
+    let mut limits = Limits::default();
+    limits.max_image_width = Some(MAX_SIDE);
+    limits.max_image_height = Some(MAX_SIDE);
+    limits.max_alloc = Some(MAX_DECODE_BYTES);
+    reader.limits(limits);
+    let mut decoder = reader.into_decoder()?;
+    // A photo taken sideways is stored upright, since the tag that says so goes with the rest.
+    let orientation = decoder.orientation()?;
+    let mut image = DynamicImage::from_decoder(decoder)?;
+    image.apply_orientation(orientation);
+
+    let cleaned = match format {
+        ImageFormat::Gif => None,
+        _ => {
+            let path = source.with_extension("clean");
+            write_clean(&image, format, &path)?;
+            Some(path)
+        }
+    };
+    let (thumbnail, thumbnail_type) = thumbnail(&image)?;
+    Ok(Processed {
+        width: image.width(),
+        height: image.height(),
+        cleaned,
+        thumbnail,
+        thumbnail_type,
+    })
+}
+
+/// Re-encodes the pixels alone: whatever metadata the upload had is not carried over.
+fn write_clean(image: &DynamicImage, format: ImageFormat, path: &Path) -> Result<(), ImageError> {
+    let mut out = BufWriter::new(File::create(path)?);
+    match format {
+        ImageFormat::Jpeg => {
+            image
+                .to_rgb8()
+                .write_with_encoder(JpegEncoder::new_with_quality(&mut out, JPEG_QUALITY))?;
+        }
+        // PNG and WebP (which the encoder writes lossless) keep transparency.
+        _ => image.write_to(&mut out, format)?,
+    }
+    use std::io::Write;
+    out.flush()?;
+    Ok(())
+}
+
+/// A small copy: JPEG, or PNG when the image has transparency.
+fn thumbnail(image: &DynamicImage) -> Result<(Vec<u8>, &'static str), ImageError> {
+    let small = image.thumbnail(THUMBNAIL_SIZE, THUMBNAIL_SIZE);
+    let mut bytes = Cursor::new(Vec::new());
+    if small.color().has_alpha() {
+        small.write_to(&mut bytes, ImageFormat::Png)?;
+        Ok((bytes.into_inner(), "image/png"))
+    } else {
+        small
+            .to_rgb8()
+            .write_with_encoder(JpegEncoder::new_with_quality(&mut bytes, THUMBNAIL_QUALITY))?;
+        Ok((bytes.into_inner(), "image/jpeg"))
+    }
+}

@@ -1,0 +1,499 @@
+//! Attachments over HTTP: `POST /files` stores an upload, `GET /files/{id}` and
+//! `GET /files/{id}/thumbnail` serve it to the people who may see it.
+//!
+//! An upload's path: the body streams to a temporary file under the data directory, counted
+//! as it comes (a `Content-Length` over the limit is refused before anything is read, a body
+//! that grows past it is cut off: 413, nothing kept); its type is decided from its bytes
+//! ([`sniff`]) and must be allowed (else 415); an image must decode ([`images`]), and what is
+//! stored is a copy without its metadata, with a thumbnail; then the bytes go to the object
+//! store ([`storage`]) under random keys and a pending row is recorded
+//! (`app::attachments::create`). The message that carries it attaches it later, over the
+//! WebSocket.
+//!
+//! Refusals are JSON errors like every other (`{"error": …}`), and anything not allowed to see
+//! a file gets 404, whether or not the file exists.
+
+pub mod images;
+pub mod sniff;
+pub mod storage;
+
+use std::{path::PathBuf, sync::Arc, time::Duration};
+
+use axum::{
+    Extension, Json, Router,
+    body::Body,
+    extract::{Path, Query, State, rejection::QueryRejection},
+    http::{HeaderMap, HeaderValue, StatusCode, header},
+    response::{IntoResponse, Response},
+    routing::{get, post},
+};
+use futures::StreamExt;
+use serde::Deserialize;
+use tokio::{io::AsyncWriteExt, sync::Semaphore};
+
+use app::{
+    accounts::AuthSession,
+    attachments::{self, NewAttachment},
+    conversations,
+    error::AppError,
+    model::{AttachmentId, AttachmentView, ConversationId, FileName},
+    state::AppState,
+    uploads::{FileKind, UploadRules},
+};
+
+use self::{images::ImageProblem, sniff::TextCheck, storage::Storage};
+use crate::config::FilesConfig;
+
+/// How many images are decoded at once: the rest wait, so that image work never takes every
+/// core from the chat.
+const IMAGE_JOBS: usize = 2;
+/// How often unsent uploads are looked for.
+const CLEAN_UP_EVERY: Duration = Duration::from_secs(10 * 60);
+/// Unsent uploads removed per round, at most.
+const CLEAN_UP_BATCH: u64 = 500;
+
+/// What the file routes share.
+#[derive(Clone)]
+pub struct FileService {
+    storage: Storage,
+    rules: Arc<UploadRules>,
+    /// Where uploads are written while they arrive.
+    tmp_dir: PathBuf,
+    images: Arc<Semaphore>,
+}
+
+impl FileService {
+    /// Opens the storage the configuration names and prepares the upload directory.
+    ///
+    /// # Errors
+    /// The storage can't be opened or the directory created.
+    pub fn new(config: &FilesConfig) -> anyhow::Result<Self> {
+        let tmp_dir = config.data_dir.join("tmp");
+        std::fs::create_dir_all(&tmp_dir)?;
+        Ok(Self {
+            storage: Storage::from_config(config)?,
+            rules: Arc::new(config.rules.clone()),
+            tmp_dir,
+            images: Arc::new(Semaphore::new(IMAGE_JOBS)),
+        })
+    }
+
+    /// The storage, for the clean-up task.
+    pub fn storage(&self) -> &Storage {
+        &self.storage
+    }
+}
+
+/// The file routes, to merge into the main router.
+pub fn router(service: FileService) -> Router<AppState> {
+    Router::new()
+        .route("/files", post(upload))
+        .route("/files/{id}", get(download))
+        .route("/files/{id}/thumbnail", get(thumbnail))
+        .layer(Extension(service))
+}
+
+/// `POST /files?conversation_id=…&name=…` query. Unknown parameters are refused.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UploadQuery {
+    conversation_id: i64,
+    name: String,
+}
+
+/// A temporary file that is removed however the request ends.
+struct TempFile(PathBuf);
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        // Small and local: a blocking unlink is cheaper than a task.
+        let _ = std::fs::remove_file(&self.0);
+        let _ = std::fs::remove_file(self.0.with_extension("clean"));
+    }
+}
+
+/// Stores an upload as a pending attachment of a conversation: 201 with its
+/// [`AttachmentView`].
+async fn upload(
+    State(state): State<AppState>,
+    Extension(files): Extension<FileService>,
+    auth: AuthSession,
+    query: Result<Query<UploadQuery>, QueryRejection>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<(StatusCode, Json<AttachmentView>), AppError> {
+    let user = auth.user.ok_or(AppError::Unauthorized)?;
+    state.limits.upload(user.id)?;
+    let Query(query) = query.map_err(|rejection| AppError::BadRequest(rejection.body_text()))?;
+    let too_large = AppError::PayloadTooLarge {
+        limit_bytes: files.rules.max_bytes,
+    };
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse::<u64>().ok());
+    if declared.is_some_and(|length| length > files.rules.max_bytes) {
+        return Err(too_large);
+    }
+    let conversation_id = ConversationId(query.conversation_id);
+    conversations::find_for_member(&state.db, user.id, conversation_id).await?;
+    let name = FileName::sanitise(&query.name);
+
+    let temp = TempFile(
+        files
+            .tmp_dir
+            .join(uuid::Uuid::new_v4().simple().to_string()),
+    );
+    let received = receive(body, &temp, files.rules.max_bytes).await?;
+    if received.size == 0 {
+        return Err(AppError::invalid(
+            "file",
+            format!("{} is empty", name.as_str()),
+        ));
+    }
+    let mime = sniff::detect(&received.head, received.is_text, &name)
+        .and_then(|mime| FileKind::from_mime_type(mime).map(|kind| (mime, kind)))
+        .filter(|(_, kind)| files.rules.kinds.contains(kind));
+    let Some((content_type, kind)) = mime else {
+        return Err(AppError::UnsupportedMediaType(format!(
+            "{}: this file type is not allowed",
+            name.as_str()
+        )));
+    };
+
+    let mut stored_file = temp.0.clone();
+    let mut thumbnail = None;
+    let mut dimensions = None;
+    if kind.is_image() {
+        let processed =
+            process_image(&files, &temp.0, kind)
+                .await
+                .map_err(|problem| match problem {
+                    ImageProblem::Undecodable => {
+                        AppError::UnsupportedMediaType(format!("{}: {problem}", name.as_str()))
+                    }
+                    ImageProblem::TooLarge => {
+                        AppError::invalid("file", format!("{}: {problem}", name.as_str()))
+                    }
+                    ImageProblem::Failed(ref error) => AppError::internal(error),
+                })?;
+        if let Some(cleaned) = processed.cleaned {
+            stored_file = cleaned;
+        }
+        dimensions = Some((processed.width, processed.height));
+        thumbnail = Some((processed.thumbnail, processed.thumbnail_type));
+    }
+    let size_bytes = tokio::fs::metadata(&stored_file)
+        .await
+        .map_err(|error| AppError::internal(&error))?
+        .len();
+
+    let storage_key = Storage::new_key("files");
+    let thumbnail_key = thumbnail.as_ref().map(|(_, mime)| {
+        format!(
+            "{}.{}",
+            Storage::new_key("thumbnails"),
+            if *mime == "image/png" { "png" } else { "jpg" }
+        )
+    });
+    let stored = store_objects(
+        &files.storage,
+        &storage_key,
+        &stored_file,
+        thumbnail_key.as_deref(),
+        thumbnail,
+    )
+    .await;
+    if let Err(error) = stored {
+        delete_objects(&files.storage, &storage_key, thumbnail_key.as_deref()).await;
+        return Err(AppError::internal(error.as_ref()));
+    }
+    let new = NewAttachment {
+        conversation_id,
+        uploader: user.id,
+        storage_key: storage_key.clone(),
+        thumbnail_key: thumbnail_key.clone(),
+        file_name: name,
+        content_type: content_type.to_owned(),
+        size_bytes,
+        dimensions,
+    };
+    match attachments::create(&state.db, new).await {
+        Ok(view) => Ok((StatusCode::CREATED, Json(view))),
+        Err(error) => {
+            delete_objects(&files.storage, &storage_key, thumbnail_key.as_deref()).await;
+            Err(AppError::internal(&error))
+        }
+    }
+}
+
+/// What [`receive`] saw of the body.
+struct Received {
+    size: u64,
+    head: Vec<u8>,
+    is_text: bool,
+}
+
+/// Streams the body into `temp`, at most `limit` bytes, keeping its first bytes for sniffing.
+async fn receive(body: Body, temp: &TempFile, limit: u64) -> Result<Received, AppError> {
+    let mut file = tokio::fs::File::create(&temp.0)
+        .await
+        .map_err(|error| AppError::internal(&error))?;
+    let mut stream = body.into_data_stream();
+    let mut received = Received {
+        size: 0,
+        head: Vec::new(),
+        is_text: false,
+    };
+    let mut text = TextCheck::default();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|_| AppError::BadRequest("the upload was interrupted".into()))?;
+        received.size += chunk.len() as u64;
+        if received.size > limit {
+            return Err(AppError::PayloadTooLarge { limit_bytes: limit });
+        }
+        if received.head.len() < sniff::HEAD_BYTES {
+            let room = sniff::HEAD_BYTES - received.head.len();
+            received
+                .head
+                .extend_from_slice(&chunk[..chunk.len().min(room)]);
+        }
+        text.feed(&chunk);
+        file.write_all(&chunk)
+            .await
+            .map_err(|error| AppError::internal(&error))?;
+    }
+    file.flush()
+        .await
+        .map_err(|error| AppError::internal(&error))?;
+    received.is_text = text.is_text();
+    Ok(received)
+}
+
+/// Runs [`images::process`] on the blocking pool, a few at a time.
+async fn process_image(
+    files: &FileService,
+    path: &std::path::Path,
+    kind: FileKind,
+) -> Result<images::Processed, ImageProblem> {
+    let _permit = files
+        .images
+        .acquire()
+        .await
+        .map_err(|_| ImageProblem::Undecodable)?;
+    let path = path.to_owned();
+    tokio::task::spawn_blocking(move || images::process(&path, kind))
+        .await
+        .map_err(|_| ImageProblem::Undecodable)?
+}
+
+async fn store_objects(
+    storage: &Storage,
+    key: &str,
+    file: &std::path::Path,
+    thumbnail_key: Option<&str>,
+    thumbnail: Option<(Vec<u8>, &'static str)>,
+) -> anyhow::Result<()> {
+    storage.put_file(key, file).await?;
+    if let (Some(thumbnail_key), Some((bytes, _))) = (thumbnail_key, thumbnail) {
+        storage.put_bytes(thumbnail_key, bytes).await?;
+    }
+    Ok(())
+}
+
+/// Deletes an attachment's objects, logging (not failing) when the store refuses.
+pub async fn delete_objects(storage: &Storage, key: &str, thumbnail_key: Option<&str>) {
+    for key in std::iter::once(key).chain(thumbnail_key) {
+        if let Err(error) = storage.delete(key).await {
+            tracing::warn!(%error, key, "could not delete a stored file");
+        }
+    }
+}
+
+/// `GET /files/{id}`: the file, to its conversation's participants.
+async fn download(
+    State(state): State<AppState>,
+    Extension(files): Extension<FileService>,
+    auth: AuthSession,
+    Path(id): Path<String>,
+) -> Result<Response, AppError> {
+    let found = find(&state, &auth, &id).await?;
+    let disposition = if found.view.is_image() {
+        "inline"
+    } else {
+        "attachment"
+    };
+    serve(
+        &files,
+        &found.storage_key,
+        &found.view.content_type,
+        Some(found.view.size_bytes),
+        &content_disposition(disposition, &found.view.file_name),
+    )
+    .await
+}
+
+/// `GET /files/{id}/thumbnail`: an image's thumbnail, to the same people.
+async fn thumbnail(
+    State(state): State<AppState>,
+    Extension(files): Extension<FileService>,
+    auth: AuthSession,
+    Path(id): Path<String>,
+) -> Result<Response, AppError> {
+    let found = find(&state, &auth, &id).await?;
+    let key = found.thumbnail_key.ok_or(AppError::NotFound)?;
+    let content_type = if key.ends_with(".png") {
+        "image/png"
+    } else {
+        "image/jpeg"
+    };
+    serve(
+        &files,
+        &key,
+        content_type,
+        None,
+        &content_disposition("inline", &found.view.file_name),
+    )
+    .await
+}
+
+/// The attachment `id`, if the requester may see it; anything else is "not found".
+async fn find(
+    state: &AppState,
+    auth: &AuthSession,
+    id: &str,
+) -> Result<attachments::StoredAttachment, AppError> {
+    let user = auth.user.as_ref().ok_or(AppError::NotFound)?;
+    let id = id.parse::<i64>().map_err(|_| AppError::NotFound)?;
+    attachments::find_for_download(&state.db, user.id, AttachmentId(id))
+        .await
+        .map_err(|error| AppError::internal(&error))?
+        .ok_or(AppError::NotFound)
+}
+
+/// Streams an object with the headers that keep a browser from reading it as anything else.
+async fn serve(
+    files: &FileService,
+    key: &str,
+    content_type: &str,
+    length: Option<u64>,
+    disposition: &str,
+) -> Result<Response, AppError> {
+    let stream = files.storage.get(key).await.map_err(|error| {
+        tracing::error!(%error, key, "a recorded file is missing from storage");
+        AppError::NotFound
+    })?;
+    let mut response = Body::from_stream(stream).into_response();
+    let headers = response.headers_mut();
+    let value = |text: &str| {
+        HeaderValue::from_str(text)
+            .unwrap_or_else(|_| HeaderValue::from_static("application/octet-stream"))
+    };
+    headers.insert(header::CONTENT_TYPE, value(content_type));
+    if let Some(length) = length {
+        headers.insert(header::CONTENT_LENGTH, HeaderValue::from(length));
+    }
+    if let Ok(disposition) = HeaderValue::from_str(disposition) {
+        headers.insert(header::CONTENT_DISPOSITION, disposition);
+    }
+    // Stored content never changes under an id.
+    headers.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("private, max-age=31536000, immutable"),
+    );
+    headers.insert(
+        "cross-origin-resource-policy",
+        HeaderValue::from_static("same-origin"),
+    );
+    Ok(response)
+}
+
+/// `Content-Disposition` with the file's name: an ASCII fallback (anything else, quotes and
+/// backslashes become `_`) and the exact name percent-encoded (RFC 6266, RFC 5987).
+pub fn content_disposition(kind: &str, name: &str) -> String {
+    let fallback: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_graphic() && c != '"' && c != '\\' || c == ' ' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let encoded: String = name
+        .bytes()
+        .map(|byte| {
+            if byte.is_ascii_alphanumeric() || b"!#$&+-.^_`|~".contains(&byte) {
+                char::from(byte).to_string()
+            } else {
+                format!("%{byte:02X}")
+            }
+        })
+        .collect();
+    format!("{kind}; filename=\"{fallback}\"; filename*=UTF-8''{encoded}")
+}
+
+/// Deletes, every few minutes, the uploads nobody sent within `unsent_upload_hours`, and their
+/// stored bytes. Runs until the returned task is aborted.
+pub fn spawn_clean_up(
+    db: sea_orm::DatabaseConnection,
+    storage: Storage,
+    unsent_upload_hours: u32,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(CLEAN_UP_EVERY);
+        loop {
+            every.tick().await;
+            let cutoff =
+                chrono::Utc::now() - chrono::Duration::hours(i64::from(unsent_upload_hours));
+            clean_up(&db, &storage, cutoff).await;
+        }
+    })
+}
+
+/// One round of [`spawn_clean_up`]: removes unsent uploads created before `cutoff`.
+pub async fn clean_up(
+    db: &sea_orm::DatabaseConnection,
+    storage: &Storage,
+    cutoff: chrono::DateTime<chrono::Utc>,
+) -> usize {
+    match attachments::take_unsent(db, cutoff, CLEAN_UP_BATCH).await {
+        Ok(abandoned) => {
+            for item in &abandoned {
+                delete_objects(storage, &item.storage_key, item.thumbnail_key.as_deref()).await;
+            }
+            if !abandoned.is_empty() {
+                tracing::info!(count = abandoned.len(), "removed unsent uploads");
+            }
+            abandoned.len()
+        }
+        Err(error) => {
+            tracing::warn!(%error, "could not clean up unsent uploads");
+            0
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_names_in_headers_are_safe() {
+        assert_eq!(
+            content_disposition("attachment", "invoice.pdf"),
+            "attachment; filename=\"invoice.pdf\"; filename*=UTF-8''invoice.pdf"
+        );
+        assert_eq!(
+            content_disposition("attachment", "re\"port\\ 1.pdf"),
+            "attachment; filename=\"re_port_ 1.pdf\"; filename*=UTF-8''re%22port%5C%201.pdf"
+        );
+        assert_eq!(
+            content_disposition("inline", "café.png"),
+            "inline; filename=\"caf_.png\"; filename*=UTF-8''caf%C3%A9.png"
+        );
+        let header = content_disposition("attachment", "a\r\nSet-Cookie: x=1");
+        assert!(HeaderValue::from_str(&header).is_ok(), "{header}");
+    }
+}
