@@ -12,7 +12,8 @@ const baseURL = `https://127.0.0.1:${port}`;
 const root = resolve(__dirname, "..");
 const serverBin = process.env.PARLEY_SERVER_BIN ?? join(root, "target", "debug", "server");
 const siteRoot = process.env.PARLEY_SITE_ROOT ?? join(root, "target", "site");
-const database = join(mkdtempSync(join(tmpdir(), "parley-e2e-")), "parley.db");
+const scratch = mkdtempSync(join(tmpdir(), "parley-e2e-"));
+const database = join(scratch, "parley.db");
 
 // Without the networking flags Chromium keeps trying to reach Google, which this machine's
 // closed network refuses.
@@ -61,6 +62,7 @@ export default defineConfig({
     stderr: "pipe",
     env: {
       DATABASE_URL: `sqlite://${database}?mode=rwc`,
+      PARLEY_DATA_DIR: join(scratch, "data"),
       LEPTOS_SITE_ADDR: `127.0.0.1:${port}`,
       LEPTOS_SITE_ROOT: siteRoot,
       LEPTOS_SITE_PKG_DIR: "pkg",

@@ -39,7 +39,7 @@ pub enum AppError {
     #[error("The request is too large: the limit is {limit_bytes} bytes.")]
     PayloadTooLarge { limit_bytes: u64 },
     /// The request body is in a format the endpoint does not take.
-    #[error("Unsupported content type: {0}")]
+    #[error("{0}")]
     UnsupportedMediaType(String),
     /// Too many attempts; try again after the given number of seconds.
     #[error("Too many attempts. Try again in {retry_after_secs} s.")]

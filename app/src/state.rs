@@ -11,6 +11,7 @@ use crate::{
     limits::RateLimits,
     realtime::Realtime,
     security::{PagePolicy, TrustedProxies},
+    uploads::UploadRules,
 };
 
 /// Shared state, cheap to clone (every field is a handle).
@@ -30,6 +31,8 @@ pub struct AppState {
     pub limits: Arc<RateLimits>,
     /// Reverse proxies whose `X-Forwarded-*` headers are believed.
     pub proxies: TrustedProxies,
+    /// What may be uploaded (the browser checks it before uploading; the server enforces it).
+    pub upload_rules: Arc<UploadRules>,
 }
 
 impl AppState {

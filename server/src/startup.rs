@@ -86,6 +86,7 @@ impl Application {
             page_policy: page_policy(&config),
             limits: Arc::new(RateLimits::new(config.limits)),
             proxies: TrustedProxies::new(config.trusted_proxies.clone()),
+            upload_rules: Arc::new(config.files.rules.clone()),
         };
         let limits = state.limits.clone();
         let files = FileService::new(&config.files).context("failed to open file storage")?;

@@ -74,7 +74,8 @@ pub async fn logout() -> Result<(), AppError> {
 }
 
 /// Changes the signed-in user's password. Every other session of the user ends (and its
-/// WebSockets close); this one stays signed in.
+/// WebSockets close); this one stays signed in, under a new session id. Attempts count against
+/// the sign-in rate limits (429 past them).
 #[server(endpoint = "change_password")]
 pub async fn change_password(
     current_password: String,
@@ -84,6 +85,11 @@ pub async fn change_password(
     use crate::{accounts, realtime::EndedSessions};
 
     let (state, user) = super::ssr::signed_in().await?;
+    // Trying current passwords is guessing a password: the sign-in limits apply (per address
+    // and per username), so a stolen session can't be used to find the password.
+    state
+        .limits
+        .login(super::ssr::client_address(&state).await?, &user.username)?;
     let mut auth = super::ssr::auth_session().await?;
     let updated = accounts::change_password(
         &state.db,

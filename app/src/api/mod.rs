@@ -12,6 +12,7 @@ pub mod accounts;
 pub mod conversations;
 #[cfg(feature = "ssr")]
 pub mod strict;
+pub mod uploads;
 
 #[cfg(feature = "ssr")]
 pub(crate) mod ssr {

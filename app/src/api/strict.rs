@@ -10,7 +10,7 @@
 use leptos::server_fn::ServerFn;
 use serde::de::DeserializeOwned;
 
-use super::{accounts, conversations};
+use super::{accounts, conversations, uploads};
 
 /// How deep `serde_qs` nests keys such as `a[b][c]`: the setting Leptos' `PostUrl` decoder uses.
 const QS_MAX_DEPTH: usize = 5;
@@ -18,7 +18,7 @@ const QS_MAX_DEPTH: usize = 5;
 type Check = fn(&[u8]) -> Vec<String>;
 
 /// Every server function, by URL path, with the check of its arguments.
-fn checks() -> [(&'static str, Check); 9] {
+fn checks() -> [(&'static str, Check); 10] {
     [
         (accounts::Register::PATH, ignored_keys::<accounts::Register>),
         (accounts::Login::PATH, ignored_keys::<accounts::Login>),
@@ -46,6 +46,10 @@ fn checks() -> [(&'static str, Check); 9] {
         (
             conversations::History::PATH,
             ignored_keys::<conversations::History>,
+        ),
+        (
+            uploads::CurrentUploadRules::PATH,
+            ignored_keys::<uploads::CurrentUploadRules>,
         ),
     ]
 }

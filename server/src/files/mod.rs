@@ -51,6 +51,9 @@ const IMAGE_JOBS: usize = 2;
 const CLEAN_UP_EVERY: Duration = Duration::from_secs(10 * 60);
 /// Unsent uploads removed per round, at most.
 const CLEAN_UP_BATCH: u64 = 500;
+/// The Content-Security-Policy of a served file (see [`serve`]).
+pub const FILE_POLICY: &str =
+    "default-src 'none'; img-src 'self'; style-src 'unsafe-inline'; sandbox";
 
 /// What the file routes share.
 #[derive(Clone)]
@@ -404,6 +407,13 @@ async fn serve(
     headers.insert(
         "cross-origin-resource-policy",
         HeaderValue::from_static("same-origin"),
+    );
+    // Opened on its own, a file is shown in a page the browser makes (its image viewer, say),
+    // which styles itself inline. That page may show the file and style itself, nothing else:
+    // no script, and sandboxed.
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(FILE_POLICY),
     );
     Ok(response)
 }

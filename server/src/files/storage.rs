@@ -29,6 +29,9 @@ impl Storage {
     pub fn from_config(config: &FilesConfig) -> anyhow::Result<Self> {
         let store: Arc<dyn ObjectStore> = match &config.storage_url {
             Some(url) if url.starts_with("s3://") => {
+                // object_store's client brings its own rustls provider (aws-lc); anything that
+                // asks rustls for the process default gets ring, as the TLS listener uses.
+                let _ = rustls::crypto::ring::default_provider().install_default();
                 Arc::new(AmazonS3Builder::from_env().with_url(url).build()?)
             }
             Some(url) => anyhow::bail!(
@@ -98,5 +101,38 @@ impl Storage {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
             Err(error) => Err(error.into()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_storage_url_chooses_the_store() {
+        let dir = std::env::temp_dir().join(format!("parley-storage-{}", std::process::id()));
+        let mut config = FilesConfig::new(dir.clone());
+        assert!(
+            Storage::from_config(&config).is_ok(),
+            "a local directory by default"
+        );
+        assert!(dir.join("files").is_dir());
+        config.storage_url = Some("s3://parley-attachments/production".into());
+        assert!(
+            Storage::from_config(&config).is_ok(),
+            "an S3 bucket by URL alone"
+        );
+        config.storage_url = Some("ftp://files.example/parley".into());
+        let error = Storage::from_config(&config).unwrap_err().to_string();
+        assert!(error.contains("not supported"), "{error}");
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn keys_are_random_and_plain() {
+        let key = Storage::new_key("files");
+        assert!(key.starts_with("files/"));
+        assert_eq!(key.len(), "files/".len() + 32);
+        assert_ne!(key, Storage::new_key("files"));
     }
 }

@@ -101,9 +101,19 @@ fn needs_check(request: &Request) -> bool {
 /// The middleware. Refusals are `403 {"error":"cross_origin"}`.
 pub async fn cross_origin_guard(
     State(policy): State<OriginPolicy>,
-    request: Request,
+    mut request: Request,
     next: Next,
 ) -> Response {
+    // HTTP/2 (which browsers use over TLS) carries the host in the URI's authority, not in a
+    // `Host` header; the same-origin test compares against it either way.
+    if !request.headers().contains_key(header::HOST)
+        && let Some(authority) = request
+            .uri()
+            .authority()
+            .and_then(|a| axum::http::HeaderValue::from_str(a.as_str()).ok())
+    {
+        request.headers_mut().insert(header::HOST, authority);
+    }
     if needs_check(&request) && !policy.allows(request.headers()) {
         tracing::warn!(
             method = %request.method(),

@@ -4,7 +4,7 @@
 //! - Responses to HTTPS requests carry `Strict-Transport-Security` (one year, subdomains), so
 //!   browsers never try plain HTTP again.
 //! - A plain-HTTP request relayed by a trusted proxy, when Parley's public address is https,
-//!   is sent to that address: pages (GET/HEAD) with a 301, anything else refused with 400, since
+//!   is sent to that address: pages (GET/HEAD) with a 308, anything else refused with 400, since
 //!   a redirected POST or WebSocket would already have crossed the network in clear.
 //! - [`redirect_router`] does the same for Parley's own plain-HTTP listener when it terminates
 //!   TLS (`PARLEY_HTTP_REDIRECT_ADDR`).
@@ -46,12 +46,16 @@ pub async fn transport_security(
         .proxies
         .trusts(peer.ip())
         .then(|| {
+            // The value the trusted proxy itself added: the last one. Anything before it
+            // came from further out, possibly from the client.
             request
                 .headers()
-                .get("x-forwarded-proto")
+                .get_all("x-forwarded-proto")
+                .iter()
+                .next_back()
                 .and_then(|v| v.to_str().ok())
                 .map(|v| {
-                    v.split(',')
+                    v.rsplit(',')
                         .next()
                         .unwrap_or_default()
                         .trim()

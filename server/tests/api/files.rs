@@ -119,6 +119,8 @@ for_each_db! {
         let headers = response.headers().clone();
         assert_eq!(headers["content-type"], "application/pdf");
         assert_eq!(headers["x-content-type-options"], "nosniff");
+        assert_eq!(headers["content-security-policy"], server::files::FILE_POLICY);
+        assert!(!server::files::FILE_POLICY.contains("script"));
         assert_eq!(
             headers["content-disposition"],
             "attachment; filename=\"invoice 2026-11.pdf\"; filename*=UTF-8''invoice%202026-11.pdf"

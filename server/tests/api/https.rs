@@ -138,6 +138,15 @@ async fn a_trusted_proxy_says_which_requests_were_https() {
                 .await
                 .unwrap();
             assert_eq!(post.status(), StatusCode::BAD_REQUEST);
+            // A proxy that appends: the client's forged "https" comes first, the proxy's own
+            // "http" last, and the last one is believed.
+            let forged = client
+                .get(app.url("/login"))
+                .header("x-forwarded-proto", "https, http")
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(forged.status(), StatusCode::PERMANENT_REDIRECT);
         } else {
             assert_eq!(http.status(), StatusCode::OK);
         }

@@ -275,3 +275,54 @@ async fn uploads_are_limited_per_user_postgres() {
 async fn uploads_are_limited_per_user_sqlite() {
     upload_limits(TestDb::Sqlite).await;
 }
+
+async fn password_change_limits(db: TestDb) {
+    let app = limited_app(db, 3).await;
+    let (ann, _) = app.user("ann").await;
+    let attempt = |current: &'static str| {
+        let ann = ann.clone();
+        async move {
+            ann.post(
+                "change_password",
+                &[
+                    ("current_password", current),
+                    ("new_password", "a much better passphrase"),
+                    ("new_password_confirm", "a much better passphrase"),
+                ],
+            )
+            .await
+        }
+    };
+    for _ in 0..3 {
+        assert_eq!(
+            attempt("a guess").await.status(),
+            StatusCode::UNPROCESSABLE_ENTITY
+        );
+    }
+    let response = attempt(PASSWORD).await;
+    let status = response.status();
+    let retry_after = response
+        .headers()
+        .get("retry-after")
+        .map(|v| v.to_str().unwrap().to_owned());
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_rate_limited(status, retry_after.as_deref(), &body);
+    // The budget is the username's, shared with signing in.
+    assert_eq!(
+        login_from(&app, "198.51.100.9", "ann", PASSWORD)
+            .await
+            .status(),
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    assert_eq!(ann.me().await.map(|u| u.username).as_deref(), Some("ann"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn password_changes_count_as_sign_in_attempts_postgres() {
+    password_change_limits(TestDb::Postgres).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn password_changes_count_as_sign_in_attempts_sqlite() {
+    password_change_limits(TestDb::Sqlite).await;
+}

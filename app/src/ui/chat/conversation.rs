@@ -6,17 +6,25 @@ use leptos_meta::Title;
 use leptos_router::hooks::use_params_map;
 
 use super::{
+    attach::{Draft, DraftState, Drafts},
     links::{Segment, segments},
     live::new_client_msg_id,
     store::ChatStore,
     thread::{Delivery, Row, Thread, rows},
 };
 use crate::{
-    api::conversations::{history, open_conversation},
+    api::{
+        conversations::{history, open_conversation},
+        uploads::current_upload_rules,
+    },
     error::AppError,
-    model::{ConversationId, MESSAGE_MAX_CHARS, MessageBody, TYPING_THROTTLE_MS, TYPING_TTL_MS},
+    model::{
+        AttachmentView, ConversationId, MESSAGE_MAX_CHARS, MessageBody, TYPING_THROTTLE_MS,
+        TYPING_TTL_MS,
+    },
     protocol::ClientFrame,
     ui::time::{self, now_ms},
+    uploads::format_size,
 };
 
 /// `/chat/@{username}`: opens (or starts) the conversation with that user.
@@ -32,6 +40,25 @@ pub fn ConversationView() -> impl IntoView {
         })
     });
     let problem = RwSignal::new(None::<String>);
+    let drafts = Drafts::new();
+    provide_context(drafts);
+    // This server's upload rules, for the checks made before uploading.
+    Effect::new(move |_| {
+        spawn_local(async move {
+            if let Ok(rules) = current_upload_rules().await {
+                drafts.rules.set(rules);
+            }
+        });
+    });
+    let dragging = RwSignal::new(false);
+    let on_drop = move |ev: ev::DragEvent| {
+        ev.prevent_default();
+        dragging.set(false);
+        #[cfg(feature = "hydrate")]
+        if let Some(id) = store.active.with_untracked(|a| a.as_ref().map(|a| a.id)) {
+            drafts.add(id, super::attach::dropped_files(&ev));
+        }
+    };
 
     Effect::new(move |_| {
         let wanted = username.get();
@@ -83,7 +110,17 @@ pub fn ConversationView() -> impl IntoView {
     let other = move || store.active.with(|a| a.as_ref().map(|a| a.other.clone()));
     view! {
         <Title text=move || other().map(|o| o.display_name).unwrap_or_default()/>
-        <section class="conversation-view" aria-label="Conversation">
+        <section
+            class="conversation-view"
+            class:dragging=dragging
+            aria-label="Conversation"
+            on:dragover=move |ev: ev::DragEvent| {
+                ev.prevent_default();
+                dragging.set(true);
+            }
+            on:dragleave=move |_| dragging.set(false)
+            on:drop=on_drop
+        >
             <header class="thread-header">
                 <a href="/chat" class="back">"← Conversations"</a>
                 <div>
@@ -270,6 +307,7 @@ fn RowView(row: Row) -> impl IntoView {
             sender,
             mine,
             body,
+            attachments,
             created_at,
             state,
             ..
@@ -298,8 +336,11 @@ fn RowView(row: Row) -> impl IntoView {
                         <time datetime=time::machine(created_at)>{time::clock(created_at)}</time>
                         {status}
                     </div>
-                    <p class="body">
-                        {segments(&body)
+                    {(!body.is_empty())
+                        .then(|| {
+                            view! {
+                                <p class="body">
+                                    {segments(&body)
                             .into_iter()
                             .map(|segment| match segment {
                                 Segment::Text(text) => text.into_any(),
@@ -318,11 +359,76 @@ fn RowView(row: Row) -> impl IntoView {
                                 }
                             })
                             .collect_view()}
-                    </p>
+                                </p>
+                            }
+                        })}
+                    {(!attachments.is_empty())
+                        .then(|| {
+                            view! {
+                                <ul class="attachments">
+                                    {attachments
+                                        .into_iter()
+                                        .map(|file| view! { <li><AttachmentLink file/></li> })
+                                        .collect_view()}
+                                </ul>
+                            }
+                        })}
                 </li>
             }
             .into_any()
         }
+    }
+}
+
+/// An attached file in a message: an image as its thumbnail (opening the full size), anything
+/// else as a card with its name and size that downloads it.
+#[component]
+fn AttachmentLink(file: AttachmentView) -> impl IntoView {
+    let url = file.url();
+    let name = file.file_name.clone();
+    if file.is_image() {
+        let (width, height) = thumbnail_size(&file);
+        let thumbnail = file.thumbnail_url();
+        let title = name.clone();
+        view! {
+            <a class="image-attachment" href=url target="_blank" rel="noopener" title=title>
+                <img src=thumbnail alt=name width=width height=height loading="lazy"/>
+            </a>
+        }
+        .into_any()
+    } else {
+        let download = name.clone();
+        view! {
+            <a class="file-card" href=url download=download>
+                <span class="file-icon" aria-hidden="true">{file_icon(&file.content_type)}</span>
+                <span class="file-name">{name}</span>
+                <span class="file-size">{format_size(file.size_bytes)}</span>
+            </a>
+        }
+        .into_any()
+    }
+}
+
+/// The thumbnail's pixel size (the server fits images in 400 × 400), so the page does not
+/// jump when it loads.
+fn thumbnail_size(file: &AttachmentView) -> (u32, u32) {
+    let (width, height) = (
+        file.width.unwrap_or(1).max(1),
+        file.height.unwrap_or(1).max(1),
+    );
+    let scale = (400.0 / f64::from(width.max(height))).min(1.0);
+    let fit = |side: u32| ((f64::from(side) * scale).round() as u32).max(1);
+    (fit(width), fit(height))
+}
+
+fn file_icon(content_type: &str) -> &'static str {
+    match content_type {
+        "application/pdf" => "📕",
+        "application/zip" => "🗜️",
+        "text/csv" => "📊",
+        t if t.contains("spreadsheet") || t.contains("excel") => "📊",
+        t if t.contains("presentation") || t.contains("powerpoint") => "📽️",
+        _ => "📄",
     }
 }
 
@@ -343,6 +449,7 @@ fn TypingIndicator() -> impl IntoView {
 #[component]
 fn Composer() -> impl IntoView {
     let store = expect_context::<ChatStore>();
+    let drafts = expect_context::<Drafts>();
     let text = RwSignal::new(String::new());
     let error = RwSignal::new(None::<String>);
     // The conversation a "typing" signal was last sent for, and when.
@@ -367,6 +474,7 @@ fn Composer() -> impl IntoView {
         stop_typing();
         text.set(String::new());
         error.set(None);
+        drafts.clear();
     });
     on_cleanup(stop_typing);
 
@@ -375,24 +483,71 @@ fn Composer() -> impl IntoView {
             return;
         };
         let typed = text.get_untracked();
-        if typed.trim().is_empty() {
+        // Nothing goes out until every file is stored.
+        let files = match drafts.ready() {
+            Ok(files) => files,
+            Err(why) => {
+                error.set(Some(why.to_owned()));
+                return;
+            }
+        };
+        if typed.trim().is_empty() && files.is_empty() {
             return;
         }
-        match MessageBody::parse(&typed) {
+        let body = if files.is_empty() {
+            MessageBody::parse(&typed)
+        } else {
+            MessageBody::parse_caption(&typed)
+        };
+        match body {
             Ok(body) => {
                 store.send_message(
                     id,
                     new_client_msg_id(),
                     body.as_str().to_owned(),
-                    Vec::new(),
+                    files,
                     Utc::now(),
                 );
                 // The message itself clears the indicator on the other side.
                 typing_sent.set_value(None);
                 text.set(String::new());
                 error.set(None);
+                drafts.clear();
             }
             Err(problem) => error.set(Some(problem)),
+        }
+    };
+    let add_files = move |files| {
+        #[cfg(feature = "hydrate")]
+        if let Some(id) = conversation() {
+            error.set(None);
+            drafts.add(id, files);
+        }
+        #[cfg(not(feature = "hydrate"))]
+        let _: () = files;
+    };
+    let on_chosen = move |ev: ev::Event| {
+        #[cfg(feature = "hydrate")]
+        add_files(super::attach::input_files(&ev));
+        #[cfg(not(feature = "hydrate"))]
+        {
+            let _ = ev;
+            add_files(());
+        }
+    };
+    let on_paste = move |ev: ev::ClipboardEvent| {
+        #[cfg(feature = "hydrate")]
+        {
+            let files = super::attach::pasted_files(&ev);
+            if !files.is_empty() {
+                ev.prevent_default();
+                add_files(files);
+            }
+        }
+        #[cfg(not(feature = "hydrate"))]
+        {
+            let _ = ev;
+            add_files(());
         }
     };
     let on_input = move |ev| {
@@ -439,8 +594,27 @@ fn Composer() -> impl IntoView {
                 submit();
             }
         >
+            <ul class="drafts" aria-label="Files to send">
+                {move || {
+                    drafts
+                        .items
+                        .get()
+                        .into_iter()
+                        .map(|draft| view! { <DraftLine draft/> })
+                        .collect_view()
+                }}
+            </ul>
+            {move || drafts.notice.get().map(|n| view! { <p class="notice" role="status">{n}</p> })}
             <label for="composer-input">"Message"</label>
             <div class="composer-row">
+                <input
+                    id="attach-input"
+                    class="visually-hidden"
+                    type="file"
+                    multiple
+                    on:change=on_chosen
+                />
+                <label class="attach" for="attach-input">"Attach files"</label>
                 <textarea
                     id="composer-input"
                     name="body"
@@ -451,11 +625,13 @@ fn Composer() -> impl IntoView {
                     prop:value=text
                     on:input=on_input
                     on:keydown=on_keydown
+                    on:paste=on_paste
                 ></textarea>
                 <button
                     type="submit"
                     disabled=move || {
-                        conversation().is_none() || length.get() == 0 || too_long()
+                        conversation().is_none() || too_long() || drafts.uploading()
+                            || (length.get() == 0 && drafts.is_empty())
                     }
                 >
                     "Send"
@@ -480,5 +656,69 @@ fn Composer() -> impl IntoView {
                 }}
             </p>
         </form>
+    }
+}
+
+/// One file of the message being written: its name and size, then a progress bar and Cancel
+/// while it uploads, "Ready" once stored, or what went wrong with Retry or Remove.
+#[component]
+fn DraftLine(draft: Draft) -> impl IntoView {
+    let drafts = expect_context::<Drafts>();
+    let store = expect_context::<ChatStore>();
+    let key = draft.key;
+    let name = draft.name.clone();
+    let remove = move |_| drafts.remove(key);
+    let state = draft.state.as_str();
+    let status = match draft.state {
+        DraftState::Uploading(fraction) => {
+            let label = format!("Uploading {name}");
+            view! {
+                <progress max="100" value=(fraction * 100.0).round() aria-label=label></progress>
+                <button type="button" class="secondary" on:click=remove>
+                    "Cancel"
+                </button>
+            }
+            .into_any()
+        }
+        DraftState::Stored(_) => view! {
+            <span class="draft-ready">"Ready"</span>
+            <button type="button" class="secondary" on:click=remove>
+                "Remove"
+            </button>
+        }
+        .into_any(),
+        DraftState::Failed(reason) => {
+            let retry = move |_| {
+                #[cfg(feature = "hydrate")]
+                if let Some(id) = store.active.with_untracked(|a| a.as_ref().map(|a| a.id)) {
+                    drafts.retry(key, id);
+                }
+            };
+            view! {
+                <span class="draft-problem" role="alert">{reason}</span>
+                <button type="button" class="secondary" on:click=retry>
+                    "Retry"
+                </button>
+                <button type="button" class="secondary" on:click=remove>
+                    "Remove"
+                </button>
+            }
+            .into_any()
+        }
+        DraftState::Refused(reason) => view! {
+            <span class="draft-problem" role="alert">{reason}</span>
+            <button type="button" class="secondary" on:click=remove>
+                "Remove"
+            </button>
+        }
+        .into_any(),
+    };
+    let _ = store;
+    view! {
+        <li class="draft" data-state=state>
+            <span class="draft-name">{draft.name}</span>
+            <span class="draft-size">{format_size(draft.size)}</span>
+            {status}
+        </li>
     }
 }

@@ -5,6 +5,7 @@
 //! moving between conversations; the conversation itself is
 //! [`conversation::ConversationView`].
 
+pub mod attach;
 pub mod conversation;
 pub mod links;
 pub mod live;
