@@ -4,6 +4,7 @@
 import { chromium } from "@playwright/test";
 import { fileURLToPath } from "node:url";
 import { dirname, join } from "node:path";
+import { PDF, png } from "./fixtures.mjs";
 
 const base = process.env.BASE_URL ?? "http://127.0.0.1:3000";
 const out = join(dirname(fileURLToPath(import.meta.url)), "..", "docs", "screenshot.png");
@@ -47,6 +48,24 @@ await say(customer, "Hi! Is the blue glazed vase still available?");
 await say(seller, "Hello Bob, yes it is. It's 24 cm tall, hand-thrown.");
 await say(customer, "Lovely. Could you ship it to Lyon by Friday?");
 await say(seller, "I can post it tomorrow morning, tracked.\nShipping to France is €9.");
+
+// The seller sends a photo of the vase and the invoice.
+const vase = png(480, 360, (x, y) => {
+  const inBody = (x - 240) ** 2 + (y - 220) ** 2 < 115 ** 2;
+  const inNeck = x > 205 && x < 275 && y > 60 && y < 140;
+  if (inBody || inNeck) {
+    const shade = Math.max(0, 1 - Math.abs(x - 215) / 160);
+    return [30 + 60 * shade, 70 + 80 * shade, 150 + 90 * shade];
+  }
+  return y > 320 ? [196, 170, 130] : [246, 240, 228];
+});
+await seller.getByLabel("Attach files").setInputFiles([
+  { name: "blue-vase.png", mimeType: "image/png", buffer: vase },
+  { name: "invoice-1042.pdf", mimeType: "application/pdf", buffer: PDF },
+]);
+await seller.locator('.draft[data-state="stored"]').nth(1).waitFor();
+await say(seller, "Here it is, and the invoice.");
+await customer.getByRole("img", { name: "blue-vase.png" }).waitFor();
 await customer.getByLabel("Message", { exact: true }).pressSequentially("Perfect, I'll", { delay: 40 });
 await seller.locator(".typing", { hasText: "typing" }).waitFor();
 

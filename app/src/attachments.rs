@@ -97,9 +97,11 @@ pub async fn find_for_download(
         return Ok(None);
     };
     let visible = if row.message_id.is_some() {
-        conversations::find_for_member(db, user, ConversationId(row.conversation_id))
-            .await
-            .is_ok()
+        match conversations::find_for_member(db, user, ConversationId(row.conversation_id)).await {
+            Ok(_) => true,
+            Err(conversations::ConversationsError::Database(error)) => return Err(error),
+            Err(_) => false,
+        }
     } else {
         row.uploader_id == user.0
     };

@@ -156,6 +156,17 @@ impl FileName {
         &self.0
     }
 
+    /// This name if its extension is one of `allowed` (lower case, without dots), else the
+    /// name with `.{canonical}` added: what the file is shows in its name, so a download is
+    /// never opened as something else (`run.bat` holding text becomes `run.bat.txt`).
+    #[must_use]
+    pub fn with_extension_of(self, allowed: &[&str], canonical: &str) -> Self {
+        match self.extension() {
+            Some(extension) if allowed.contains(&extension.as_str()) => self,
+            _ => Self::sanitise(&format!("{}.{canonical}", self.0)),
+        }
+    }
+
     /// The extension, lower case, without the dot (`"pdf"`), if there is one.
     pub fn extension(&self) -> Option<String> {
         self.0
@@ -508,6 +519,17 @@ mod tests {
             Some("jpg")
         );
         assert_eq!(FileName::sanitise("README").extension(), None);
+        let named = |name: &str| {
+            FileName::sanitise(name)
+                .with_extension_of(&["txt", "md"], "txt")
+                .as_str()
+                .to_owned()
+        };
+        assert_eq!(named("notes.TXT"), "notes.TXT");
+        assert_eq!(named("run.bat"), "run.bat.txt");
+        assert_eq!(named("README"), "README.txt");
+        let long = named(&format!("{}.html", "x".repeat(300)));
+        assert!(long.ends_with(".txt"), "{long}");
     }
 
     #[test]

@@ -1,51 +1,8 @@
 // Issue 4: images and files in conversations, between two real browsers.
 import { expect, test } from "@playwright/test";
-import { deflateSync } from "node:zlib";
 import { readFileSync } from "node:fs";
+import { PDF, png } from "../fixtures.mjs";
 import { PASSWORD, composer, hydrated, messages, openConversation, signUp } from "./helpers";
-
-/** A real PNG of the given size: a colour gradient, so that it decodes into something. */
-function png(width: number, height: number): Buffer {
-  const crcTable = Array.from({ length: 256 }, (_, n) => {
-    let c = n;
-    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
-    return c >>> 0;
-  });
-  const crc32 = (data: Buffer) => {
-    let c = 0xffffffff;
-    for (const byte of data) c = crcTable[(c ^ byte) & 0xff] ^ (c >>> 8);
-    return (c ^ 0xffffffff) >>> 0;
-  };
-  const chunk = (type: string, data: Buffer) => {
-    const length = Buffer.alloc(4);
-    length.writeUInt32BE(data.length);
-    const body = Buffer.concat([Buffer.from(type, "ascii"), data]);
-    const crc = Buffer.alloc(4);
-    crc.writeUInt32BE(crc32(body));
-    return Buffer.concat([length, body, crc]);
-  };
-  const header = Buffer.alloc(13);
-  header.writeUInt32BE(width, 0);
-  header.writeUInt32BE(height, 4);
-  header.set([8, 2, 0, 0, 0], 8);
-  const rows = [];
-  for (let y = 0; y < height; y++) {
-    const row = Buffer.alloc(1 + width * 3);
-    for (let x = 0; x < width; x++) row.set([(x * 4) % 256, (y * 5) % 256, 160], 1 + x * 3);
-    rows.push(row);
-  }
-  return Buffer.concat([
-    Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
-    chunk("IHDR", header),
-    chunk("IDAT", deflateSync(Buffer.concat(rows))),
-    chunk("IEND", Buffer.alloc(0)),
-  ]);
-}
-
-const PDF = Buffer.from(
-  "%PDF-1.4\n1 0 obj << /Type /Catalog /Pages 2 0 R >> endobj\n" +
-    "2 0 obj << /Type /Pages /Kids [] /Count 0 >> endobj\ntrailer << /Root 1 0 R >>\n%%EOF\n",
-);
 
 test("an image and a PDF go from one browser to the other, live and in history", async ({ browser }) => {
   const cleo = await signUp(browser, "cleo", "Cleo Potter");
@@ -118,7 +75,7 @@ test("an image and a PDF go from one browser to the other, live and in history",
   expect(dan.cspViolations).toEqual([]);
 });
 
-test("a file too large for the server is refused before it is uploaded, and a failed upload can be retried", async ({ browser }) => {
+test("a file too large is refused before it is uploaded, and one the server refuses is not sent", async ({ browser }) => {
   const cleo = await signUp(browser, "cleo", "Cleo Potter");
   const dan = await signUp(browser, "dan", "Dan Client");
   await openConversation(cleo, dan);
@@ -133,7 +90,8 @@ test("a file too large for the server is refused before it is uploaded, and a fa
   // A file that claims to be an image but is not: the server says so, and nothing is sent.
   await attach.setInputFiles({ name: "broken.png", mimeType: "image/png", buffer: png(8, 8).subarray(0, 40) });
   await expect(drafts.getByRole("alert")).toHaveText("broken.png: it is not a valid image");
-  await expect(drafts.getByRole("button", { name: "Retry" })).toBeVisible();
+  // The same bytes would be refused again: no Retry, only Remove.
+  await expect(drafts.getByRole("button", { name: "Retry" })).toHaveCount(0);
   await composer(cleo.page).fill("with a broken file");
   await composer(cleo.page).press("Enter");
   await expect(cleo.page.locator(".composer .field-error")).toHaveText(
@@ -143,4 +101,60 @@ test("a file too large for the server is refused before it is uploaded, and a fa
   await drafts.getByRole("button", { name: "Remove" }).click();
   await composer(cleo.page).press("Enter");
   await expect(messages(cleo.page, "with a broken file")).toHaveCount(1);
+});
+
+test("files can be dropped and pasted, an upload can be cancelled, and one the network dropped retried", async ({ browser }) => {
+  const erin = await signUp(browser, "erin", "Erin Shop");
+  const finn = await signUp(browser, "finn", "Finn Buyer");
+  await openConversation(erin, finn);
+  await openConversation(finn, erin);
+  const page = erin.page;
+  const drafts = page.getByRole("list", { name: "Files to send" });
+  const uploads = /\/files\?/;
+
+  // A file dropped on the conversation.
+  await page.evaluate(() => {
+    const data = new DataTransfer();
+    data.items.add(new File(["notes from the call"], "dropped.txt", { type: "text/plain" }));
+    document
+      .querySelector(".conversation-view")!
+      .dispatchEvent(new DragEvent("drop", { dataTransfer: data, bubbles: true, cancelable: true }));
+  });
+  await expect(drafts.locator('.draft[data-state="stored"]')).toHaveCount(1);
+
+  // An image pasted into the message box.
+  await page.evaluate((bytes) => {
+    const data = new DataTransfer();
+    data.items.add(new File([new Uint8Array(bytes)], "pasted.png", { type: "image/png" }));
+    document
+      .querySelector("#composer-input")!
+      .dispatchEvent(new ClipboardEvent("paste", { clipboardData: data, bubbles: true, cancelable: true }));
+  }, [...png(32, 32)]);
+  await expect(drafts.locator('.draft[data-state="stored"]')).toHaveCount(2);
+
+  // An upload that hangs can be cancelled; it is gone, and the message can't wait for it.
+  await page.route(uploads, () => {});
+  await page.getByLabel("Attach files").setInputFiles({ name: "slow.pdf", mimeType: "application/pdf", buffer: PDF });
+  const slow = drafts.locator(".draft", { hasText: "slow.pdf" });
+  await expect(slow).toHaveAttribute("data-state", "uploading");
+  await expect(page.getByRole("button", { name: "Send" })).toBeDisabled();
+  await slow.getByRole("button", { name: "Cancel" }).click();
+  await expect(slow).toHaveCount(0);
+  await page.unroute(uploads);
+
+  // An upload the network drops says so, and goes through when retried.
+  await page.route(uploads, (route) => route.abort("connectionreset"), { times: 1 });
+  await page.getByLabel("Attach files").setInputFiles({ name: "retry.pdf", mimeType: "application/pdf", buffer: PDF });
+  const retried = drafts.locator(".draft", { hasText: "retry.pdf" });
+  await expect(retried.getByRole("alert")).toHaveText("retry.pdf could not be uploaded: the connection failed.");
+  await retried.getByRole("button", { name: "Retry" }).click();
+  await expect(retried).toHaveAttribute("data-state", "stored");
+
+  await composer(page).fill("Three files for you");
+  await composer(page).press("Enter");
+  const received = messages(finn.page, "Three files for you");
+  await expect(received.getByRole("img", { name: "pasted.png" })).toBeVisible();
+  await expect(received.getByRole("link", { name: /dropped\.txt/ })).toBeVisible();
+  await expect(received.getByRole("link", { name: /retry\.pdf/ })).toBeVisible();
+  await expect(received.getByRole("link", { name: /slow\.pdf/ })).toHaveCount(0);
 });

@@ -22,8 +22,10 @@ use app::uploads::FileKind;
 pub const THUMBNAIL_SIZE: u32 = 400;
 /// Largest image side accepted, in pixels.
 const MAX_SIDE: u32 = 12_000;
-/// Most memory one decode may allocate.
-const MAX_DECODE_BYTES: u64 = 512 * 1024 * 1024;
+/// Most pixels an image may have (40 megapixels: more than any phone camera).
+const MAX_PIXELS: u64 = 40_000_000;
+/// Most memory the decoded pixels may take.
+const MAX_DECODE_BYTES: u64 = 256 * 1024 * 1024;
 const JPEG_QUALITY: u8 = 88;
 const THUMBNAIL_QUALITY: u8 = 80;
 
@@ -45,7 +47,9 @@ pub struct Processed {
 pub enum ImageProblem {
     #[error("it is not a valid image")]
     Undecodable,
-    #[error("it is too large to process: at most {MAX_SIDE} pixels a side")]
+    #[error(
+        "the image is too large to process: at most {MAX_SIDE} pixels a side and 40 megapixels"
+    )]
     TooLarge,
     #[error("the image could not be processed")]
     Failed(#[source] ImageError),
@@ -84,6 +88,13 @@ pub fn process(source: &Path, kind: FileKind) -> Result<Processed, ImageProblem>
     limits.max_alloc = Some(MAX_DECODE_BYTES);
     reader.limits(limits);
     let mut decoder = reader.into_decoder()?;
+    // The header gives the size: refuse what would decode into too much memory before a single
+    // pixel is decoded (a few kilobytes of PNG can claim gigabytes).
+    let (width, height) = decoder.dimensions();
+    if u64::from(width) * u64::from(height) > MAX_PIXELS || decoder.total_bytes() > MAX_DECODE_BYTES
+    {
+        return Err(ImageProblem::TooLarge);
+    }
     // A photo taken sideways is stored upright, since the tag that says so goes with the rest.
     let orientation = decoder.orientation()?;
     let mut image = DynamicImage::from_decoder(decoder)?;
@@ -92,7 +103,7 @@ pub fn process(source: &Path, kind: FileKind) -> Result<Processed, ImageProblem>
     let cleaned = match format {
         ImageFormat::Gif => None,
         _ => {
-            let path = source.with_extension("clean");
+            let path = cleaned_path(source);
             write_clean(&image, format, &path)?;
             Some(path)
         }
@@ -105,6 +116,11 @@ pub fn process(source: &Path, kind: FileKind) -> Result<Processed, ImageProblem>
         thumbnail,
         thumbnail_type,
     })
+}
+
+/// Where the cleaned copy of the upload at `source` is written.
+pub fn cleaned_path(source: &Path) -> PathBuf {
+    source.with_extension("clean")
 }
 
 /// Re-encodes the pixels alone: whatever metadata the upload had is not carried over.

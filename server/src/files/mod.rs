@@ -28,6 +28,7 @@ use axum::{
     routing::{get, post},
 };
 use futures::StreamExt;
+use sea_orm::DatabaseConnection;
 use serde::Deserialize;
 use tokio::{io::AsyncWriteExt, sync::Semaphore};
 
@@ -36,7 +37,7 @@ use app::{
     attachments::{self, NewAttachment},
     conversations,
     error::AppError,
-    model::{AttachmentId, AttachmentView, ConversationId, FileName},
+    model::{AttachmentId, AttachmentView, ConversationId, FileName, UserId},
     state::AppState,
     uploads::{FileKind, UploadRules},
 };
@@ -72,6 +73,10 @@ impl FileService {
     /// The storage can't be opened or the directory created.
     pub fn new(config: &FilesConfig) -> anyhow::Result<Self> {
         let tmp_dir = config.data_dir.join("tmp");
+        // Whatever is there was left by a process that stopped mid-upload.
+        if tmp_dir.exists() {
+            std::fs::remove_dir_all(&tmp_dir)?;
+        }
         std::fs::create_dir_all(&tmp_dir)?;
         Ok(Self {
             storage: Storage::from_config(config)?,
@@ -104,14 +109,14 @@ struct UploadQuery {
     name: String,
 }
 
-/// A temporary file that is removed however the request ends.
+/// A temporary file (and its cleaned copy) that is removed however the upload ends.
 struct TempFile(PathBuf);
 
 impl Drop for TempFile {
     fn drop(&mut self) {
-        // Small and local: a blocking unlink is cheaper than a task.
+        // Two unlinks in a local directory: cheaper than handing them to another thread.
         let _ = std::fs::remove_file(&self.0);
-        let _ = std::fs::remove_file(self.0.with_extension("clean"));
+        let _ = std::fs::remove_file(images::cleaned_path(&self.0));
     }
 }
 
@@ -128,19 +133,17 @@ async fn upload(
     let user = auth.user.ok_or(AppError::Unauthorized)?;
     state.limits.upload(user.id)?;
     let Query(query) = query.map_err(|rejection| AppError::BadRequest(rejection.body_text()))?;
-    let too_large = AppError::PayloadTooLarge {
-        limit_bytes: files.rules.max_bytes,
-    };
     let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|value| value.to_str().ok())
         .and_then(|value| value.parse::<u64>().ok());
     if declared.is_some_and(|length| length > files.rules.max_bytes) {
-        return Err(too_large);
+        return Err(AppError::PayloadTooLarge {
+            limit_bytes: files.rules.max_bytes,
+        });
     }
     let conversation_id = ConversationId(query.conversation_id);
     conversations::find_for_member(&state.db, user.id, conversation_id).await?;
-    let name = FileName::sanitise(&query.name);
 
     let temp = TempFile(
         files
@@ -148,28 +151,67 @@ async fn upload(
             .join(uuid::Uuid::new_v4().simple().to_string()),
     );
     let received = receive(body, &temp, files.rules.max_bytes).await?;
+    let upload = Upload {
+        conversation_id,
+        uploader: user.id,
+        name: FileName::sanitise(&query.name),
+        temp,
+        received,
+    };
+    // From here on the work finishes even if the client goes away (a cancelled upload): a task
+    // of its own owns the temporary file, the image job and the objects, so nothing is left
+    // half done.
+    let view = tokio::spawn(store(files, state.db.clone(), upload))
+        .await
+        .map_err(|error| AppError::internal(&error))??;
+    Ok((StatusCode::CREATED, Json(view)))
+}
+
+/// A received upload, to be checked and stored.
+struct Upload {
+    conversation_id: ConversationId,
+    uploader: UserId,
+    name: FileName,
+    temp: TempFile,
+    received: Received,
+}
+
+/// Checks the type, processes an image, stores the objects and records the attachment.
+async fn store(
+    files: FileService,
+    db: DatabaseConnection,
+    upload: Upload,
+) -> Result<AttachmentView, AppError> {
+    let Upload {
+        conversation_id,
+        uploader,
+        name,
+        temp,
+        received,
+    } = upload;
     if received.size == 0 {
         return Err(AppError::invalid(
             "file",
             format!("{} is empty", name.as_str()),
         ));
     }
-    let mime = sniff::detect(&received.head, received.is_text, &name)
+    let detected = sniff::detect(&received.head, received.is_text, &name)
         .and_then(|mime| FileKind::from_mime_type(mime).map(|kind| (mime, kind)))
         .filter(|(_, kind)| files.rules.kinds.contains(kind));
-    let Some((content_type, kind)) = mime else {
+    let Some((content_type, kind)) = detected else {
         return Err(AppError::UnsupportedMediaType(format!(
             "{}: this file type is not allowed",
             name.as_str()
         )));
     };
+    // The name a download gets ends in what the file is: a text file called `run.bat` is
+    // offered as `run.bat.txt`, never as something a computer would run.
+    let name = name.with_extension_of(kind.extensions(), sniff::extension(content_type));
 
-    let mut stored_file = temp.0.clone();
-    let mut thumbnail = None;
-    let mut dimensions = None;
-    if kind.is_image() {
-        let processed =
-            process_image(&files, &temp.0, kind)
+    // The temporary file lives until the end of this function: the bytes are stored from it.
+    let (_temp, stored_file, dimensions, thumbnail) = if kind.is_image() {
+        let (processed, temp) =
+            process_image(&files, temp, kind)
                 .await
                 .map_err(|problem| match problem {
                     ImageProblem::Undecodable => {
@@ -180,24 +222,33 @@ async fn upload(
                     }
                     ImageProblem::Failed(ref error) => AppError::internal(error),
                 })?;
-        if let Some(cleaned) = processed.cleaned {
-            stored_file = cleaned;
-        }
-        dimensions = Some((processed.width, processed.height));
-        thumbnail = Some((processed.thumbnail, processed.thumbnail_type));
-    }
+        let file = processed.cleaned.clone().unwrap_or_else(|| temp.0.clone());
+        let thumbnail = (processed.thumbnail, processed.thumbnail_type);
+        (
+            temp,
+            file,
+            Some((processed.width, processed.height)),
+            Some(thumbnail),
+        )
+    } else {
+        let file = temp.0.clone();
+        (temp, file, None, None)
+    };
+
     let size_bytes = tokio::fs::metadata(&stored_file)
         .await
         .map_err(|error| AppError::internal(&error))?
         .len();
-
+    if size_bytes > files.rules.max_bytes {
+        return Err(AppError::invalid(
+            "file",
+            format!("{}: the image is too large once processed", name.as_str()),
+        ));
+    }
     let storage_key = Storage::new_key("files");
     let thumbnail_key = thumbnail.as_ref().map(|(_, mime)| {
-        format!(
-            "{}.{}",
-            Storage::new_key("thumbnails"),
-            if *mime == "image/png" { "png" } else { "jpg" }
-        )
+        let extension = if *mime == "image/png" { "png" } else { "jpg" };
+        format!("{}.{extension}", Storage::new_key("thumbnails"))
     });
     let stored = store_objects(
         &files.storage,
@@ -213,7 +264,7 @@ async fn upload(
     }
     let new = NewAttachment {
         conversation_id,
-        uploader: user.id,
+        uploader,
         storage_key: storage_key.clone(),
         thumbnail_key: thumbnail_key.clone(),
         file_name: name,
@@ -221,8 +272,8 @@ async fn upload(
         size_bytes,
         dimensions,
     };
-    match attachments::create(&state.db, new).await {
-        Ok(view) => Ok((StatusCode::CREATED, Json(view))),
+    match attachments::create(&db, new).await {
+        Ok(view) => Ok(view),
         Err(error) => {
             delete_objects(&files.storage, &storage_key, thumbnail_key.as_deref()).await;
             Err(AppError::internal(&error))
@@ -273,21 +324,31 @@ async fn receive(body: Body, temp: &TempFile, limit: u64) -> Result<Received, Ap
     Ok(received)
 }
 
-/// Runs [`images::process`] on the blocking pool, a few at a time.
+/// Runs [`images::process`] on the blocking pool, at most [`IMAGE_JOBS`] at a time. The job
+/// holds its permit and the temporary file until it is done, whatever happens to the request;
+/// the file comes back for the caller to keep until the bytes are stored.
 async fn process_image(
     files: &FileService,
-    path: &std::path::Path,
+    temp: TempFile,
     kind: FileKind,
-) -> Result<images::Processed, ImageProblem> {
-    let _permit = files
+) -> Result<(images::Processed, TempFile), ImageProblem> {
+    let permit = files
         .images
-        .acquire()
+        .clone()
+        .acquire_owned()
         .await
-        .map_err(|_| ImageProblem::Undecodable)?;
-    let path = path.to_owned();
-    tokio::task::spawn_blocking(move || images::process(&path, kind))
-        .await
-        .map_err(|_| ImageProblem::Undecodable)?
+        .map_err(|error| {
+            ImageProblem::Failed(image::ImageError::IoError(std::io::Error::other(error)))
+        })?;
+    tokio::task::spawn_blocking(move || {
+        let _permit = permit;
+        let processed = images::process(&temp.0, kind)?;
+        Ok((processed, temp))
+    })
+    .await
+    .map_err(|error| {
+        ImageProblem::Failed(image::ImageError::IoError(std::io::Error::other(error)))
+    })?
 }
 
 async fn store_objects(
@@ -383,8 +444,16 @@ async fn serve(
     disposition: &str,
 ) -> Result<Response, AppError> {
     let stream = files.storage.get(key).await.map_err(|error| {
-        tracing::error!(%error, key, "a recorded file is missing from storage");
-        AppError::NotFound
+        let missing = matches!(
+            error.downcast_ref::<object_store::Error>(),
+            Some(object_store::Error::NotFound { .. })
+        );
+        if missing {
+            tracing::error!(%error, key, "a recorded file is missing from storage");
+            AppError::NotFound
+        } else {
+            AppError::internal(error.as_ref())
+        }
     })?;
     let mut response = Body::from_stream(stream).into_response();
     let headers = response.headers_mut();

@@ -49,7 +49,11 @@ impl TextCheck {
 /// when it is nothing Parley knows. A text file is `text/csv` when its name says so; the name
 /// never makes anything else text.
 pub fn detect(head: &[u8], is_text: bool, name: &FileName) -> Option<&'static str> {
-    if let Some(found) = infer::get(head) {
+    // Some signatures are two bytes (`BM`, `#!`): text that happens to start with them is
+    // still text, unless the signature is of a kind Parley accepts.
+    if let Some(found) = infer::get(head)
+        && (!is_text || FileKind::from_mime_type(found.mime_type()).is_some())
+    {
         return Some(found.mime_type());
     }
     if is_text {
@@ -60,6 +64,26 @@ pub fn detect(head: &[u8], is_text: bool, name: &FileName) -> Option<&'static st
         });
     }
     None
+}
+
+/// The usual extension of a file of this MIME type, for names that lack a fitting one.
+pub fn extension(mime: &str) -> &'static str {
+    match mime {
+        "image/jpeg" => "jpg",
+        "image/png" => "png",
+        "image/gif" => "gif",
+        "image/webp" => "webp",
+        "application/pdf" => "pdf",
+        "text/csv" => "csv",
+        "application/zip" => "zip",
+        "application/vnd.openxmlformats-officedocument.wordprocessingml.document" => "docx",
+        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet" => "xlsx",
+        "application/vnd.openxmlformats-officedocument.presentationml.presentation" => "pptx",
+        "application/msword" => "doc",
+        "application/vnd.ms-excel" => "xls",
+        "application/vnd.ms-powerpoint" => "ppt",
+        _ => "txt",
+    }
 }
 
 #[cfg(test)]
@@ -95,6 +119,24 @@ mod tests {
             Some("text/plain")
         );
         assert_eq!(detect(b"\x01\x02\x03", false, &name("blob.bin")), None);
+        // Text that starts like a bitmap or a script is still text.
+        assert_eq!(
+            detect(b"BM is my initials", true, &name("a.txt")),
+            Some("text/plain")
+        );
+        assert_eq!(
+            detect(b"#!/bin/sh\necho", true, &name("a.txt")),
+            Some("text/plain")
+        );
+    }
+
+    #[test]
+    fn every_accepted_type_has_its_extension() {
+        for kind in FileKind::ALL {
+            for mime in kind.mime_types() {
+                assert!(kind.extensions().contains(&extension(mime)), "{mime}");
+            }
+        }
     }
 
     /// The start of a ZIP archive whose first entry is `entry`.

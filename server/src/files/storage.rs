@@ -14,6 +14,9 @@ use tokio::io::AsyncWriteExt;
 
 use crate::config::FilesConfig;
 
+/// Bytes buffered before a part is written.
+const PART_BYTES: usize = 5 * 1024 * 1024;
+
 /// The object store, shared by every request.
 #[derive(Debug, Clone)]
 pub struct Storage {
@@ -58,7 +61,9 @@ impl Storage {
     /// Reading the file or writing the store failed; nothing is left under `key`.
     pub async fn put_file(&self, key: &str, file: &FsPath) -> anyhow::Result<()> {
         let mut source = tokio::fs::File::open(file).await?;
-        let mut writer = BufWriter::new(self.store.clone(), Path::from(key));
+        // At most two 5 MiB parts in memory at once (5 MiB: S3's smallest multipart part).
+        let mut writer = BufWriter::with_capacity(self.store.clone(), Path::from(key), PART_BYTES)
+            .with_max_concurrency(2);
         let copied = tokio::io::copy(&mut source, &mut writer).await;
         match copied {
             Ok(_) => Ok(writer.shutdown().await?),

@@ -3,6 +3,8 @@
 
 use std::{io::Cursor, sync::Arc};
 
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
 use futures::stream;
 use image::{DynamicImage, ImageFormat, RgbImage, RgbaImage};
 use reqwest::StatusCode;
@@ -71,6 +73,43 @@ fn jpeg_with_exif(width: u32, height: u32, orientation: u16) -> Vec<u8> {
     out.extend_from_slice(&app1);
     out.extend_from_slice(&jpeg[2..]);
     out
+}
+
+/// The start of a PNG whose header claims this size in 16-bit RGBA, with no real pixel data.
+fn png_claiming(width: u32, height: u32) -> Vec<u8> {
+    let mut header = Vec::new();
+    header.extend_from_slice(&width.to_be_bytes());
+    header.extend_from_slice(&height.to_be_bytes());
+    header.extend_from_slice(&[16, 6, 0, 0, 0]);
+    let mut chunk = b"IHDR".to_vec();
+    chunk.extend_from_slice(&header);
+    let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
+    png.extend_from_slice(&(header.len() as u32).to_be_bytes());
+    png.extend_from_slice(&chunk);
+    png.extend_from_slice(&crc32(&chunk).to_be_bytes());
+    // An IDAT holding an empty zlib stream: the decoder reads the header up to here.
+    let mut data = b"IDAT".to_vec();
+    data.extend_from_slice(&[0x78, 0x9c, 0x03, 0x00, 0x00, 0x00, 0x00, 0x01]);
+    png.extend_from_slice(&8u32.to_be_bytes());
+    png.extend_from_slice(&data);
+    png.extend_from_slice(&crc32(&data).to_be_bytes());
+    png.extend_from_slice(&[0, 0, 0, 0, b'I', b'E', b'N', b'D', 0xae, 0x42, 0x60, 0x82]);
+    png
+}
+
+fn crc32(data: &[u8]) -> u32 {
+    let mut crc = 0xffff_ffffu32;
+    for byte in data {
+        crc ^= u32::from(*byte);
+        for _ in 0..8 {
+            crc = if crc & 1 == 1 {
+                0xedb8_8320 ^ (crc >> 1)
+            } else {
+                crc >> 1
+            };
+        }
+    }
+    !crc
 }
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
@@ -196,12 +235,27 @@ async fn size_limits(db: TestDb) {
     let (ann, _, _bob, _, conversation) = app.pair().await;
     let before = app.footprint().await;
 
-    // Declared too large: refused before the body is read.
-    let response = ann
-        .upload(&conversation, "big.txt", vec![b'a'; 64 * 1024 + 1])
-        .await;
-    let body = expect_error(response, StatusCode::PAYLOAD_TOO_LARGE).await;
-    assert_eq!(body["detail"]["limit_bytes"], 64 * 1024);
+    // Declared too large: refused before the body is read. Only the headers are sent, and the
+    // answer comes all the same.
+    let mut tcp = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+    let request = format!(
+        "POST /files?conversation_id={}&name=big.txt HTTP/1.1\r\nHost: {}\r\nOrigin: {}\r\n\
+         Cookie: {}\r\nContent-Length: {}\r\n\r\n",
+        conversation.id,
+        app.addr,
+        app.url(""),
+        ann.cookie_header().unwrap(),
+        64 * 1024 + 1
+    );
+    tcp.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = vec![0; 1024];
+    let read = tokio::time::timeout(std::time::Duration::from_secs(5), tcp.read(&mut answer))
+        .await
+        .expect("answered without the body")
+        .unwrap();
+    let answer = String::from_utf8_lossy(&answer[..read]);
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    assert!(answer.contains(r#""limit_bytes":65536"#), "{answer}");
 
     // No length given, and the body grows past the limit: cut off. (Just over the limit in
     // all, so the whole body is sent before the answer comes.)
@@ -270,6 +324,15 @@ for_each_db! {
         // A PDF named .txt is a PDF.
         let pdf = ann.upload_ok(&conversation, "notes.txt", PDF.to_vec()).await;
         assert_eq!(pdf.content_type, "application/pdf");
+        assert_eq!(pdf.file_name, "notes.txt.pdf");
+
+        // A few bytes of PNG that claim 7,000 × 7,000 pixels of 16-bit colour (over a
+        // gigabyte decoded) are refused from the header, before any decoding.
+        let response = ann.upload(&conversation, "bomb.png", png_claiming(7_000, 7_000)).await;
+        let body = expect_error(response, StatusCode::UNPROCESSABLE_ENTITY).await;
+        let message = body["detail"][0]["message"].as_str().unwrap();
+        assert!(message.contains("too large to process"), "{body}");
+        assert_eq!(app.footprint().await.attachments, before.attachments + 3);
     }
 }
 
@@ -290,12 +353,14 @@ for_each_db! {
     async fn file_names_are_sanitised(app) {
         let (ann, _, _bob, _, conversation) = app.pair().await;
         let cases = [
-            ("../../etc/passwd", "passwd"),
+            ("../../etc/passwd", "passwd.txt"),
             ("C:\\Windows\\System32\\evil.txt", "evil.txt"),
             ("naïve résumé ✓.txt", "naïve résumé ✓.txt"),
-            ("report\u{202E}txt.exe", "reporttxt.exe"),
+            // The name ends in what the file is, whatever it claimed to be.
+            ("report\u{202E}txt.exe", "reporttxt.exe.txt"),
+            ("run.bat", "run.bat.txt"),
             ("<img src=x onerror=alert(1)>.txt", "<img src=x onerror=alert(1)>.txt"),
-            ("..", "file"),
+            ("..", "file.txt"),
         ];
         for (given, kept) in cases {
             let uploaded = ann.upload_ok(&conversation, given, b"hello".to_vec()).await;

@@ -47,12 +47,17 @@ async fn login_from(
         .unwrap()
 }
 
-fn assert_rate_limited(status: StatusCode, retry_after: Option<&str>, body: &serde_json::Value) {
-    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+/// Asserts a 429 whose body and `Retry-After` header agree on a wait of 1 to 60 seconds.
+async fn assert_rate_limited(response: reqwest::Response) {
+    let retry_after = response
+        .headers()
+        .get("retry-after")
+        .map(|v| v.to_str().unwrap().to_owned());
+    let body = expect_error(response, StatusCode::TOO_MANY_REQUESTS).await;
     assert_eq!(body["error"], "rate_limited");
     let seconds = body["detail"]["retry_after_secs"].as_u64().unwrap();
     assert!((1..=60).contains(&seconds), "{body}");
-    assert_eq!(retry_after, Some(seconds.to_string().as_str()));
+    assert_eq!(retry_after, Some(seconds.to_string()));
 }
 
 async fn sign_in_limits(db: TestDb) {
@@ -68,13 +73,7 @@ async fn sign_in_limits(db: TestDb) {
     // ...after which even the right password is refused there, for any account.
     for username in ["ann", "bob"] {
         let response = login_from(&app, "203.0.113.1", username, PASSWORD).await;
-        let status = response.status();
-        let retry_after = response
-            .headers()
-            .get("retry-after")
-            .map(|v| v.to_str().unwrap().to_owned());
-        let body: serde_json::Value = response.json().await.unwrap();
-        assert_rate_limited(status, retry_after.as_deref(), &body);
+        assert_rate_limited(response).await;
     }
     // Ann's username has one attempt left; another address spends it, then Ann is protected
     // from every address.
@@ -254,13 +253,7 @@ async fn upload_limits(db: TestDb) {
     }
     let before = app.footprint().await;
     let response = ann.upload(&conversation, "3.txt", b"x".to_vec()).await;
-    let status = response.status();
-    let retry_after = response
-        .headers()
-        .get("retry-after")
-        .map(|v| v.to_str().unwrap().to_owned());
-    let body: serde_json::Value = response.json().await.unwrap();
-    assert_rate_limited(status, retry_after.as_deref(), &body);
+    assert_rate_limited(response).await;
     assert_eq!(app.footprint().await, before, "nothing was kept");
     // Bob has his own budget.
     bob.upload_ok(&conversation, "bob.txt", b"x".to_vec()).await;
@@ -300,13 +293,7 @@ async fn password_change_limits(db: TestDb) {
         );
     }
     let response = attempt(PASSWORD).await;
-    let status = response.status();
-    let retry_after = response
-        .headers()
-        .get("retry-after")
-        .map(|v| v.to_str().unwrap().to_owned());
-    let body: serde_json::Value = response.json().await.unwrap();
-    assert_rate_limited(status, retry_after.as_deref(), &body);
+    assert_rate_limited(response).await;
     // The budget is the username's, shared with signing in.
     assert_eq!(
         login_from(&app, "198.51.100.9", "ann", PASSWORD)

@@ -108,24 +108,26 @@ impl Drafts {
     /// Forgets every file, cancelling uploads still running (after sending, or when another
     /// conversation opens).
     pub fn clear(&self) {
+        // Dropping a handle stops its upload.
         #[cfg(feature = "hydrate")]
-        self.handles.update_value(|handles| {
-            for handle in handles.values() {
-                handle.cancel();
-            }
-            handles.clear();
-        });
+        self.handles.update_value(std::collections::HashMap::clear);
         self.items.set(Vec::new());
         self.notice.set(None);
+    }
+
+    /// Stops every upload still running, without touching the list: for when the page that
+    /// shows it goes away (its signals may already be gone).
+    pub fn stop_uploads(&self) {
+        #[cfg(feature = "hydrate")]
+        self.handles
+            .try_update_value(std::collections::HashMap::clear);
     }
 
     /// Removes one file, cancelling its upload if it is running.
     pub fn remove(&self, key: u64) {
         #[cfg(feature = "hydrate")]
         self.handles.update_value(|handles| {
-            if let Some(handle) = handles.remove(&key) {
-                handle.cancel();
-            }
+            handles.remove(&key);
         });
         self.items
             .update(|items| items.retain(|item| item.key != key));
@@ -155,22 +157,15 @@ mod browser {
     use super::{Draft, DraftState, Drafts};
     use crate::{
         error::AppError,
-        model::{AttachmentView, ConversationId, MAX_ATTACHMENTS_PER_MESSAGE},
+        model::{ConversationId, MAX_ATTACHMENTS_PER_MESSAGE},
         uploads::format_size,
     };
 
-    /// A file's browser objects.
+    /// A file's browser objects. Dropping it stops its upload.
     pub(super) struct Handle {
         file: File,
-        upload: Option<Upload>,
-    }
-
-    impl Handle {
-        pub(super) fn cancel(&self) {
-            if let Some(upload) = &self.upload {
-                let _ = upload.xhr.abort();
-            }
-        }
+        /// Held for its `Drop`, which stops the request.
+        _upload: Option<Upload>,
     }
 
     /// A running request and the callbacks it calls, which must live as long as it does.
@@ -179,6 +174,18 @@ mod browser {
         _progress: Closure<dyn FnMut(ProgressEvent)>,
         _loaded: Closure<dyn FnMut()>,
         _failed: Closure<dyn FnMut()>,
+    }
+
+    impl Drop for Upload {
+        /// The request must never call a callback that is gone: unhook them, then stop it.
+        fn drop(&mut self) {
+            self.xhr.set_onload(None);
+            self.xhr.set_onerror(None);
+            if let Ok(upload) = self.xhr.upload() {
+                upload.set_onprogress(None);
+            }
+            let _ = self.xhr.abort();
+        }
     }
 
     fn files_of(list: Option<FileList>) -> Vec<File> {
@@ -295,15 +302,7 @@ mod browser {
                         }
                     });
                 },
-                move |result| {
-                    drafts.set_state(
-                        key,
-                        match result {
-                            Ok(view) => DraftState::Stored(view),
-                            Err(reason) => DraftState::Failed(reason),
-                        },
-                    );
-                },
+                move |outcome| drafts.set_state(key, outcome),
                 name,
             );
             let upload = match started {
@@ -314,19 +313,25 @@ mod browser {
                 }
             };
             self.handles.update_value(|handles| {
-                if let Some(old) = handles.insert(key, Handle { file, upload }) {
-                    old.cancel();
-                }
+                handles.insert(
+                    key,
+                    Handle {
+                        file,
+                        _upload: upload,
+                    },
+                );
             });
         }
     }
 
-    /// Starts `POST /files`; `progress` hears the fraction sent, `done` the outcome, once.
+    /// Starts `POST /files`; `progress` hears the fraction sent, `done` the outcome, once:
+    /// stored, refused for good (the same bytes would be refused again), or failed (worth a
+    /// retry: the network, the server's health, a rate limit).
     fn start(
         conversation: ConversationId,
         file: &File,
         progress: impl Fn(f64) + 'static,
-        done: impl Fn(Result<AttachmentView, String>) + 'static,
+        done: impl Fn(DraftState) + 'static,
         name: String,
     ) -> Result<Upload, String> {
         let cannot = |_| "The upload could not start.".to_owned();
@@ -354,17 +359,21 @@ mod browser {
             Closure::<dyn FnMut()>::new(move || {
                 let status = xhr.status().unwrap_or_default();
                 let body = xhr.response_text().ok().flatten().unwrap_or_default();
-                done(if status == 201 {
-                    serde_json::from_str(&body)
-                        .map_err(|_| "The server's answer could not be read.".to_owned())
-                } else {
-                    Err(failure(&name, status, &body))
+                done(match status {
+                    201 => serde_json::from_str(&body).map_or_else(
+                        |_| DraftState::Failed("The server's answer could not be read.".into()),
+                        DraftState::Stored,
+                    ),
+                    400..=499 if status != 408 && status != 429 => {
+                        DraftState::Refused(failure(&name, status, &body))
+                    }
+                    _ => DraftState::Failed(failure(&name, status, &body)),
                 });
             })
         };
         xhr.set_onload(Some(on_loaded.as_ref().unchecked_ref()));
         let on_failed = Closure::<dyn FnMut()>::new(move || {
-            done(Err(format!(
+            done(DraftState::Failed(format!(
                 "{name} could not be uploaded: the connection failed."
             )));
         });

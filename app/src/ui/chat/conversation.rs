@@ -6,7 +6,7 @@ use leptos_meta::Title;
 use leptos_router::hooks::use_params_map;
 
 use super::{
-    attach::{Draft, DraftState, Drafts},
+    attach::{DraftState, Drafts},
     links::{Segment, segments},
     live::new_client_msg_id,
     store::ChatStore,
@@ -42,6 +42,8 @@ pub fn ConversationView() -> impl IntoView {
     let problem = RwSignal::new(None::<String>);
     let drafts = Drafts::new();
     provide_context(drafts);
+    // Leaving the conversation (or the page) stops its uploads.
+    on_cleanup(move || drafts.stop_uploads());
     // This server's upload rules, for the checks made before uploading.
     Effect::new(move |_| {
         spawn_local(async move {
@@ -172,6 +174,15 @@ fn MessageLog() -> impl IntoView {
             })
         })
     };
+    // An image that finishes loading makes the log taller: a reader at the bottom stays there.
+    provide_context(FollowBottom(Callback::new(move |()| {
+        if near_bottom.get_value()
+            && anchor.get_value().is_none()
+            && let Some(el) = log.get_untracked()
+        {
+            el.set_scroll_top(el.scroll_height());
+        }
+    })));
     Effect::new(move |_| {
         let newest = rendered.with(|rows| {
             rows.last().map(|row| match row {
@@ -288,6 +299,10 @@ fn MessageLog() -> impl IntoView {
     }
 }
 
+/// Keeps the log at the bottom when the reader is there and something grows (an image loads).
+#[derive(Clone, Copy)]
+struct FollowBottom(Callback<()>);
+
 /// One line of the log: a day separator or a message.
 #[component]
 fn RowView(row: Row) -> impl IntoView {
@@ -390,9 +405,22 @@ fn AttachmentLink(file: AttachmentView) -> impl IntoView {
         let (width, height) = thumbnail_size(&file);
         let thumbnail = file.thumbnail_url();
         let title = name.clone();
+        let follow = use_context::<FollowBottom>();
+        let loaded = move |_| {
+            if let Some(FollowBottom(follow)) = follow {
+                follow.run(());
+            }
+        };
         view! {
             <a class="image-attachment" href=url target="_blank" rel="noopener" title=title>
-                <img src=thumbnail alt=name width=width height=height loading="lazy"/>
+                <img
+                    src=thumbnail
+                    alt=name
+                    width=width
+                    height=height
+                    loading="lazy"
+                    on:load=loaded
+                />
             </a>
         }
         .into_any()
@@ -400,7 +428,7 @@ fn AttachmentLink(file: AttachmentView) -> impl IntoView {
         let download = name.clone();
         view! {
             <a class="file-card" href=url download=download>
-                <span class="file-icon" aria-hidden="true">{file_icon(&file.content_type)}</span>
+                <span class="file-icon" aria-hidden="true">{file_badge(&file.content_type)}</span>
                 <span class="file-name">{name}</span>
                 <span class="file-size">{format_size(file.size_bytes)}</span>
             </a>
@@ -421,14 +449,17 @@ fn thumbnail_size(file: &AttachmentView) -> (u32, u32) {
     (fit(width), fit(height))
 }
 
-fn file_icon(content_type: &str) -> &'static str {
+/// The label on a file card: what kind of file it is, in a word.
+fn file_badge(content_type: &str) -> &'static str {
     match content_type {
-        "application/pdf" => "📕",
-        "application/zip" => "🗜️",
-        "text/csv" => "📊",
-        t if t.contains("spreadsheet") || t.contains("excel") => "📊",
-        t if t.contains("presentation") || t.contains("powerpoint") => "📽️",
-        _ => "📄",
+        "application/pdf" => "PDF",
+        "application/zip" => "ZIP",
+        "text/csv" => "CSV",
+        "text/plain" => "TXT",
+        t if t.contains("spreadsheet") || t.contains("excel") => "XLS",
+        t if t.contains("presentation") || t.contains("powerpoint") => "PPT",
+        t if t.contains("word") => "DOC",
+        _ => "FILE",
     }
 }
 
@@ -595,14 +626,11 @@ fn Composer() -> impl IntoView {
             }
         >
             <ul class="drafts" aria-label="Files to send">
-                {move || {
-                    drafts
-                        .items
-                        .get()
-                        .into_iter()
-                        .map(|draft| view! { <DraftLine draft/> })
-                        .collect_view()
-                }}
+                <For
+                    each=move || drafts.items.with(|items| items.iter().map(|d| d.key).collect::<Vec<_>>())
+                    key=|key| *key
+                    children=move |key| view! { <DraftLine key/> }
+                />
             </ul>
             {move || drafts.notice.get().map(|n| view! { <p class="notice" role="status">{n}</p> })}
             <label for="composer-input">"Message"</label>
@@ -660,52 +688,70 @@ fn Composer() -> impl IntoView {
 }
 
 /// One file of the message being written: its name and size, then a progress bar and Cancel
-/// while it uploads, "Ready" once stored, or what went wrong with Retry or Remove.
+/// while it uploads, "Ready" once stored, or what went wrong with Remove (and Retry when
+/// trying again could help). Progress updates only the bar, so the buttons stay put.
 #[component]
-fn DraftLine(draft: Draft) -> impl IntoView {
+fn DraftLine(key: u64) -> impl IntoView {
     let drafts = expect_context::<Drafts>();
     let store = expect_context::<ChatStore>();
-    let key = draft.key;
-    let name = draft.name.clone();
+    let draft = Memo::new(move |_| {
+        drafts
+            .items
+            .with(|items| items.iter().find(|d| d.key == key).cloned())
+    });
+    let kind = Memo::new(move |_| draft.with(|d| d.as_ref().map(|d| d.state.as_str())));
+    let reason = move || {
+        draft.with(|d| match d.as_ref().map(|d| &d.state) {
+            Some(DraftState::Failed(reason) | DraftState::Refused(reason)) => reason.clone(),
+            _ => String::new(),
+        })
+    };
+    let percent = move || {
+        draft.with(|d| match d.as_ref().map(|d| &d.state) {
+            Some(DraftState::Uploading(fraction)) => (fraction * 100.0).round(),
+            _ => 100.0,
+        })
+    };
+    let (name, size) = draft
+        .get_untracked()
+        .map(|d| (d.name, d.size))
+        .unwrap_or_default();
+    let label = format!("Uploading {name}");
     let remove = move |_| drafts.remove(key);
-    let state = draft.state.as_str();
-    let status = match draft.state {
-        DraftState::Uploading(fraction) => {
-            let label = format!("Uploading {name}");
-            view! {
-                <progress max="100" value=(fraction * 100.0).round() aria-label=label></progress>
-                <button type="button" class="secondary" on:click=remove>
-                    "Cancel"
-                </button>
-            }
-            .into_any()
+    let retry = move |_| {
+        #[cfg(feature = "hydrate")]
+        if let Some(id) = store.active.with_untracked(|a| a.as_ref().map(|a| a.id)) {
+            drafts.retry(key, id);
         }
-        DraftState::Stored(_) => view! {
+        #[cfg(not(feature = "hydrate"))]
+        let _ = store;
+    };
+    let status = move || match kind.get() {
+        Some("uploading") => view! {
+            <progress max="100" value=percent aria-label=label.clone()></progress>
+            <button type="button" class="secondary" on:click=remove>
+                "Cancel"
+            </button>
+        }
+        .into_any(),
+        Some("stored") => view! {
             <span class="draft-ready">"Ready"</span>
             <button type="button" class="secondary" on:click=remove>
                 "Remove"
             </button>
         }
         .into_any(),
-        DraftState::Failed(reason) => {
-            let retry = move |_| {
-                #[cfg(feature = "hydrate")]
-                if let Some(id) = store.active.with_untracked(|a| a.as_ref().map(|a| a.id)) {
-                    drafts.retry(key, id);
-                }
-            };
-            view! {
-                <span class="draft-problem" role="alert">{reason}</span>
-                <button type="button" class="secondary" on:click=retry>
-                    "Retry"
-                </button>
-                <button type="button" class="secondary" on:click=remove>
-                    "Remove"
-                </button>
-            }
-            .into_any()
+        Some("failed") => view! {
+            <span class="draft-problem" role="alert">{reason}</span>
+            <button type="button" class="secondary" on:click=retry>
+                "Retry"
+            </button>
+            <button type="button" class="secondary" on:click=remove>
+                "Remove"
+            </button>
         }
-        DraftState::Refused(reason) => view! {
+        .into_any(),
+        _ => view! {
             <span class="draft-problem" role="alert">{reason}</span>
             <button type="button" class="secondary" on:click=remove>
                 "Remove"
@@ -713,11 +759,10 @@ fn DraftLine(draft: Draft) -> impl IntoView {
         }
         .into_any(),
     };
-    let _ = store;
     view! {
-        <li class="draft" data-state=state>
-            <span class="draft-name">{draft.name}</span>
-            <span class="draft-size">{format_size(draft.size)}</span>
+        <li class="draft" data-state=move || kind.get().unwrap_or("gone")>
+            <span class="draft-name">{name}</span>
+            <span class="draft-size">{format_size(size)}</span>
             {status}
         </li>
     }
