@@ -1,7 +1,7 @@
 // Point 8: losing the connection shows "Reconnecting…", reconnects by itself, and catches up
 // on everything missed: nothing lost, nothing shown twice.
 import { expect, test } from "@playwright/test";
-import { messages, online, openConversation, send, signUp } from "./helpers";
+import { hydrated, messages, online, openConversation, send, signUp } from "./helpers";
 
 test("a user who goes offline gets what was sent meanwhile, exactly once", async ({ browser }) => {
   const ann = await signUp(browser, "ann", "Ann");
@@ -33,7 +33,7 @@ test("a user who goes offline gets what was sent meanwhile, exactly once", async
   await expect(messages(bob.page, "Welcome back")).toHaveCount(1);
 });
 
-test("a message written while offline shows as sending, then goes out once on reconnection", async ({ browser }) => {
+test("a message written while offline waits, then goes out once on reconnection", async ({ browser }) => {
   const ann = await signUp(browser, "ann", "Ann");
   const bob = await signUp(browser, "bob", "Bob");
   await openConversation(ann, bob);
@@ -44,7 +44,7 @@ test("a message written while offline shows as sending, then goes out once on re
   await send(ann.page, "Queued while offline");
   const pending = messages(ann.page, "Queued while offline");
   await expect(pending).toHaveAttribute("data-state", "sending");
-  await expect(pending).toContainText("Sending…");
+  await expect(pending).toContainText("Waiting to send");
 
   await ann.context.setOffline(false);
   await online(ann.page);
@@ -56,6 +56,51 @@ test("a message written while offline shows as sending, then goes out once on re
   await bob.page.reload();
   await online(bob.page);
   await expect(messages(bob.page, "Queued while offline")).toHaveCount(1);
+});
+
+test("the offline outbox survives a reload and sends everything once, in order", async ({ browser }) => {
+  const ann = await signUp(browser, "ann", "Ann");
+  const bob = await signUp(browser, "bob", "Bob");
+  await openConversation(ann, bob);
+  await openConversation(bob, ann);
+
+  await ann.context.setOffline(true);
+  await expect(ann.page.getByRole("status")).toHaveText("Reconnecting…");
+  for (const text of ["first while offline", "second while offline", "third while offline"]) {
+    await send(ann.page, text);
+  }
+  await expect(messages(ann.page, "while offline")).toHaveCount(3);
+
+  // The page needs the network to reload; the live connection is kept away meanwhile, so the
+  // messages can only come back from the browser's storage.
+  let socketAllowed = false;
+  await ann.page.routeWebSocket(/\/ws$/, (socket) => {
+    if (socketAllowed) socket.connectToServer();
+    else socket.close();
+  });
+  await ann.context.setOffline(false);
+  await ann.page.reload();
+  await hydrated(ann.page);
+  const waiting = messages(ann.page, "while offline");
+  await expect(waiting).toHaveCount(3);
+  for (const state of await waiting.evaluateAll((rows) => rows.map((row) => row.getAttribute("data-state")))) {
+    expect(state).toBe("sending");
+  }
+  await expect(waiting.first()).toContainText("Waiting to send");
+  await expect(messages(bob.page, "while offline")).toHaveCount(0);
+
+  // The connection comes back: all three go out by themselves, once each, in order.
+  socketAllowed = true;
+  await online(ann.page);
+  const expected = ["first while offline", "second while offline", "third while offline"];
+  await expect(messages(bob.page, "while offline").locator(".body")).toHaveText(expected);
+  await expect(messages(ann.page, "while offline").locator(".body")).toHaveText(expected);
+  for (const row of await messages(ann.page, "while offline").all()) {
+    await expect(row).toHaveAttribute("data-state", "sent");
+  }
+  await bob.page.reload();
+  await online(bob.page);
+  await expect(messages(bob.page, "while offline").locator(".body")).toHaveText(expected);
 });
 
 test("a tab whose session ended elsewhere goes to the log-in page when it reconnects", async ({ browser }) => {

@@ -9,7 +9,7 @@ use super::{
     attach::{DraftState, Drafts},
     links::{Segment, segments},
     live::new_client_msg_id,
-    store::ChatStore,
+    store::{ChatStore, Connection},
     thread::{Delivery, Row, Thread, rows},
 };
 use crate::{
@@ -319,6 +319,7 @@ fn RowView(row: Row) -> impl IntoView {
             .into_any()
         }
         Row::Message {
+            client_msg_id,
             sender,
             mine,
             body,
@@ -329,9 +330,22 @@ fn RowView(row: Row) -> impl IntoView {
         } => {
             let status = match &state {
                 Delivery::Sent => None,
-                Delivery::Sending => {
-                    Some(view! { <span class="status">"Sending…"</span> }.into_any())
-                }
+                // Offline, a message waits in the outbox (kept across reloads) until the
+                // connection is back.
+                Delivery::Sending => Some(
+                    view! {
+                        <span class="status">
+                            {move || {
+                                if store.connection.get() == Connection::Online {
+                                    "Sending…"
+                                } else {
+                                    "Waiting to send"
+                                }
+                            }}
+                        </span>
+                    }
+                    .into_any(),
+                ),
                 Delivery::Failed(reason) => Some(
                     view! {
                         <span class="status failed" role="alert">
@@ -339,6 +353,9 @@ fn RowView(row: Row) -> impl IntoView {
                         </span>
                         <button class="link" on:click=move |_| store.retry_failed()>
                             "Retry"
+                        </button>
+                        <button class="link" on:click=move |_| store.discard(&client_msg_id)>
+                            "Delete"
                         </button>
                     }
                     .into_any(),

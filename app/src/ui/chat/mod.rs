@@ -9,6 +9,7 @@ pub mod attach;
 pub mod conversation;
 pub mod links;
 pub mod live;
+pub mod outbox;
 pub mod store;
 pub mod thread;
 
@@ -23,7 +24,7 @@ use crate::{
         accounts::{Logout, current_user, search_users},
         conversations::list_conversations,
     },
-    model::{ConversationSummary, UserView},
+    model::{ConversationSummary, UserId, UserView},
 };
 
 /// `/chat` and everything under it.
@@ -41,6 +42,20 @@ pub fn ChatLayout() -> impl IntoView {
                 store.me.set(Some(me));
             }
         });
+    });
+    // The outbox: what this browser sent before a reload and the server never confirmed comes
+    // back (and goes out again once connected); every change is saved.
+    Effect::new(move |loaded_for: Option<Option<UserId>>| {
+        let me = store.me.with(|me| me.as_ref().map(|me| me.id));
+        let loaded_for = loaded_for.flatten();
+        if let Some(me) = me {
+            if loaded_for != Some(me) {
+                store.restore_pending(outbox::load(me));
+            } else {
+                store.pending.with(|pending| outbox::save(me, pending));
+            }
+        }
+        me.or(loaded_for)
     });
     // Someone started a conversation with us: fetch the list again.
     Effect::new(move |previous: Option<u32>| {

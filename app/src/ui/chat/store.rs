@@ -149,6 +149,31 @@ impl ChatStore {
         }
     }
 
+    /// Takes back the outbox saved before a reload: the messages not already waiting here are
+    /// added, oldest first, and sent if connected (else on connection).
+    pub fn restore_pending(&self, saved: Vec<Pending>) {
+        if saved.is_empty() {
+            return;
+        }
+        self.pending.update(|pending| {
+            for item in saved {
+                if !pending
+                    .iter()
+                    .any(|p| p.client_msg_id == item.client_msg_id)
+                {
+                    pending.push(item);
+                }
+            }
+        });
+        self.resend_pending();
+    }
+
+    /// The user gave up on a message the server refused: it is removed.
+    pub fn discard(&self, client_msg_id: &str) {
+        self.pending
+            .update(|pending| pending.retain(|p| p.client_msg_id != client_msg_id));
+    }
+
     /// The user asked to try the refused messages again.
     pub fn retry_failed(&self) {
         let failed: Vec<Pending> = self

@@ -96,8 +96,9 @@ impl Thread {
     }
 }
 
-/// A message this browser has sent that the server has not confirmed yet.
-#[derive(Debug, Clone, PartialEq)]
+/// A message this browser has sent that the server has not confirmed yet (saved in the
+/// browser's storage by `outbox`, hence serde).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Pending {
     pub conversation_id: ConversationId,
     pub client_msg_id: String,
@@ -120,6 +121,8 @@ pub enum Row {
         /// Who sent it and their `client_msg_id`: the same for the pending copy and the
         /// stored message, so the line keeps its place when the server confirms it.
         key: String,
+        /// The id the sending client chose (for "delete" on a message the server refused).
+        client_msg_id: String,
         sender: UserView,
         /// Sent by the signed-in user.
         mine: bool,
@@ -212,6 +215,7 @@ pub fn rows(
         }
         rows.push(Row::Message {
             key: format!("{}:{}", sender.id, client_msg_id),
+            client_msg_id,
             mine: Some(sender.id) == my_id,
             sender,
             body,
