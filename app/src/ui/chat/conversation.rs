@@ -88,9 +88,10 @@ pub fn ConversationView() -> impl IntoView {
                 return;
             }
             let id = summary.id;
+            let opening = Thread::opening(id).with_unread(summary.last_seq, summary.unread);
             store.upsert_summary(summary.clone());
             store.active.set(Some(summary));
-            store.thread.set(Thread::opening(id));
+            store.thread.set(opening);
             match history(id, None, None).await {
                 Ok(page) => {
                     store.thread.update(|thread| {
@@ -111,7 +112,9 @@ pub fn ConversationView() -> impl IntoView {
 
     let other = move || store.active.with(|a| a.as_ref().map(|a| a.other.clone()));
     view! {
-        <Title text=move || other().map(|o| o.display_name).unwrap_or_default()/>
+        <Title text=move || {
+            store.title(&other().map(|o| o.display_name).unwrap_or_default())
+        }/>
         <section
             class="conversation-view"
             class:dragging=dragging
@@ -170,7 +173,7 @@ fn MessageLog() -> impl IntoView {
         rendered.with_untracked(|rows| {
             rows.iter().find_map(|row| match row {
                 Row::Message { key, .. } => Some(key.clone()),
-                Row::Day { .. } => None,
+                Row::Day { .. } | Row::NewMessages => None,
             })
         })
     };
@@ -188,6 +191,7 @@ fn MessageLog() -> impl IntoView {
             rows.last().map(|row| match row {
                 Row::Message { key, mine, .. } => (key.clone(), *mine),
                 Row::Day { key, .. } => (key.clone(), false),
+                Row::NewMessages => (row.render_key(), false),
             })
         });
         let new_own_line = match &newest {
@@ -303,11 +307,17 @@ fn MessageLog() -> impl IntoView {
 #[derive(Clone, Copy)]
 struct FollowBottom(Callback<()>);
 
-/// One line of the log: a day separator or a message.
+/// One line of the log: a day separator, the "new messages" divider, or a message.
 #[component]
 fn RowView(row: Row) -> impl IntoView {
     let store = expect_context::<ChatStore>();
     match row {
+        Row::NewMessages => view! {
+            <li class="new-messages" role="separator" aria-label="New messages">
+                "New messages"
+            </li>
+        }
+        .into_any(),
         Row::Day { key, label } => {
             let date = key.trim_start_matches("day-").to_owned();
             let name = label.clone();

@@ -74,7 +74,7 @@ pub fn ChatLayout() -> impl IntoView {
     let in_conversation = move || location.pathname.with(|p| p.len() > "/chat/".len());
 
     view! {
-        <Title text="Chat"/>
+        <Title text=move || store.title("Chat")/>
         <div
             class="chat"
             data-connection=move || store.connection.get().as_str()

@@ -149,6 +149,20 @@ impl ChatStore {
         }
     }
 
+    /// Unread messages over all conversations.
+    pub fn total_unread(&self) -> i64 {
+        self.conversations
+            .with(|list| list.iter().map(|c| c.unread.max(0)).sum())
+    }
+
+    /// A page title that starts with the number of unread messages, if any: "(3) Ann".
+    pub fn title(&self, text: &str) -> String {
+        match self.total_unread() {
+            0 => text.to_owned(),
+            n => format!("({n}) {text}"),
+        }
+    }
+
     /// Takes back the outbox saved before a reload: the messages not already waiting here are
     /// added, oldest first, and sent if connected (else on connection).
     pub fn restore_pending(&self, saved: Vec<Pending>) {

@@ -25,6 +25,9 @@ pub struct Thread {
     /// comes after it; a message held beyond it means one arrived live while earlier ones were
     /// missed (a gap), which calls for catching up.
     pub complete_to: i64,
+    /// The first message that was unread when the conversation was opened: the "new
+    /// messages" divider goes before it, and stays while the conversation is open.
+    pub first_unread: Option<i64>,
 }
 
 impl Thread {
@@ -34,6 +37,14 @@ impl Thread {
             conversation_id: Some(conversation_id),
             ..Self::default()
         }
+    }
+
+    /// Remembers where the unread messages start, from the conversation's `last_seq` and
+    /// `unread` count when it was opened.
+    #[must_use]
+    pub fn with_unread(mut self, last_seq: i64, unread: i64) -> Self {
+        self.first_unread = (unread > 0).then(|| last_seq - unread + 1);
+        self
     }
 
     /// Takes in the latest page, the first one fetched when the conversation opens.
@@ -116,6 +127,8 @@ pub struct Pending {
 pub enum Row {
     /// A day separator, before the first message of each local day.
     Day { key: String, label: String },
+    /// "New messages": before the first message that was unread when the conversation opened.
+    NewMessages,
     /// A message, stored or still sending.
     Message {
         /// Who sent it and their `client_msg_id`: the same for the pending copy and the
@@ -138,6 +151,7 @@ impl Row {
     pub fn render_key(&self) -> String {
         match self {
             Self::Day { key, label } => format!("{key}:{label}"),
+            Self::NewMessages => "new-messages".to_owned(),
             Self::Message {
                 key, mine, state, ..
             } => format!("{key}:{mine}:{}", state.as_str()),
@@ -172,8 +186,14 @@ pub fn rows(
     me: Option<&UserView>,
     day_of: impl Fn(DateTime<Utc>) -> (String, String),
 ) -> Vec<Row> {
+    let first_unread = thread
+        .messages
+        .iter()
+        .find(|m| thread.first_unread.is_some_and(|first| m.seq >= first))
+        .map(|m| m.seq);
     let stored = thread.messages.iter().map(|m| {
         (
+            (Some(m.seq) == first_unread).then_some(()),
             m.sender.clone(),
             m.client_msg_id.clone(),
             m.body.clone(),
@@ -192,6 +212,7 @@ pub fn rows(
                 None => Delivery::Sending,
             };
             Some((
+                None,
                 sender,
                 p.client_msg_id.clone(),
                 p.body.clone(),
@@ -204,7 +225,9 @@ pub fn rows(
     let my_id = me.map(|m| m.id);
     let mut rows = Vec::new();
     let mut current_day: Option<String> = None;
-    for (sender, client_msg_id, body, attachments, created_at, state) in stored.chain(unconfirmed) {
+    for (divider, sender, client_msg_id, body, attachments, created_at, state) in
+        stored.chain(unconfirmed)
+    {
         let (key, label) = day_of(created_at);
         if current_day.as_ref() != Some(&key) {
             rows.push(Row::Day {
@@ -212,6 +235,9 @@ pub fn rows(
                 label,
             });
             current_day = Some(key);
+        }
+        if divider.is_some() {
+            rows.push(Row::NewMessages);
         }
         rows.push(Row::Message {
             key: format!("{}:{}", sender.id, client_msg_id),
@@ -258,6 +284,42 @@ mod tests {
     fn utc_day(t: DateTime<Utc>) -> (String, String) {
         let key = t.format("%Y-%m-%d").to_string();
         (key.clone(), key)
+    }
+
+    #[test]
+    fn the_new_messages_divider_goes_before_the_first_unread_message() {
+        // Three messages, the last two unread when the conversation opened.
+        let mut thread = Thread::opening(ConversationId(1)).with_unread(3, 2);
+        thread.load_latest(
+            vec![
+                message(1, 1, 1, 1),
+                message(1, 2, 2, 1),
+                message(1, 3, 2, 1),
+            ],
+            false,
+        );
+        let shape = |thread: &Thread| -> Vec<String> {
+            rows(thread, &[], Some(&user(1)), utc_day)
+                .iter()
+                .map(|row| match row {
+                    Row::Day { label, .. } => format!("day {label}"),
+                    Row::NewMessages => "new".to_owned(),
+                    Row::Message { key, .. } => key.clone(),
+                })
+                .collect()
+        };
+        assert_eq!(
+            shape(&thread),
+            ["day 2026-11-01", "1:c1", "new", "2:c2", "2:c3"]
+        );
+        // Messages arriving later come after it; it stays where it was.
+        thread.merge([message(1, 4, 2, 1)]);
+        assert_eq!(shape(&thread).iter().filter(|r| *r == "new").count(), 1);
+        assert_eq!(shape(&thread)[2], "new");
+        // Nothing unread: no divider.
+        let mut read = Thread::opening(ConversationId(1)).with_unread(3, 0);
+        read.load_latest(vec![message(1, 1, 1, 1)], false);
+        assert!(!shape(&read).contains(&"new".to_owned()));
     }
 
     #[test]
@@ -349,6 +411,7 @@ mod tests {
             .iter()
             .map(|row| match row {
                 Row::Day { label, .. } => format!("day {label}"),
+                Row::NewMessages => "new".to_owned(),
                 Row::Message { key, state, .. } => format!("{key} {}", state.as_str()),
             })
             .collect();
@@ -382,7 +445,7 @@ mod tests {
         let after = rows(&thread, &[], Some(&me), utc_day);
         let key = |rows: &[Row]| match &rows[1] {
             Row::Message { key, .. } => key.clone(),
-            Row::Day { .. } => String::new(),
+            Row::Day { .. } | Row::NewMessages => String::new(),
         };
         assert_eq!(key(&before), key(&after));
     }
