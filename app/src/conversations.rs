@@ -150,6 +150,52 @@ pub async fn find_for_member(
         .ok_or(ConversationsError::NotFound)
 }
 
+/// Everyone `user` has a conversation with: who hears about their presence.
+///
+/// # Errors
+/// A database error.
+pub async fn partners(db: &impl ConnectionTrait, user: UserId) -> Result<Vec<UserId>, DbErr> {
+    Ok(conversations::Entity::find()
+        .filter(involving(user))
+        .all(db)
+        .await?
+        .iter()
+        .map(|conversation| UserId(other_of(conversation, user)))
+        .collect())
+}
+
+/// Records that `user`'s last connection ended at `at`.
+///
+/// # Errors
+/// A database error.
+pub async fn mark_last_seen(
+    db: &impl ConnectionTrait,
+    user: UserId,
+    at: DateTime<Utc>,
+) -> Result<(), DbErr> {
+    users::Entity::update_many()
+        .col_expr(users::Column::LastSeenAt, Expr::value(at))
+        .filter(users::Column::Id.eq(user.0))
+        .exec(db)
+        .await?;
+    Ok(())
+}
+
+/// Sets `other_online` in each summary from the fan-out's view of who is connected. Presence
+/// is a nicety: when the fan-out can't say, everyone shows as offline.
+pub async fn with_presence(
+    realtime: &dyn crate::realtime::Realtime,
+    mut summaries: Vec<ConversationSummary>,
+) -> Vec<ConversationSummary> {
+    let others: Vec<UserId> = summaries.iter().map(|s| s.other.id).collect();
+    if let Ok(online) = realtime.online(&others).await {
+        for summary in &mut summaries {
+            summary.other_online = online.contains(&summary.other.id);
+        }
+    }
+    summaries
+}
+
 /// Matches conversations in which `user` takes part.
 pub(crate) fn involving(user: UserId) -> Condition {
     Condition::any()
@@ -254,6 +300,9 @@ async fn summarise(
                 last_activity_at: conversation.last_activity_at,
                 last_seq: conversation.last_seq,
                 unread: (conversation.last_seq - last_read).max(0),
+                // Filled in by `with_presence`, which knows who is connected.
+                other_online: false,
+                other_last_seen_at: other.last_seen_at,
             })
         })
         .collect())

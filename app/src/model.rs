@@ -236,6 +236,12 @@ pub struct ConversationSummary {
     pub last_seq: i64,
     /// Messages after the last one this user has read.
     pub unread: i64,
+    /// Whether the other participant has Parley open right now (any tab or device).
+    #[serde(default)]
+    pub other_online: bool,
+    /// When the other participant's last connection ended; `None` if never.
+    #[serde(default)]
+    pub other_last_seen_at: Option<DateTime<Utc>>,
 }
 
 /// One page of a conversation's history, oldest message first.

@@ -5,6 +5,7 @@
 //! backend). Parsing is strict: unknown frame types and unknown fields are refused, so a client
 //! bug shows up as an `error` frame instead of being silently ignored.
 
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::model::{AttachmentId, ConversationId, MessageView, UserId, UserView};
@@ -69,6 +70,14 @@ pub enum ServerFrame {
         conversation_id: ConversationId,
         user_id: UserId,
         seq: i64,
+    },
+    /// Someone the user talks to came online (opened Parley anywhere) or went offline (closed
+    /// their last tab or device), with when they were last seen.
+    Presence {
+        user_id: UserId,
+        online: bool,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        last_seen_at: Option<DateTime<Utc>>,
     },
     /// The client may have missed live events (it fell behind); it should fetch what it missed.
     Resync,

@@ -10,7 +10,7 @@
 //! they are published, and a client that was disconnected or fell behind catches up from the
 //! database (see [`RealtimeEvent::Lagged`]).
 
-use std::{pin::Pin, sync::Arc};
+use std::{collections::HashSet, pin::Pin, sync::Arc};
 
 use futures::Stream;
 
@@ -82,4 +82,7 @@ pub trait Realtime: Send + Sync + 'static {
     /// # Errors
     /// The backend could not register the subscription.
     async fn subscribe(&self, user: UserId) -> Result<EventStream, RealtimeError>;
+
+    /// Which of `users` are subscribed right now (have a socket open): who is online.
+    async fn online(&self, users: &[UserId]) -> Result<HashSet<UserId>, RealtimeError>;
 }

@@ -10,6 +10,7 @@ pub use sea_orm_migration::prelude::*;
 mod m20261125_000001_create_accounts;
 mod m20261125_000002_create_chat;
 mod m20261125_000003_create_attachments;
+mod m20261125_000004_users_last_seen;
 
 /// Every migration Parley has, oldest first.
 pub struct Migrator;
@@ -21,6 +22,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000001_create_accounts::Migration),
             Box::new(m20261125_000002_create_chat::Migration),
             Box::new(m20261125_000003_create_attachments::Migration),
+            Box::new(m20261125_000004_users_last_seen::Migration),
         ]
     }
 }

@@ -79,6 +79,8 @@ pub(crate) enum Users {
     DisplayNameFolded,
     PasswordHash,
     CreatedAt,
+    /// Added by `m20261125_000004_users_last_seen`.
+    LastSeenAt,
 }
 
 #[derive(DeriveIden)]

@@ -11,14 +11,18 @@ use crate::{
 #[server(endpoint = "conversations")]
 pub async fn list_conversations() -> Result<Vec<ConversationSummary>, AppError> {
     let (state, me) = super::ssr::signed_in().await?;
-    Ok(crate::conversations::list(&state.db, me.id).await?)
+    let list = crate::conversations::list(&state.db, me.id).await?;
+    Ok(crate::conversations::with_presence(state.realtime.as_ref(), list).await)
 }
 
 /// The conversation with the user called `username`, started if there is none yet.
 #[server(endpoint = "open_conversation")]
 pub async fn open_conversation(username: String) -> Result<ConversationSummary, AppError> {
     let (state, me) = super::ssr::signed_in().await?;
-    Ok(crate::conversations::open(&state.db, &me, &username).await?)
+    let summary = crate::conversations::open(&state.db, &me, &username).await?;
+    let mut with_presence =
+        crate::conversations::with_presence(state.realtime.as_ref(), vec![summary]).await;
+    with_presence.pop().ok_or(AppError::Internal)
 }
 
 /// A page of up to 50 messages, oldest first: the latest page, the page before `before_seq`,

@@ -15,6 +15,8 @@ pub struct Model {
     pub display_name_folded: String,
     pub password_hash: String,
     pub created_at: DateTimeUtc,
+    /// When the user's last connection ended; `None` before the first one.
+    pub last_seen_at: Option<DateTimeUtc>,
 }
 
 /// Written by hand so that the password hash can never end up in a log line.

@@ -5,7 +5,7 @@
 //! user subscribes to the same channel.
 
 use std::{
-    collections::HashMap,
+    collections::{HashMap, HashSet},
     sync::{Arc, Mutex, PoisonError},
 };
 
@@ -89,6 +89,15 @@ impl Realtime for LocalRealtime {
             let _ = sender.send(RealtimeEvent::SessionsEnded(ended));
         }
         Ok(())
+    }
+
+    async fn online(&self, users: &[UserId]) -> Result<HashSet<UserId>, RealtimeError> {
+        let channels = self.lock();
+        Ok(users
+            .iter()
+            .filter(|user| channels.contains_key(user))
+            .copied()
+            .collect())
     }
 
     async fn subscribe(&self, user: UserId) -> Result<EventStream, RealtimeError> {

@@ -65,6 +65,8 @@ pub async fn serve(
         }
     };
     let sessions = DbSessionStore::new(state.db.clone());
+    let presence_state = state.clone();
+    let user_id = user.id;
     let mut connection = Session::new(state, user);
     if send(
         &mut socket,
@@ -77,6 +79,7 @@ pub async fn serve(
     {
         return;
     }
+    super::presence::arrived(&presence_state, user_id).await;
 
     let mut ping = tokio::time::interval(PING_EVERY);
     ping.reset();
@@ -144,7 +147,10 @@ pub async fn serve(
             }
         }
     }
+    // The subscription goes first, so that `left` sees whether another socket remains.
+    drop(events);
     connection.leave().await;
+    super::presence::left(&presence_state, user_id).await;
 }
 
 async fn send(socket: &mut WebSocket, frame: &ServerFrame) -> Result<(), axum::Error> {

@@ -8,6 +8,7 @@
 //! or on expiry.
 
 pub mod connection;
+pub mod presence;
 
 use axum::{
     Extension,

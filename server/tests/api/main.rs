@@ -23,3 +23,4 @@ mod https;
 mod limits;
 mod live;
 mod passwords;
+mod presence;

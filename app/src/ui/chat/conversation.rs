@@ -111,6 +111,28 @@ pub fn ConversationView() -> impl IntoView {
     });
 
     let other = move || store.active.with(|a| a.as_ref().map(|a| a.other.clone()));
+    // "online", or "last seen today at 14:05": from the conversation list, which presence
+    // frames keep current.
+    let presence = move || {
+        let id = store.active.with(|a| a.as_ref().map(|a| a.id))?;
+        let (online, last_seen) = store
+            .conversations
+            .with(|list| {
+                list.iter()
+                    .find(|s| s.id == id)
+                    .map(|s| (s.other_online, s.other_last_seen_at))
+            })
+            .or_else(|| {
+                store
+                    .active
+                    .with(|a| a.as_ref().map(|a| (a.other_online, a.other_last_seen_at)))
+            })?;
+        if online {
+            Some("online".to_owned())
+        } else {
+            last_seen.map(last_seen_text)
+        }
+    };
     view! {
         <Title text=move || {
             store.title(&other().map(|o| o.display_name).unwrap_or_default())
@@ -131,6 +153,7 @@ pub fn ConversationView() -> impl IntoView {
                 <div>
                     <h2>{move || other().map(|o| o.display_name)}</h2>
                     <span class="handle">{move || format!("@{}", username.get())}</span>
+                    <span class="presence">{presence}</span>
                 </div>
             </header>
             {move || problem.get().map(|p| view! { <p class="problem" role="alert">{p}</p> })}
@@ -301,6 +324,18 @@ fn MessageLog() -> impl IntoView {
             </ol>
         </div>
     }
+}
+
+/// "last seen today at 14:05", "last seen yesterday at 09:12", "last seen on Monday, 23
+/// November 2026 at 18:40".
+fn last_seen_text(at: chrono::DateTime<Utc>) -> String {
+    let (_, label) = time::day(at);
+    let day = match label.as_str() {
+        "Today" => "today".to_owned(),
+        "Yesterday" => "yesterday".to_owned(),
+        other => format!("on {other}"),
+    };
+    format!("last seen {day} at {}", time::clock(at))
 }
 
 /// Keeps the log at the bottom when the reader is there and something grows (an image loads).

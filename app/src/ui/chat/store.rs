@@ -266,6 +266,20 @@ impl ChatStore {
                 leptos::logging::warn!("server refused a frame: {message}");
             }
             // A resynchronisation is what a reconnection does anyway; the socket task handles it.
+            // Kept in the conversation list (not in `active`, whose changes reset the composer);
+            // the open conversation's header reads it from there.
+            ServerFrame::Presence {
+                user_id,
+                online,
+                last_seen_at,
+            } => self.conversations.update(|list| {
+                for summary in list.iter_mut().filter(|s| s.other.id == user_id) {
+                    summary.other_online = online;
+                    if last_seen_at.is_some() {
+                        summary.other_last_seen_at = last_seen_at;
+                    }
+                }
+            }),
             ServerFrame::Resync | ServerFrame::Pong => {}
         }
     }
@@ -488,6 +502,8 @@ mod tests {
             last_activity_at: Utc::now(),
             last_seq: 0,
             unread: 0,
+            other_online: false,
+            other_last_seen_at: None,
         }
     }
 

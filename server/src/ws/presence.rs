@@ -1,0 +1,59 @@
+//! Presence: the people a user talks to learn when they come online (open a first socket)
+//! and go offline (close their last), with when they were last seen.
+//!
+//! "Online" is "has a live subscription" (`Realtime::online`), so it follows sockets, whose
+//! dead peers the server's pings find out. Arrivals are announced on every new socket (an
+//! extra "online" is harmless and avoids counting races); a departure only when no socket of
+//! the user is left. Failures here are logged and forgotten: presence is a nicety, never a
+//! reason to refuse or drop a connection.
+
+use app::{conversations, model::UserId, protocol::ServerFrame, state::AppState};
+
+/// A socket of `user` is open.
+pub async fn arrived(state: &AppState, user: UserId) {
+    announce(state, user, true, None).await;
+}
+
+/// A socket of `user` has closed (and its subscription is gone). If it was the last one,
+/// records when the user was last seen and says so to the people they talk to.
+pub async fn left(state: &AppState, user: UserId) {
+    match state.realtime.online(&[user]).await {
+        Ok(online) if online.contains(&user) => return,
+        Ok(_) => {}
+        Err(error) => {
+            tracing::warn!(%error, "could not tell whether a user is still online");
+            return;
+        }
+    }
+    let now = conversations::now();
+    if let Err(error) = conversations::mark_last_seen(&state.db, user, now).await {
+        tracing::warn!(%error, "could not record when a user was last seen");
+    }
+    announce(state, user, false, Some(now)).await;
+}
+
+async fn announce(
+    state: &AppState,
+    user: UserId,
+    online: bool,
+    last_seen_at: Option<chrono::DateTime<chrono::Utc>>,
+) {
+    let partners = match conversations::partners(&state.db, user).await {
+        Ok(partners) => partners,
+        Err(error) => {
+            tracing::warn!(%error, "could not find whom to tell about a presence change");
+            return;
+        }
+    };
+    if partners.is_empty() {
+        return;
+    }
+    let frame = ServerFrame::Presence {
+        user_id: user,
+        online,
+        last_seen_at,
+    };
+    if let Err(error) = state.realtime.publish(&partners, &frame).await {
+        tracing::warn!(%error, "could not publish a presence change");
+    }
+}
