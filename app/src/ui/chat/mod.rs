@@ -9,6 +9,7 @@ pub mod attach;
 pub mod conversation;
 pub mod links;
 pub mod live;
+pub mod notify;
 pub mod outbox;
 pub mod store;
 pub mod thread;
@@ -43,6 +44,16 @@ pub fn ChatLayout() -> impl IntoView {
             }
         });
     });
+    // Coming back to the page reads the open conversation (a hidden page reads nothing).
+    let visibility = window_event_listener(
+        leptos::ev::Custom::<leptos::ev::Event>::new("visibilitychange"),
+        move |_| {
+            if !notify::page_hidden() {
+                store.mark_read();
+            }
+        },
+    );
+    on_cleanup(move || visibility.remove());
     // The outbox: what this browser sent before a reload and the server never confirmed comes
     // back (and goes out again once connected); every change is saved.
     Effect::new(move |loaded_for: Option<Option<UserId>>| {
@@ -149,6 +160,10 @@ fn Sidebar() -> impl IntoView {
         );
     };
 
+    // Whether to offer notifications: decided in the browser, after hydration.
+    let can_notify = RwSignal::new(false);
+    Effect::new(move |_| can_notify.set(notify::can_ask()));
+
     view! {
         <aside class="sidebar" aria-label="Conversations">
             <header class="sidebar-header">
@@ -157,6 +172,23 @@ fn Sidebar() -> impl IntoView {
                     <span class="me">{move || store.me.get().map(|me| me.display_name)}</span>
                 </div>
                 <div class="account">
+                    {move || {
+                        can_notify
+                            .get()
+                            .then(|| {
+                                view! {
+                                    <button
+                                        type="button"
+                                        class="secondary"
+                                        on:click=move |_| {
+                                            notify::ask(move || can_notify.set(notify::can_ask()))
+                                        }
+                                    >
+                                        "Enable notifications"
+                                    </button>
+                                }
+                            })
+                    }}
                     <a href="/settings" rel="external">"Settings"</a>
                     <ActionForm action=logout>
                         <button type="submit" class="secondary">

@@ -11,11 +11,14 @@ use chrono::{DateTime, Utc};
 use futures::channel::mpsc::UnboundedSender;
 use leptos::prelude::*;
 
-use super::thread::{Pending, Thread};
+use super::{
+    notify,
+    thread::{Pending, Thread},
+};
 use crate::{
     model::{
         AttachmentView, ConversationId, ConversationSummary, MessagePreview, MessageView,
-        TYPING_TTL_MS, UserId, UserView,
+        TYPING_TTL_MS, UserId, UserView, preview_text,
     },
     protocol::{ClientFrame, ServerFrame},
 };
@@ -245,6 +248,8 @@ impl ChatStore {
                 seq,
             } => {
                 if self.is_me(user_id) {
+                    // Read in another tab or device: this one's notification goes too.
+                    notify::clear(conversation_id);
                     self.update_summary(conversation_id, |summary| {
                         summary.unread = (summary.last_seq - seq).max(0).min(summary.unread);
                     });
@@ -315,21 +320,30 @@ impl ChatStore {
             0
         };
 
+        // On a hidden page nothing is read: the message counts as unread (and notifies) until
+        // the page is seen.
+        let hidden = notify::page_hidden();
+        let mut fresh = false;
         let known = self.update_summary(message.conversation_id, |summary| {
             if message.seq > summary.last_seq {
+                fresh = true;
                 summary.last_seq = message.seq;
                 summary.last_message = Some(MessagePreview::of(&message));
                 summary.last_activity_at = message.created_at;
-                if !mine && !is_open {
+                if !mine && (!is_open || hidden) {
                     summary.unread += 1;
                 }
             }
         });
         if !known {
             // A conversation someone else just started with us.
+            fresh = true;
             self.conversations_stale.update(|n| *n += 1);
         }
-        if is_open && added > 0 && !mine {
+        if fresh && !mine && hidden {
+            notify::show(&message, &preview_text(&message.body));
+        }
+        if is_open && added > 0 && !mine && !hidden {
             self.mark_read();
         }
     }
@@ -343,6 +357,7 @@ impl ChatStore {
             return;
         };
         self.update_summary(conversation_id, |summary| summary.unread = 0);
+        notify::clear(conversation_id);
         if seq > 0 {
             self.send_frame(ClientFrame::Read {
                 conversation_id,
