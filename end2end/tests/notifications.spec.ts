@@ -1,7 +1,7 @@
 // Issue 5, notifications: once allowed, a new message while the tab is hidden shows one
 // notification per conversation, closed when the conversation is read.
 import { expect, test } from "@playwright/test";
-import { openConversation, send, signUp } from "./helpers";
+import { online, openConversation, send, signUp } from "./helpers";
 
 test("a hidden tab notifies once per conversation, and reading closes it", async ({ browser }) => {
   const kim = await signUp(browser, "kim", "Kim Kraft");
@@ -59,6 +59,17 @@ test("a hidden tab notifies once per conversation, and reading closes it", async
   await send(kim.page, "The offer ends tonight.");
   await expect.poll(open).toEqual([["Kim Kraft", "The offer ends tonight."]]);
   await expect(lee.page).toHaveTitle(/^\(2\) /);
+
+  // The hidden tab loses its connection and catches up: that reads nothing and notifies nothing
+  // new.
+  const shownBefore = await lee.page.evaluate(() => (window as any).__shown.length);
+  await lee.context.setOffline(true);
+  await expect(lee.page.getByRole("status")).toHaveText("Reconnecting…");
+  await lee.context.setOffline(false);
+  await online(lee.page);
+  await expect(lee.page).toHaveTitle(/^\(2\) /);
+  expect(await open()).toEqual([["Kim Kraft", "The offer ends tonight."]]);
+  expect(await lee.page.evaluate(() => (window as any).__shown.length)).toBe(shownBefore);
 
   // Lee comes back: the conversation is read and the notification closed.
   await setHidden(false);

@@ -89,10 +89,21 @@ test("the offline outbox survives a reload and sends everything once, in order",
   await expect(waiting.first()).toContainText("Waiting to send");
   await expect(messages(bob.page, "while offline")).toHaveCount(0);
 
-  // The connection comes back: all three go out by themselves, once each, in order.
+  // One more, written after the reload while still disconnected, survives another reload.
+  await send(ann.page, "fourth while offline");
+  await ann.page.reload();
+  await hydrated(ann.page);
+  await expect(messages(ann.page, "while offline")).toHaveCount(4);
+
+  // The connection comes back: all of them go out by themselves, once each, in order.
   socketAllowed = true;
   await online(ann.page);
-  const expected = ["first while offline", "second while offline", "third while offline"];
+  const expected = [
+    "first while offline",
+    "second while offline",
+    "third while offline",
+    "fourth while offline",
+  ];
   await expect(messages(bob.page, "while offline").locator(".body")).toHaveText(expected);
   await expect(messages(ann.page, "while offline").locator(".body")).toHaveText(expected);
   for (const row of await messages(ann.page, "while offline").all()) {

@@ -17,19 +17,22 @@ pub async fn arrived(state: &AppState, user: UserId) {
 /// A socket of `user` has closed (and its subscription is gone). If it was the last one,
 /// records when the user was last seen and says so to the people they talk to.
 pub async fn left(state: &AppState, user: UserId) {
-    match state.realtime.online(&[user]).await {
-        Ok(online) if online.contains(&user) => return,
-        Ok(_) => {}
-        Err(error) => {
-            tracing::warn!(%error, "could not tell whether a user is still online");
-            return;
-        }
+    if !still_offline(state, user).await {
+        return;
     }
     let now = conversations::now();
     if let Err(error) = conversations::mark_last_seen(&state.db, user, now).await {
         tracing::warn!(%error, "could not record when a user was last seen");
     }
-    announce(state, user, false, Some(now)).await;
+    // A socket may have opened meanwhile (a reload): then its "online" stands.
+    if still_offline(state, user).await {
+        announce(state, user, false, Some(now)).await;
+    }
+}
+
+/// Whether `user` has no socket at all right now (an error counts as "don't announce").
+async fn still_offline(state: &AppState, user: UserId) -> bool {
+    matches!(state.realtime.online(&[user]).await, Ok(online) if !online.contains(&user))
 }
 
 async fn announce(

@@ -279,7 +279,7 @@ mod browser {
                 return;
             };
             for message in page.messages {
-                store.receive(message);
+                store.receive(message, false);
             }
             if !page.has_more {
                 return;

@@ -62,9 +62,9 @@ pub fn ChatLayout() -> impl IntoView {
         if let Some(me) = me {
             if loaded_for != Some(me) {
                 store.restore_pending(outbox::load(me));
-            } else {
-                store.pending.with(|pending| outbox::save(me, pending));
             }
+            // Read (and so watched) on every run, the first included.
+            store.pending.with(|pending| outbox::save(me, pending));
         }
         me.or(loaded_for)
     });

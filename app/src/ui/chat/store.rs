@@ -223,7 +223,7 @@ impl ChatStore {
         match frame {
             ServerFrame::Ready { user } => self.me.set(Some(user)),
             ServerFrame::Ack { message, .. } | ServerFrame::Message { message } => {
-                self.receive(message);
+                self.receive(message, true);
             }
             ServerFrame::Typing {
                 conversation_id,
@@ -294,10 +294,11 @@ impl ChatStore {
             .with_untracked(|me| me.as_ref().is_some_and(|me| me.id == user))
     }
 
-    /// A stored message arrived (live, as an ack, or in catch-up): show it once, update the
-    /// conversation list, clear the sender's typing indicator, and mark it read if it is in the
-    /// open conversation.
-    pub fn receive(&self, message: MessageView) {
+    /// A stored message arrived (`live`, or as an ack, or in catch-up): show it once, update
+    /// the conversation list, clear the sender's typing indicator, and mark it read if it is in
+    /// the open conversation. Only live messages notify: catch-up may bring messages read long
+    /// ago on another device.
+    pub fn receive(&self, message: MessageView, live: bool) {
         let mine = self.is_me(message.sender.id);
         if mine {
             self.pending.update(|pending| {
@@ -340,7 +341,7 @@ impl ChatStore {
             fresh = true;
             self.conversations_stale.update(|n| *n += 1);
         }
-        if fresh && !mine && hidden {
+        if live && fresh && !mine && hidden {
             notify::show(&message, &preview_text(&message.body));
         }
         if is_open && added > 0 && !mine && !hidden {
@@ -350,6 +351,11 @@ impl ChatStore {
 
     /// Tells the server (and this user's other tabs) that the open conversation is read.
     pub fn mark_read(&self) {
+        // A hidden page has not been read (a background tab that opens a conversation or
+        // catches up); the visibility handler comes back here once it is seen.
+        if notify::page_hidden() {
+            return;
+        }
         let (Some(conversation_id), seq) = self
             .thread
             .with_untracked(|t| (t.conversation_id, t.last_seq()))
@@ -646,8 +652,8 @@ mod tests {
 
             let mut incoming = message(1, 2, "x");
             incoming.created_at = Utc::now() + chrono::Duration::seconds(5);
-            store.receive(incoming.clone());
-            store.receive(incoming);
+            store.receive(incoming.clone(), true);
+            store.receive(incoming, true);
 
             let list = store.conversations.get_untracked();
             assert_eq!(list[0].id, ConversationId(1));
@@ -665,7 +671,7 @@ mod tests {
         with_store(|store, _frames| {
             store.upsert_summary(summary(1));
             store.upsert_summary(summary(2));
-            store.receive(message(3, 2, "x"));
+            store.receive(message(3, 2, "x"), true);
             let mut stale = summary(1);
             stale.last_seq = 2;
             stale.unread = 2;
@@ -701,7 +707,7 @@ mod tests {
     fn a_message_from_an_unknown_conversation_asks_for_the_list_again() {
         with_store(|store, _frames| {
             let before = store.conversations_stale.get_untracked();
-            store.receive(message(1, 2, "x"));
+            store.receive(message(1, 2, "x"), true);
             assert_eq!(store.conversations_stale.get_untracked(), before + 1);
         });
     }
@@ -726,7 +732,7 @@ mod tests {
             assert!(store.typing.get_untracked().is_empty());
 
             store.apply(typing(true), 0.0);
-            store.receive(message(1, 2, "x"));
+            store.receive(message(1, 2, "x"), true);
             assert!(store.typing.get_untracked().is_empty());
 
             store.apply(typing(true), 0.0);
