@@ -79,8 +79,6 @@ pub enum ServerFrame {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         last_seen_at: Option<DateTime<Utc>>,
     },
-    /// The client may have missed live events (it fell behind); it should fetch what it missed.
-    Resync,
     /// Answer to `ping`.
     Pong,
     /// A frame could not be processed. Nothing was stored; the connection stays open.

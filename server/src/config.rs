@@ -60,6 +60,8 @@ pub struct Config {
     pub limits: Limits,
     /// Attachments: storage and limits.
     pub files: FilesConfig,
+    /// How dead WebSocket connections are found (the defaults; tests shorten it).
+    pub heartbeat: crate::ws::Heartbeat,
 }
 
 /// Where attachments are kept and what may be uploaded.
@@ -263,6 +265,7 @@ impl Config {
             trusted_proxies,
             limits,
             files: FilesConfig::from_env()?,
+            heartbeat: crate::ws::Heartbeat::default(),
         })
     }
 
@@ -285,6 +288,7 @@ impl Config {
             limits: Limits::default(),
             // Tests that store files give each app its own directory.
             files: FilesConfig::new(std::env::temp_dir().join("parley-tests")),
+            heartbeat: crate::ws::Heartbeat::default(),
         }
     }
 

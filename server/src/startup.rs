@@ -310,7 +310,7 @@ fn router(config: &Config, state: AppState, files: FileService) -> anyhow::Resul
     let routes = generate_route_list(App);
     let leptos_options = state.leptos_options.clone();
     let router = Router::new()
-        .route("/ws", get(ws::upgrade))
+        .route("/ws", get(ws::upgrade).layer(Extension(config.heartbeat)))
         .route("/healthz", get(health::healthz))
         .merge(files::router(files))
         // Also registers every server function under /api/ and provides `AppState` to them.

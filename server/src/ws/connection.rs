@@ -30,12 +30,9 @@ use app::{
     state::AppState,
 };
 
-use super::Shutdown;
+use super::{Heartbeat, Shutdown};
 use crate::sessions::DbSessionStore;
 
-/// How often the server pings, so that proxies keep an idle connection open (and a write to a
-/// peer that has vanished fails, ending the task).
-const PING_EVERY: Duration = Duration::from_secs(25);
 /// How often a connection checks that its session still exists (it may have expired, or ended
 /// on another server instance).
 const SESSION_CHECK_EVERY: Duration = Duration::from_secs(120);
@@ -48,6 +45,7 @@ pub async fn serve(
     user: User,
     session: String,
     shutdown: Shutdown,
+    heartbeat: Heartbeat,
 ) {
     // Dropped when this function returns, which tells the server this connection is done.
     let Shutdown {
@@ -81,7 +79,9 @@ pub async fn serve(
     }
     super::presence::arrived(&presence_state, user_id).await;
 
-    let mut ping = tokio::time::interval(PING_EVERY);
+    // Pings also keep proxies from closing an idle connection.
+    let mut ping = tokio::time::interval(heartbeat.ping_every);
+    let mut last_heard = Instant::now();
     ping.reset();
     let mut session_check = tokio::time::interval(SESSION_CHECK_EVERY);
     session_check.reset();
@@ -92,7 +92,13 @@ pub async fn serve(
                     Some(RealtimeEvent::Frame(text)) => {
                         socket.send(Message::Text(text.as_ref().into())).await
                     }
-                    Some(RealtimeEvent::Lagged) => send(&mut socket, &ServerFrame::Resync).await,
+                    // Too far behind to catch up live: close, and the client reconnects and
+                    // fetches what it missed from the database. A slow reader never holds
+                    // anyone else up.
+                    Some(RealtimeEvent::Lagged) => {
+                        let _ = socket.send(close(close_code::AGAIN, "fell behind")).await;
+                        break;
+                    }
                     Some(RealtimeEvent::SessionsEnded(ended)) => {
                         if ended.includes(&session) {
                             let _ = socket.send(close(close_code::POLICY, "signed out")).await;
@@ -107,6 +113,7 @@ pub async fn serve(
                 }
             }
             incoming = socket.recv() => {
+                last_heard = Instant::now();
                 let reply = match incoming {
                     Some(Ok(Message::Text(text))) => connection.handle(text.as_str()).await,
                     Some(Ok(Message::Binary(_))) => Some(ServerFrame::error(
@@ -130,6 +137,12 @@ pub async fn serve(
                 }
             }
             _ = ping.tick() => {
+                if last_heard.elapsed() > heartbeat.silent_limit {
+                    // The peer has vanished (or stopped answering): it goes offline now, not
+                    // whenever TCP gives up.
+                    let _ = socket.send(close(close_code::AWAY, "no answer to pings")).await;
+                    break;
+                }
                 if socket.send(Message::Ping(Default::default())).await.is_err() {
                     break;
                 }

@@ -26,6 +26,24 @@ pub const TRANSPORT_MAX_BYTES: usize = 1024 * 1024;
 
 /// How connections learn that the server is shutting down, and how the server learns that
 /// they have all finished (mini-redis' shutdown pattern).
+/// How the server tells a live connection from a dead one: it pings every `ping_every`, and a
+/// connection that has sent nothing at all (not even a pong) for `silent_limit` is closed, so
+/// that a peer whose network vanished goes offline within about half a minute.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Heartbeat {
+    pub ping_every: std::time::Duration,
+    pub silent_limit: std::time::Duration,
+}
+
+impl Default for Heartbeat {
+    fn default() -> Self {
+        Self {
+            ping_every: std::time::Duration::from_secs(10),
+            silent_limit: std::time::Duration::from_secs(30),
+        }
+    }
+}
+
 #[derive(Clone)]
 pub struct Shutdown {
     /// Becomes `true` when the server stops: connections send Close (1001) and end.
@@ -41,6 +59,7 @@ pub async fn upgrade(
     auth: AuthSession,
     State(state): State<AppState>,
     Extension(shutdown): Extension<Shutdown>,
+    Extension(heartbeat): Extension<Heartbeat>,
 ) -> Response {
     let (Some(user), Some(session)) = (auth.user, auth.session.id()) else {
         return AppError::Unauthorized.into_response();
@@ -48,5 +67,7 @@ pub async fn upgrade(
     let session = session.to_string();
     ws.max_message_size(TRANSPORT_MAX_BYTES)
         .max_frame_size(TRANSPORT_MAX_BYTES)
-        .on_upgrade(move |socket| connection::serve(socket, state, user, session, shutdown))
+        .on_upgrade(move |socket| {
+            connection::serve(socket, state, user, session, shutdown, heartbeat)
+        })
 }

@@ -69,3 +69,35 @@ for_each_db! {
             .await;
     }
 }
+
+/// A client whose network vanished answers no pings: the server closes it once the heartbeat's
+/// limit passes, and its partners see it go offline then, not whenever TCP gives up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silent_connections_are_dropped_and_go_offline() {
+    let scratch =
+        std::sync::Arc::new(crate::helpers::Scratch::create(crate::helpers::TestDb::Sqlite).await);
+    let mut config = server::config::Config::for_tests(scratch.url.clone());
+    config.heartbeat = server::ws::Heartbeat {
+        ping_every: Duration::from_millis(100),
+        silent_limit: Duration::from_millis(400),
+    };
+    let app = crate::helpers::TestApp::start(config, scratch, crate::helpers::TestDb::Sqlite).await;
+    let (ann, _, bob, bob_user, _conversation) = app.pair().await;
+    let mut ann_socket = ann.socket().await;
+    // Bob's socket is never read again, so it never answers a ping.
+    let _silent = bob.socket().await;
+    assert_eq!(
+        presence_of(&mut ann_socket, bob_user.id).await,
+        (true, None)
+    );
+    let started = std::time::Instant::now();
+    let (online, last_seen) = presence_of(&mut ann_socket, bob_user.id).await;
+    assert!(!online && last_seen.is_some());
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+    // Ann, who reads (and so answers pings), is still connected.
+    ann_socket.assert_alive().await;
+}

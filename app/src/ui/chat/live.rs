@@ -196,7 +196,6 @@ mod browser {
                                 store.resend_pending();
                                 schedule_catch_up(store);
                             }
-                            Ok(ServerFrame::Resync) => schedule_catch_up(store),
                             Ok(frame) => {
                                 store.apply(frame, last_heard);
                                 if store.needs_catch_up() {

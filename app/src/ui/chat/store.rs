@@ -270,7 +270,6 @@ impl ChatStore {
             ServerFrame::Error { message, .. } => {
                 leptos::logging::warn!("server refused a frame: {message}");
             }
-            // A resynchronisation is what a reconnection does anyway; the socket task handles it.
             // Kept in the conversation list (not in `active`, whose changes reset the composer);
             // the open conversation's header reads it from there.
             ServerFrame::Presence {
@@ -285,7 +284,7 @@ impl ChatStore {
                     }
                 }
             }),
-            ServerFrame::Resync | ServerFrame::Pong => {}
+            ServerFrame::Pong => {}
         }
     }
 
