@@ -114,6 +114,28 @@ test("the offline outbox survives a reload and sends everything once, in order",
   await expect(messages(bob.page, "while offline").locator(".body")).toHaveText(expected);
 });
 
+test("a tab that is online keeps another tab's unsent messages in the shared outbox", async ({ browser }) => {
+  const ann = await signUp(browser, "ann", "Ann");
+  const bob = await signUp(browser, "bob", "Bob");
+  await openConversation(ann, bob);
+  // A second tab of Ann's whose live connection can't get through.
+  const cut = await ann.context.newPage();
+  await cut.routeWebSocket(/\/ws$/, (socket) => socket.close());
+  await cut.goto(`/chat/@${bob.username}`);
+  await hydrated(cut);
+  await send(cut, "from the cut-off tab");
+  await expect(messages(cut, "from the cut-off tab")).toHaveAttribute("data-state", "sending");
+
+  // The connected tab sends (and so saves its own outbox) meanwhile.
+  await send(ann.page, "from the connected tab");
+  await expect(messages(ann.page, "from the connected tab")).toHaveAttribute("data-state", "sent");
+
+  // The cut-off tab reloads: its message is still there, waiting.
+  await cut.reload();
+  await hydrated(cut);
+  await expect(messages(cut, "from the cut-off tab")).toHaveAttribute("data-state", "sending");
+});
+
 test("a tab whose session ended elsewhere goes to the log-in page when it reconnects", async ({ browser }) => {
   const ann = await signUp(browser, "ann", "Ann");
   const otherTab = await ann.context.newPage();

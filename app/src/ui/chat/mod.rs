@@ -64,7 +64,11 @@ pub fn ChatLayout() -> impl IntoView {
                 store.restore_pending(outbox::load(me));
             }
             // Read (and so watched) on every run, the first included.
-            store.pending.with(|pending| outbox::save(me, pending));
+            store.pending.with(|pending| {
+                store
+                    .settled
+                    .with_value(|settled| outbox::save(me, pending, settled));
+            });
         }
         me.or(loaded_for)
     });

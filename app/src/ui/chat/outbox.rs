@@ -1,9 +1,13 @@
 //! The offline outbox: messages this browser has sent that the server has not confirmed,
 //! kept in the browser's storage so that a reload (or a crash of the tab) does not lose them.
 //!
-//! The list itself is [`super::store::ChatStore::pending`]; this module only mirrors it into
-//! `localStorage` under a key per user, and reads it back when the chat page starts. Resending
-//! is safe whatever happened before: the server stores a message once per `client_msg_id`.
+//! The list itself is [`super::store::ChatStore::pending`]; this module mirrors it into
+//! `localStorage` under a key per user, and reads it back when the chat page starts. All the
+//! user's tabs share that key, so a tab saving its list keeps what other tabs saved there,
+//! minus what it knows is settled (stored or deleted). Resending is safe whatever happened
+//! before: the server stores a message once per `client_msg_id`.
+
+use std::collections::HashSet;
 
 use super::thread::Pending;
 use crate::model::UserId;
@@ -29,23 +33,80 @@ pub fn load(user: UserId) -> Vec<Pending> {
     }
 }
 
-/// Saves `user`'s outbox (removing the entry when it is empty).
-pub fn save(user: UserId, pending: &[Pending]) {
+/// Saves `user`'s outbox: this tab's `pending`, plus what other tabs saved that is not
+/// `settled` here (removing the entry when nothing is left).
+pub fn save(user: UserId, pending: &[Pending], settled: &HashSet<String>) {
+    let merged = merge(load(user), pending, settled);
     #[cfg(feature = "hydrate")]
     if let Some(storage) = storage() {
         let key = key(user);
         // A full or disabled storage only costs the reload-proofing, never the message.
-        let _ = if pending.is_empty() {
+        let _ = if merged.is_empty() {
             storage.remove_item(&key)
         } else {
-            match serde_json::to_string(pending) {
+            match serde_json::to_string(&merged) {
                 Ok(json) => storage.set_item(&key, &json),
                 Err(_) => Ok(()),
             }
         };
     }
     #[cfg(not(feature = "hydrate"))]
-    let _ = (key(user), pending);
+    let _ = (key(user), merged);
+}
+
+/// What stays saved: the stored entries other tabs wrote (in their order) that this tab
+/// neither holds nor knows to be settled, then this tab's own, in its order.
+fn merge(stored: Vec<Pending>, pending: &[Pending], settled: &HashSet<String>) -> Vec<Pending> {
+    let mut merged: Vec<Pending> = stored
+        .into_iter()
+        .filter(|item| !settled.contains(&item.client_msg_id))
+        .filter(|item| {
+            !pending
+                .iter()
+                .any(|p| p.client_msg_id == item.client_msg_id)
+        })
+        .collect();
+    merged.extend(pending.iter().cloned());
+    merged
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::Utc;
+
+    use super::*;
+    use crate::model::ConversationId;
+
+    fn item(id: &str) -> Pending {
+        Pending {
+            conversation_id: ConversationId(1),
+            client_msg_id: id.to_owned(),
+            body: id.to_owned(),
+            attachments: Vec::new(),
+            created_at: Utc::now(),
+            failed: None,
+        }
+    }
+
+    fn ids(items: &[Pending]) -> Vec<&str> {
+        items.iter().map(|p| p.client_msg_id.as_str()).collect()
+    }
+
+    #[test]
+    fn another_tabs_unsent_messages_are_kept() {
+        let stored = vec![item("other-tab"), item("mine-1")];
+        let settled = HashSet::from(["done".to_owned()]);
+        let merged = merge(stored, &[item("mine-1"), item("mine-2")], &settled);
+        assert_eq!(ids(&merged), ["other-tab", "mine-1", "mine-2"]);
+    }
+
+    #[test]
+    fn settled_messages_are_dropped_even_from_other_tabs() {
+        let stored = vec![item("other-tab"), item("stored-meanwhile")];
+        let settled = HashSet::from(["stored-meanwhile".to_owned()]);
+        assert_eq!(ids(&merge(stored, &[], &settled)), ["other-tab"]);
+        assert!(merge(Vec::new(), &[], &HashSet::new()).is_empty());
+    }
 }
 
 #[cfg(feature = "hydrate")]

@@ -5,7 +5,7 @@
 //! signals and call [`ChatStore::send_message`] and friends. Everything here is signals, so the
 //! store is `Copy` and can be moved into any closure.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 use futures::channel::mpsc::UnboundedSender;
@@ -80,6 +80,9 @@ pub struct ChatStore {
     /// Whether a catch-up is running, and how many have been asked for: asking while one runs
     /// makes it go round once more instead of starting a second one.
     catch_up: StoredValue<CatchUp>,
+    /// `client_msg_id`s this tab knows are done with (stored, or deleted by the user): the
+    /// saved outbox, which other tabs of the user share, must not keep them.
+    pub settled: StoredValue<HashSet<String>>,
 }
 
 #[derive(Debug, Clone, Copy, Default)]
@@ -102,6 +105,7 @@ impl ChatStore {
             conversations_stale: RwSignal::new(0),
             outbox: StoredValue::new(None),
             catch_up: StoredValue::new(CatchUp::default()),
+            settled: StoredValue::new(HashSet::new()),
         }
     }
 
@@ -187,6 +191,9 @@ impl ChatStore {
 
     /// The user gave up on a message the server refused: it is removed.
     pub fn discard(&self, client_msg_id: &str) {
+        self.settled.update_value(|settled| {
+            settled.insert(client_msg_id.to_owned());
+        });
         self.pending
             .update(|pending| pending.retain(|p| p.client_msg_id != client_msg_id));
     }
@@ -300,6 +307,10 @@ impl ChatStore {
     pub fn receive(&self, message: MessageView, live: bool) {
         let mine = self.is_me(message.sender.id);
         if mine {
+            // Settled first: the pending change below saves the outbox.
+            self.settled.update_value(|settled| {
+                settled.insert(message.client_msg_id.clone());
+            });
             self.pending.update(|pending| {
                 pending.retain(|p| p.client_msg_id != message.client_msg_id);
             });
