@@ -52,6 +52,8 @@ const IMAGE_JOBS: usize = 2;
 const CLEAN_UP_EVERY: Duration = Duration::from_secs(10 * 60);
 /// Unsent uploads removed per round, at most.
 const CLEAN_UP_BATCH: u64 = 500;
+/// A temporary upload file untouched for this long belongs to no running upload.
+const ABANDONED_AFTER: Duration = Duration::from_secs(60 * 60);
 /// The Content-Security-Policy of a served file (see [`serve`]).
 pub const FILE_POLICY: &str =
     "default-src 'none'; img-src 'self'; style-src 'unsafe-inline'; sandbox";
@@ -73,11 +75,8 @@ impl FileService {
     /// The storage can't be opened or the directory created.
     pub fn new(config: &FilesConfig) -> anyhow::Result<Self> {
         let tmp_dir = config.data_dir.join("tmp");
-        // Whatever is there was left by a process that stopped mid-upload.
-        if tmp_dir.exists() {
-            std::fs::remove_dir_all(&tmp_dir)?;
-        }
         std::fs::create_dir_all(&tmp_dir)?;
+        remove_abandoned(&tmp_dir);
         Ok(Self {
             storage: Storage::from_config(config)?,
             rules: Arc::new(config.rules.clone()),
@@ -89,6 +88,26 @@ impl FileService {
     /// The storage, for the clean-up task.
     pub fn storage(&self) -> &Storage {
         &self.storage
+    }
+}
+
+/// Removes the temporary files a process left when it stopped mid-upload: those untouched for
+/// [`ABANDONED_AFTER`]. Younger ones may be uploads in progress in another instance that
+/// shares the data directory, so they stay.
+fn remove_abandoned(tmp_dir: &std::path::Path) {
+    let Ok(entries) = std::fs::read_dir(tmp_dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let abandoned = entry
+            .metadata()
+            .and_then(|meta| meta.modified())
+            .ok()
+            .and_then(|modified| modified.elapsed().ok())
+            .is_some_and(|age| age > ABANDONED_AFTER);
+        if abandoned {
+            let _ = std::fs::remove_file(entry.path());
+        }
     }
 }
 
@@ -557,6 +576,25 @@ pub async fn clean_up(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_abandoned_temporary_files_are_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let old = dir.path().join("old");
+        let fresh = dir.path().join("fresh");
+        std::fs::write(&old, b"left by a crash").unwrap();
+        std::fs::write(&fresh, b"an upload in progress").unwrap();
+        let long_ago = std::time::SystemTime::now() - ABANDONED_AFTER * 2;
+        std::fs::File::options()
+            .write(true)
+            .open(&old)
+            .unwrap()
+            .set_modified(long_ago)
+            .unwrap();
+        remove_abandoned(dir.path());
+        assert!(!old.exists());
+        assert!(fresh.exists());
+    }
 
     #[test]
     fn file_names_in_headers_are_safe() {
