@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use chrono::{DateTime, Utc};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DbErr,
-    EntityTrait, QueryFilter, QueryOrder, QuerySelect, SqlErr, TransactionSession,
+    EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, SqlErr, TransactionSession,
     TransactionTrait, sea_query::Expr,
 };
 
@@ -127,6 +127,7 @@ async fn create_pair(
         conversation_id: Set(conversation.id),
         user_id: Set(user_id),
         last_read_seq: Set(0),
+        last_delivered_seq: Set(0),
     }))
     .exec(&txn)
     .await?;
@@ -239,8 +240,8 @@ pub async fn list(
     summarise(db, me, rows).await
 }
 
-/// Turns conversation rows into summaries with three more queries in all (other users, read
-/// positions, last messages), whatever the number of rows.
+/// Turns conversation rows into summaries with three more queries in all (the users, both
+/// participants' positions, last messages), whatever the number of rows.
 async fn summarise(
     db: &impl ConnectionTrait,
     me: UserId,
@@ -250,23 +251,23 @@ async fn summarise(
         return Ok(Vec::new());
     }
     let ids: Vec<i64> = rows.iter().map(|c| c.id).collect();
-    let others: Vec<i64> = rows.iter().map(|c| other_of(c, me)).collect();
+    let mut people: Vec<i64> = rows.iter().map(|c| other_of(c, me)).collect();
+    people.push(me.0);
     let last_message_ids: Vec<i64> = rows.iter().filter_map(|c| c.last_message_id).collect();
 
     let users: HashMap<i64, users::Model> = users::Entity::find()
-        .filter(users::Column::Id.is_in(others))
+        .filter(users::Column::Id.is_in(people))
         .all(db)
         .await?
         .into_iter()
         .map(|u| (u.id, u))
         .collect();
-    let read: HashMap<i64, i64> = participants::Entity::find()
-        .filter(participants::Column::UserId.eq(me.0))
+    let positions: HashMap<(i64, i64), participants::Model> = participants::Entity::find()
         .filter(participants::Column::ConversationId.is_in(ids))
         .all(db)
         .await?
         .into_iter()
-        .map(|p| (p.conversation_id, p.last_read_seq))
+        .map(|p| ((p.conversation_id, p.user_id), p))
         .collect();
     let last_messages: HashMap<i64, messages::Model> = if last_message_ids.is_empty() {
         HashMap::new()
@@ -279,12 +280,15 @@ async fn summarise(
             .map(|m| (m.id, m))
             .collect()
     };
+    let i_share = users.get(&me.0).is_some_and(|u| u.read_receipts);
 
     Ok(rows
         .into_iter()
         .filter_map(|conversation| {
             let other = users.get(&other_of(&conversation, me))?;
-            let last_read = read.get(&conversation.id).copied().unwrap_or(0);
+            let mine = positions.get(&(conversation.id, me.0));
+            let theirs = positions.get(&(conversation.id, other.id));
+            let last_read = mine.map_or(0, |p| p.last_read_seq);
             let last_message = conversation
                 .last_message_id
                 .and_then(|id| last_messages.get(&id))
@@ -303,13 +307,16 @@ async fn summarise(
                 // Filled in by `with_presence`, which knows who is connected.
                 other_online: false,
                 other_last_seen_at: other.last_seen_at,
+                other_delivered_seq: theirs.map_or(0, |p| p.last_delivered_seq),
+                other_read_seq: (i_share && other.read_receipts)
+                    .then(|| theirs.map_or(0, |p| p.last_read_seq)),
             })
         })
         .collect())
 }
 
 /// Records that `me` has read the conversation up to `seq` (clamped to the messages that
-/// exist). Read positions only move forward.
+/// exist). Read positions only move forward, and what has been read has been delivered.
 ///
 /// Returns the new read position, or `None` if it did not move.
 ///
@@ -321,14 +328,61 @@ pub async fn mark_read(
     id: ConversationId,
     seq: i64,
 ) -> Result<Option<i64>, ConversationsError> {
+    use sea_orm::ExprTrait as _;
+
     let conversation = find_for_member(db, me, id).await?;
     let seq = seq.clamp(0, conversation.last_seq);
+    let delivered = Expr::case(
+        Expr::col(participants::Column::LastDeliveredSeq).lt(seq),
+        seq,
+    )
+    .finally(Expr::col(participants::Column::LastDeliveredSeq));
     let result = participants::Entity::update_many()
         .col_expr(participants::Column::LastReadSeq, Expr::value(seq))
+        .col_expr(participants::Column::LastDeliveredSeq, delivered.into())
         .filter(participants::Column::ConversationId.eq(id.0))
         .filter(participants::Column::UserId.eq(me.0))
         .filter(participants::Column::LastReadSeq.lt(seq))
         .exec(db)
         .await?;
     Ok((result.rows_affected > 0).then_some(seq))
+}
+
+/// Records that a device of `me` has received the conversation's messages up to `seq`
+/// (clamped to the messages that exist). Delivery positions only move forward.
+///
+/// Returns the new delivery position, or `None` if it did not move.
+///
+/// # Errors
+/// [`ConversationsError::NotFound`] if `me` is not a participant.
+pub async fn mark_delivered(
+    db: &impl ConnectionTrait,
+    me: UserId,
+    id: ConversationId,
+    seq: i64,
+) -> Result<Option<i64>, ConversationsError> {
+    let conversation = find_for_member(db, me, id).await?;
+    let seq = seq.clamp(0, conversation.last_seq);
+    let result = participants::Entity::update_many()
+        .col_expr(participants::Column::LastDeliveredSeq, Expr::value(seq))
+        .filter(participants::Column::ConversationId.eq(id.0))
+        .filter(participants::Column::UserId.eq(me.0))
+        .filter(participants::Column::LastDeliveredSeq.lt(seq))
+        .exec(db)
+        .await?;
+    Ok((result.rows_affected > 0).then_some(seq))
+}
+
+/// Whether two people see each other's read receipts: only when both share theirs.
+pub async fn read_receipts_shared(
+    db: &impl ConnectionTrait,
+    one: UserId,
+    other: UserId,
+) -> Result<bool, DbErr> {
+    let sharing = users::Entity::find()
+        .filter(users::Column::Id.is_in([one.0, other.0]))
+        .filter(users::Column::ReadReceipts.eq(true))
+        .count(db)
+        .await?;
+    Ok(sharing == 2)
 }

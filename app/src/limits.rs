@@ -1,5 +1,5 @@
 //! Rate limits: how often one client address or one username may try to sign in or sign up,
-//! and how fast one WebSocket connection may send messages and typing signals.
+//! and how fast one WebSocket connection may send messages, typing signals and receipts.
 //!
 //! Limits use governor's GCRA limiters (a token bucket that refills continuously): a quota of
 //! N per period allows a burst of N, then one more every period / N. Over a limit the request is
@@ -28,6 +28,9 @@ pub struct Limits {
     pub typing_per_minute: NonZeroU32,
     /// File uploads per minute per user.
     pub uploads_per_minute: NonZeroU32,
+    /// Delivery and read receipts per minute per WebSocket connection (the browser sends at
+    /// most one per message received and one per message scrolled into view).
+    pub receipts_per_minute: NonZeroU32,
 }
 
 impl Default for Limits {
@@ -38,6 +41,7 @@ impl Default for Limits {
             messages_per_minute: NonZeroU32::MIN.saturating_add(119),
             typing_per_minute: NonZeroU32::MIN.saturating_add(59),
             uploads_per_minute: NonZeroU32::MIN.saturating_add(59),
+            receipts_per_minute: NonZeroU32::MIN.saturating_add(599),
         }
     }
 }
@@ -97,6 +101,7 @@ impl RateLimits {
         ConnectionLimits {
             messages: RateLimiter::direct(Quota::per_minute(self.limits.messages_per_minute)),
             typing: RateLimiter::direct(Quota::per_minute(self.limits.typing_per_minute)),
+            receipts: RateLimiter::direct(Quota::per_minute(self.limits.receipts_per_minute)),
         }
     }
 
@@ -121,6 +126,7 @@ impl RateLimits {
 pub struct ConnectionLimits {
     messages: DefaultDirectRateLimiter,
     typing: DefaultDirectRateLimiter,
+    receipts: DefaultDirectRateLimiter,
 }
 
 impl ConnectionLimits {
@@ -138,6 +144,14 @@ impl ConnectionLimits {
     /// The time until the next typing signal is allowed.
     pub fn typing(&self) -> Result<(), Duration> {
         check(&self.typing)
+    }
+
+    /// Counts a delivery or read receipt; `Err` holds how long to wait.
+    ///
+    /// # Errors
+    /// The time until the next receipt is allowed.
+    pub fn receipt(&self) -> Result<(), Duration> {
+        check(&self.receipts)
     }
 }
 
@@ -179,6 +193,7 @@ mod tests {
             messages_per_minute: n,
             typing_per_minute: n,
             uploads_per_minute: n,
+            receipts_per_minute: n,
         }
     }
 

@@ -223,9 +223,10 @@ async fn insert(
         .filter(conversation_rows::Column::Id.eq(conversation_id.0))
         .exec(&txn)
         .await?;
-    // Writing a message means having read everything before it.
+    // Writing a message means having received and read everything before it.
     participants::Entity::update_many()
         .col_expr(participants::Column::LastReadSeq, Expr::value(row.seq))
+        .col_expr(participants::Column::LastDeliveredSeq, Expr::value(row.seq))
         .filter(participants::Column::ConversationId.eq(conversation_id.0))
         .filter(participants::Column::UserId.eq(sender.id.0))
         .exec(&txn)

@@ -242,6 +242,21 @@ pub struct ConversationSummary {
     /// When the other participant's last connection ended; `None` if never.
     #[serde(default)]
     pub other_last_seen_at: Option<DateTime<Utc>>,
+    /// A device of the other participant has received every message up to this `seq`.
+    #[serde(default)]
+    pub other_delivered_seq: i64,
+    /// The other participant has read up to this `seq`; `None` unless both people share read
+    /// receipts.
+    #[serde(default)]
+    pub other_read_seq: Option<i64>,
+}
+
+/// A user's own choices, which only they see.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccountSettings {
+    /// Let the people one talks to see how far one has read, and see theirs. Off means
+    /// neither: as in other messengers, it works both ways.
+    pub read_receipts: bool,
 }
 
 /// One page of a conversation's history, oldest message first.

@@ -8,7 +8,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::model::{AttachmentId, ConversationId, MessageView, UserId, UserView};
+use crate::model::{AccountSettings, AttachmentId, ConversationId, MessageView, UserId, UserView};
 
 /// Largest text frame the server reads, in bytes. A longer frame is answered with an `error`
 /// frame (`frame_too_large`) and otherwise ignored; the connection stays open.
@@ -33,7 +33,12 @@ pub enum ClientFrame {
         conversation_id: ConversationId,
         active: bool,
     },
-    /// The user has read the conversation up to and including `seq`.
+    /// This device has received the conversation's messages up to and including `seq`.
+    Delivered {
+        conversation_id: ConversationId,
+        seq: i64,
+    },
+    /// The user has seen the conversation up to and including `seq` (it was on screen).
     Read {
         conversation_id: ConversationId,
         seq: i64,
@@ -65,7 +70,14 @@ pub enum ServerFrame {
         user: UserView,
         active: bool,
     },
-    /// A participant has read the conversation up to `seq`.
+    /// A device of the other participant has received the conversation up to `seq`.
+    Delivered {
+        conversation_id: ConversationId,
+        user_id: UserId,
+        seq: i64,
+    },
+    /// A participant has read the conversation up to `seq`: sent to the reader's own
+    /// connections, and to the other participant when both share read receipts.
     Read {
         conversation_id: ConversationId,
         user_id: UserId,
@@ -79,6 +91,8 @@ pub enum ServerFrame {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         last_seen_at: Option<DateTime<Utc>>,
     },
+    /// The user changed their settings (in this tab or another).
+    Settings { settings: AccountSettings },
     /// Answer to `ping`.
     Pong,
     /// A frame could not be processed. Nothing was stored; the connection stays open.

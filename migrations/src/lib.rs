@@ -11,6 +11,7 @@ mod m20261125_000001_create_accounts;
 mod m20261125_000002_create_chat;
 mod m20261125_000003_create_attachments;
 mod m20261125_000004_users_last_seen;
+mod m20261125_000005_receipts;
 
 /// Every migration Parley has, oldest first.
 pub struct Migrator;
@@ -23,6 +24,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000002_create_chat::Migration),
             Box::new(m20261125_000003_create_attachments::Migration),
             Box::new(m20261125_000004_users_last_seen::Migration),
+            Box::new(m20261125_000005_receipts::Migration),
         ]
     }
 }

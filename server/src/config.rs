@@ -251,6 +251,7 @@ impl Config {
             messages_per_minute: quota("PARLEY_MESSAGES_PER_MINUTE", defaults.messages_per_minute)?,
             typing_per_minute: defaults.typing_per_minute,
             uploads_per_minute: quota("PARLEY_UPLOADS_PER_MINUTE", defaults.uploads_per_minute)?,
+            receipts_per_minute: defaults.receipts_per_minute,
         };
         Ok(Self {
             mode,

@@ -43,8 +43,8 @@ pub const SESSION_COOKIE: &str = "parley_session";
 /// The name of the session cookie over HTTPS. The `__Host-` prefix makes browsers insist that
 /// it is `Secure`, has `Path=/` and no `Domain`, so no sibling subdomain can set or shadow it.
 pub const SECURE_SESSION_COOKIE: &str = "__Host-parley_session";
-/// How long shutdown waits for in-flight HTTPS requests.
-const TLS_DRAIN_WITHIN: Duration = Duration::from_secs(10);
+/// How long shutdown waits for in-flight requests: after that the server exits regardless.
+const DRAIN_WITHIN: Duration = Duration::from_secs(10);
 /// How often expired sessions are deleted from the database.
 const SESSION_SWEEP_EVERY: Duration = Duration::from_secs(60 * 60);
 /// How often rate limiters forget clients that have been quiet long enough.
@@ -131,8 +131,10 @@ impl Application {
             .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)))
     }
 
-    /// Serves until `shutdown` resolves, then closes open WebSockets (code 1001) and returns
-    /// once in-flight requests have finished.
+    /// Serves until `shutdown` resolves, then stops accepting, closes open WebSockets (code
+    /// 1001, after the frame each is handling: a message being stored is stored and
+    /// acknowledged) and returns once in-flight requests have finished, or after
+    /// [`DRAIN_WITHIN`] (plus up to [`SOCKETS_CLOSE_WITHIN`] for the sockets) at most.
     ///
     /// # Errors
     /// The listener failed.
@@ -186,7 +188,7 @@ impl Application {
                     let stopping = stopping.clone();
                     async move {
                         stopped(stopping).await;
-                        handle.graceful_shutdown(Some(TLS_DRAIN_WITHIN));
+                        handle.graceful_shutdown(Some(DRAIN_WITHIN));
                     }
                 });
                 let listener = self.listener.into_std().context("TLS listener")?;
@@ -197,10 +199,21 @@ impl Application {
                     .await
                     .context("server error")?;
             }
-            None => axum::serve(self.listener, service)
-                .with_graceful_shutdown(stopped(stopping))
-                .await
-                .context("server error")?,
+            None => {
+                let serve = axum::serve(self.listener, service)
+                    .with_graceful_shutdown(stopped(stopping.clone()))
+                    .into_future();
+                let deadline = async {
+                    stopped(stopping).await;
+                    tokio::time::sleep(DRAIN_WITHIN).await;
+                };
+                tokio::select! {
+                    served = serve => served.context("server error")?,
+                    () = deadline => tracing::warn!(
+                        "requests still running {DRAIN_WITHIN:?} after shutdown began; exiting anyway"
+                    ),
+                }
+            }
         }
         if let Some(redirect) = redirect {
             redirect.abort();

@@ -19,7 +19,9 @@ use sea_orm::{
 use crate::{
     entity::users,
     error::AppError,
-    model::{DisplayName, FieldError, UserId, UserView, Username, check_new_password},
+    model::{
+        AccountSettings, DisplayName, FieldError, UserId, UserView, Username, check_new_password,
+    },
 };
 
 pub use password::{hash_password, is_common, verify_password};
@@ -273,6 +275,38 @@ pub async fn change_password(
     .update(db)
     .await?;
     Ok(User::from(updated))
+}
+
+/// `user`'s own settings.
+pub async fn settings(
+    db: &impl ConnectionTrait,
+    user: UserId,
+) -> Result<AccountSettings, AccountsError> {
+    let row = users::Entity::find_by_id(user.0)
+        .one(db)
+        .await?
+        .ok_or_else(|| DbErr::RecordNotFound(format!("user {}", user.0)))?;
+    Ok(AccountSettings {
+        read_receipts: row.read_receipts,
+    })
+}
+
+/// Stores `user`'s settings.
+pub async fn update_settings(
+    db: &impl ConnectionTrait,
+    user: UserId,
+    settings: AccountSettings,
+) -> Result<AccountSettings, AccountsError> {
+    let row = users::ActiveModel {
+        id: Set(user.0),
+        read_receipts: Set(settings.read_receipts),
+        ..Default::default()
+    }
+    .update(db)
+    .await?;
+    Ok(AccountSettings {
+        read_receipts: row.read_receipts,
+    })
 }
 
 fn username_taken() -> AccountsError {

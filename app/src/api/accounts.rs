@@ -2,7 +2,10 @@
 
 use leptos::prelude::*;
 
-use crate::{error::AppError, model::UserView};
+use crate::{
+    error::AppError,
+    model::{AccountSettings, UserView},
+};
 
 /// Creates an account and signs it in. Field errors come back as `invalid` (422); too many
 /// registrations from one address give `rate_limited` (429).
@@ -115,6 +118,30 @@ pub async fn change_password(
 pub async fn current_user() -> Result<Option<UserView>, AppError> {
     let auth = super::ssr::auth_session().await?;
     Ok(auth.user.map(|user| user.view()))
+}
+
+/// The signed-in user's settings.
+#[server(endpoint = "settings")]
+pub async fn get_settings() -> Result<AccountSettings, AppError> {
+    let (state, me) = super::ssr::signed_in().await?;
+    Ok(crate::accounts::settings(&state.db, me.id).await?)
+}
+
+/// Changes the signed-in user's settings, and tells their open tabs.
+#[server(endpoint = "update_settings")]
+pub async fn update_settings(read_receipts: bool) -> Result<AccountSettings, AppError> {
+    use crate::protocol::ServerFrame;
+
+    let (state, me) = super::ssr::signed_in().await?;
+    let settings =
+        crate::accounts::update_settings(&state.db, me.id, AccountSettings { read_receipts })
+            .await?;
+    let frame = ServerFrame::Settings { settings };
+    if let Err(error) = state.realtime.publish(&[me.id], &frame).await {
+        // The tabs pick the settings up when they next reconnect.
+        tracing::warn!(%error, "could not tell a user's tabs about new settings");
+    }
+    Ok(settings)
 }
 
 /// Up to 20 people whose username or display name contains `query`.

@@ -18,7 +18,7 @@ const QS_MAX_DEPTH: usize = 5;
 type Check = fn(&[u8]) -> Vec<String>;
 
 /// Every server function, by URL path, with the check of its arguments.
-fn checks() -> [(&'static str, Check); 10] {
+fn checks() -> [(&'static str, Check); 12] {
     [
         (accounts::Register::PATH, ignored_keys::<accounts::Register>),
         (accounts::Login::PATH, ignored_keys::<accounts::Login>),
@@ -34,6 +34,14 @@ fn checks() -> [(&'static str, Check); 10] {
         (
             accounts::SearchUsers::PATH,
             ignored_keys::<accounts::SearchUsers>,
+        ),
+        (
+            accounts::GetSettings::PATH,
+            ignored_keys::<accounts::GetSettings>,
+        ),
+        (
+            accounts::UpdateSettings::PATH,
+            ignored_keys::<accounts::UpdateSettings>,
         ),
         (
             conversations::ListConversations::PATH,

@@ -1,4 +1,5 @@
-//! The `participants` table: who takes part in a conversation, and how far they have read.
+//! The `participants` table: who takes part in a conversation, and how far it has reached
+//! them (delivered to a device) and how far they have read.
 
 use sea_orm::entity::prelude::*;
 
@@ -10,6 +11,9 @@ pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
     pub user_id: i64,
     pub last_read_seq: i64,
+    /// A device of this participant has received every message up to here (never behind
+    /// `last_read_seq`).
+    pub last_delivered_seq: i64,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -17,6 +17,8 @@ pub struct Model {
     pub created_at: DateTimeUtc,
     /// When the user's last connection ended; `None` before the first one.
     pub last_seen_at: Option<DateTimeUtc>,
+    /// Whether the user shares read receipts (and so sees other people's).
+    pub read_receipts: bool,
 }
 
 /// Written by hand so that the password hash can never end up in a log line.

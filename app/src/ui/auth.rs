@@ -9,7 +9,7 @@ use leptos_meta::Title;
 use leptos_router::hooks::use_query_map;
 
 use crate::{
-    api::accounts::{ChangePassword, Login, Register},
+    api::accounts::{ChangePassword, Login, Register, UpdateSettings, get_settings},
     error::AppError,
     model::{UserView, is_safe_next},
 };
@@ -160,7 +160,7 @@ pub fn RegisterPage() -> impl IntoView {
     }
 }
 
-/// `/settings`: change the password.
+/// `/settings`: read receipts, and changing the password.
 #[component]
 pub fn SettingsPage() -> impl IntoView {
     let change = ServerAction::<ChangePassword>::new();
@@ -185,6 +185,7 @@ pub fn SettingsPage() -> impl IntoView {
                     <a href="/chat">"← Back to your conversations"</a>
                 </p>
                 <h1>"Settings"</h1>
+                <ReadReceiptsSetting/>
                 <h2>"Change your password"</h2>
                 <ActionForm action=change node_ref=form>
                     <Field
@@ -224,6 +225,52 @@ pub fn SettingsPage() -> impl IntoView {
                 </ActionForm>
             </div>
         </main>
+    }
+}
+
+/// The read receipts switch, saved as soon as it is flipped.
+#[component]
+fn ReadReceiptsSetting() -> impl IntoView {
+    // Fetched in the browser only: the switch stays disabled until the stored value is known.
+    let stored = LocalResource::new(get_settings);
+    let update = ServerAction::<UpdateSettings>::new();
+    let current = move || match update.value().get() {
+        Some(Ok(settings)) => Some(settings.read_receipts),
+        _ => stored.get().and_then(Result::ok).map(|s| s.read_receipts),
+    };
+    let status = move || match update.value().get() {
+        Some(Ok(settings)) if settings.read_receipts => {
+            Some("Saved. Read receipts are on.".to_owned())
+        }
+        Some(Ok(_)) => Some("Saved. Read receipts are off.".to_owned()),
+        Some(Err(error)) => Some(error.to_string()),
+        None => None,
+    };
+    view! {
+        <h2>"Privacy"</h2>
+        <div class="field toggle">
+            <label>
+                <input
+                    type="checkbox"
+                    name="read_receipts"
+                    prop:checked=move || current().unwrap_or(false)
+                    disabled=move || current().is_none() || update.pending().get()
+                    aria-describedby="read-receipts-hint"
+                    on:change=move |ev| {
+                        update.dispatch(UpdateSettings {
+                            read_receipts: event_target_checked(&ev),
+                        });
+                    }
+                />
+                " Read receipts"
+            </label>
+            <p class="hint" id="read-receipts-hint">
+                "When on, the people you talk to see when you have seen their messages, and you "
+                "see when they have seen yours. When off, neither: they still see that a message "
+                "was delivered."
+            </p>
+            <p class="form-success" role="status">{status}</p>
+        </div>
     }
 }
 

@@ -280,6 +280,10 @@ impl Session {
                 conversation_id,
                 active,
             } => self.typing(conversation_id, active).await,
+            ClientFrame::Delivered {
+                conversation_id,
+                seq,
+            } => self.delivered(conversation_id, seq).await,
             ClientFrame::Read {
                 conversation_id,
                 seq,
@@ -426,32 +430,87 @@ impl Session {
         }
     }
 
-    /// Moves the user's read position and tells both participants.
-    async fn read(&mut self, conversation_id: ConversationId, seq: i64) -> Option<ServerFrame> {
+    /// Moves the user's delivery position and tells the other participant (the sender of what
+    /// was delivered).
+    async fn delivered(
+        &mut self,
+        conversation_id: ConversationId,
+        seq: i64,
+    ) -> Option<ServerFrame> {
+        if let Err(wait) = self.limits.receipt() {
+            return Some(rate_limited("receipts", wait, None));
+        }
         let other = match self.other(conversation_id).await {
             Ok(other) => other,
             Err(reply) => return Some(reply),
         };
-        match conversations::mark_read(&self.state.db, self.user.id, conversation_id, seq).await {
+        match conversations::mark_delivered(&self.state.db, self.user.id, conversation_id, seq)
+            .await
+        {
             Ok(Some(seq)) => {
-                let frame = ServerFrame::Read {
-                    conversation_id,
-                    user_id: self.user.id,
-                    seq,
-                };
-                if let Err(error) = self
-                    .state
-                    .realtime
-                    .publish(&[self.user.id, other], &frame)
-                    .await
-                {
-                    tracing::warn!(%error, "could not publish a read position");
-                }
+                self.publish_delivered(conversation_id, other, seq).await;
                 None
             }
             Ok(None) => None,
             Err(error) => Some(self.conversation_error(error)),
         }
+    }
+
+    async fn publish_delivered(&self, conversation_id: ConversationId, other: UserId, seq: i64) {
+        let frame = ServerFrame::Delivered {
+            conversation_id,
+            user_id: self.user.id,
+            seq,
+        };
+        if let Err(error) = self.state.realtime.publish(&[other], &frame).await {
+            tracing::warn!(%error, "could not publish a delivery position");
+        }
+    }
+
+    /// Moves the user's read position and tells the user's connections (so that every tab
+    /// clears its unread count). The other participant hears of it only when both share read
+    /// receipts; otherwise they learn that it was delivered, which reading implies.
+    async fn read(&mut self, conversation_id: ConversationId, seq: i64) -> Option<ServerFrame> {
+        if let Err(wait) = self.limits.receipt() {
+            return Some(rate_limited("receipts", wait, None));
+        }
+        let other = match self.other(conversation_id).await {
+            Ok(other) => other,
+            Err(reply) => return Some(reply),
+        };
+        let seq = match conversations::mark_read(&self.state.db, self.user.id, conversation_id, seq)
+            .await
+        {
+            Ok(Some(seq)) => seq,
+            Ok(None) => return None,
+            Err(error) => return Some(self.conversation_error(error)),
+        };
+        let shared =
+            match conversations::read_receipts_shared(&self.state.db, self.user.id, other).await {
+                Ok(shared) => shared,
+                Err(error) => {
+                    // Stored; only the receipt is withheld, as if it were not shared.
+                    tracing::warn!(%error, "could not check whether read receipts are shared");
+                    false
+                }
+            };
+        let frame = ServerFrame::Read {
+            conversation_id,
+            user_id: self.user.id,
+            seq,
+        };
+        let to: &[UserId] = if shared {
+            &[self.user.id, other]
+        } else {
+            &[self.user.id]
+        };
+        if let Err(error) = self.state.realtime.publish(to, &frame).await {
+            tracing::warn!(%error, "could not publish a read position");
+        }
+        if !shared {
+            self.publish_delivered(conversation_id, other, seq).await;
+        }
+        None
     }
 
     /// The other participant, checking (once per conversation) that the user is one.
@@ -567,7 +626,11 @@ mod properties {
                 conversation_id,
                 active
             }),
-            (id, any::<i64>()).prop_map(|(conversation_id, seq)| ClientFrame::Read {
+            (id.clone(), any::<i64>()).prop_map(|(conversation_id, seq)| ClientFrame::Read {
+                conversation_id,
+                seq
+            }),
+            (id, any::<i64>()).prop_map(|(conversation_id, seq)| ClientFrame::Delivered {
                 conversation_id,
                 seq
             }),

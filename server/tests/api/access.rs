@@ -36,6 +36,7 @@ async fn call(browser: &Browser, path: &str, conversation: ConversationId) -> re
         "search_users" => vec![("query", "ann")],
         "open_conversation" => vec![("username", "ann")],
         "history" => vec![("conversation_id", id.as_str())],
+        "update_settings" => vec![("read_receipts", "false")],
         _ => vec![],
     };
     browser
@@ -126,6 +127,7 @@ for_each_db! {
                 ClientFrame::Send { conversation_id: id, client_msg_id: "e1".into(), body: "hi".into(), attachment_ids: Vec::new() },
                 ClientFrame::Typing { conversation_id: id, active: true },
                 ClientFrame::Read { conversation_id: id, seq: 1 },
+                ClientFrame::Delivered { conversation_id: id, seq: 1 },
             ]
         };
         for (theirs, nowhere) in frames(conversation.id).into_iter().zip(frames(missing)) {

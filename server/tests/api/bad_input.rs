@@ -76,6 +76,7 @@ for_each_db! {
             ClientFrame::Send { conversation_id: conversation.id, client_msg_id: "e".into(), body: "hi".into(), attachment_ids: Vec::new() },
             ClientFrame::Typing { conversation_id: conversation.id, active: true },
             ClientFrame::Read { conversation_id: conversation.id, seq: 1 },
+            ClientFrame::Delivered { conversation_id: conversation.id, seq: 1 },
             ClientFrame::Send { conversation_id: app::model::ConversationId(424242), client_msg_id: "f".into(), body: "hi".into(), attachment_ids: Vec::new() },
         ] {
             eve_socket.send_frame(&frame).await;

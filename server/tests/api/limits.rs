@@ -25,6 +25,7 @@ async fn limited_app(db: TestDb, n: u32) -> TestApp {
         messages_per_minute: n,
         typing_per_minute: n,
         uploads_per_minute: n,
+        receipts_per_minute: n,
     };
     config.trusted_proxies = vec!["127.0.0.1".parse().unwrap()];
     TestApp::start(config, scratch, db).await
@@ -225,6 +226,36 @@ async fn socket_limits(db: TestDb) {
         })
         .await;
     assert_eq!(code, ErrorCode::RateLimited);
+
+    // So do receipts (delivered and read together); one over is refused and changes nothing.
+    let mut bob_socket = bob.socket().await;
+    for seq in 1..=5 {
+        bob_socket
+            .send_frame(&ClientFrame::Delivered {
+                conversation_id: conversation.id,
+                seq,
+            })
+            .await;
+    }
+    bob_socket
+        .send_frame(&ClientFrame::Read {
+            conversation_id: conversation.id,
+            seq: 5,
+        })
+        .await;
+    let code = bob_socket
+        .next_matching(|frame| match frame {
+            ServerFrame::Error { code, .. } => Some(code),
+            _ => None,
+        })
+        .await;
+    assert_eq!(code, ErrorCode::RateLimited);
+    assert_eq!(
+        ann.conversations().await[0].other_read_seq,
+        Some(0),
+        "not read"
+    );
+    assert_eq!(ann.conversations().await[0].other_delivered_seq, 5);
 
     // The connection stays open, and another connection (or user) is unaffected.
     socket.assert_alive().await;

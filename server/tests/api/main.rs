@@ -24,3 +24,4 @@ mod limits;
 mod live;
 mod passwords;
 mod presence;
+mod receipts;

@@ -10,7 +10,7 @@ use super::{
     links::{Segment, segments},
     live::new_client_msg_id,
     store::{ChatStore, Connection},
-    thread::{Delivery, Row, Thread, rows},
+    thread::{Delivery, Receipt, Row, Thread, rows},
 };
 use crate::{
     api::{
@@ -94,12 +94,13 @@ pub fn ConversationView() -> impl IntoView {
             store.thread.set(opening);
             match history(id, None, None).await {
                 Ok(page) => {
+                    let newest = page.messages.last().map_or(0, |m| m.seq);
                     store.thread.update(|thread| {
                         if thread.conversation_id == Some(id) {
                             thread.load_latest(page.messages, page.has_more);
                         }
                     });
-                    store.mark_read();
+                    store.acknowledge(id, newest);
                 }
                 Err(error) => {
                     if still_wanted() {
@@ -182,6 +183,13 @@ fn MessageLog() -> impl IntoView {
     let last_row = StoredValue::new(None::<String>);
     let loading_older = RwSignal::new(false);
 
+    // Reads what is on screen: the newest message at least half visible (and everything
+    // before it) counts as seen, if the page itself is visible.
+    let check_seen = move || {
+        if let Some(seq) = last_seq_on_screen(log) {
+            store.mark_seen(seq);
+        }
+    };
     let rendered = Memo::new(move |_| {
         let me = store.me.get();
         store
@@ -208,7 +216,22 @@ fn MessageLog() -> impl IntoView {
         {
             el.set_scroll_top(el.scroll_height());
         }
+        check_seen();
     })));
+    // The other side's receipts for this conversation, for the ticks on one's own messages.
+    provide_context(Receipts(Memo::new(move |_| {
+        let id = store.thread.with(|t| t.conversation_id)?;
+        store.conversations.with(|list| {
+            list.iter()
+                .find(|s| s.id == id)
+                .map(|s| (s.other_delivered_seq, s.other_read_seq))
+        })
+    })));
+    // Asked for by the store (the page became visible, a catch-up finished).
+    Effect::new(move |_| {
+        store.seen_checks.track();
+        request_animation_frame(check_seen);
+    });
     Effect::new(move |_| {
         let newest = rendered.with(|rows| {
             rows.last().map(|row| match row {
@@ -236,6 +259,7 @@ fn MessageLog() -> impl IntoView {
                 el.set_scroll_top(el.scroll_height());
                 near_bottom.set_value(true);
             }
+            check_seen();
         });
     });
 
@@ -280,6 +304,7 @@ fn MessageLog() -> impl IntoView {
                 load_older();
             }
         }
+        check_seen();
     };
 
     let name = move || {
@@ -338,6 +363,50 @@ fn last_seen_text(at: chrono::DateTime<Utc>) -> String {
     format!("last seen {day} at {}", time::clock(at))
 }
 
+/// The `seq` of the newest message at least half inside the log's visible area (or filling
+/// it): what the reader has on screen.
+#[cfg(feature = "hydrate")]
+fn last_seq_on_screen(log: NodeRef<html::Div>) -> Option<i64> {
+    use wasm_bindgen::JsCast;
+
+    let log = log.get_untracked()?;
+    let view = log.get_bounding_client_rect();
+    let (top, bottom) = (view.top(), view.bottom());
+    if bottom <= top {
+        return None;
+    }
+    let items = log.query_selector_all("li.message[data-seq]").ok()?;
+    for index in (0..items.length()).rev() {
+        let Some(item) = items
+            .item(index)
+            .and_then(|node| node.dyn_into::<web_sys::Element>().ok())
+        else {
+            continue;
+        };
+        let rect = item.get_bounding_client_rect();
+        if rect.bottom() <= top {
+            // This one and every older one are above the visible area.
+            return None;
+        }
+        let shown = rect.bottom().min(bottom) - rect.top().max(top);
+        if shown > 0.0 && shown >= rect.height().min(bottom - top) / 2.0 {
+            return item.get_attribute("data-seq")?.parse().ok();
+        }
+    }
+    None
+}
+
+/// Nothing is on screen while rendering on the server.
+#[cfg(not(feature = "hydrate"))]
+fn last_seq_on_screen(_log: NodeRef<html::Div>) -> Option<i64> {
+    None
+}
+
+/// The other participant's delivery and read positions in the open conversation (the read
+/// one only when both share read receipts).
+#[derive(Clone, Copy)]
+struct Receipts(Memo<Option<(i64, Option<i64>)>>);
+
 /// Keeps the log at the bottom when the reader is there and something grows (an image loads).
 #[derive(Clone, Copy)]
 struct FollowBottom(Callback<()>);
@@ -365,6 +434,7 @@ fn RowView(row: Row) -> impl IntoView {
         }
         Row::Message {
             client_msg_id,
+            seq,
             sender,
             mine,
             body,
@@ -374,7 +444,26 @@ fn RowView(row: Row) -> impl IntoView {
             ..
         } => {
             let status = match &state {
-                Delivery::Sent => None,
+                Delivery::Sent => mine.then_some(seq).flatten().map(|seq| {
+                    let receipts = expect_context::<Receipts>().0;
+                    let receipt = move || {
+                        let (delivered, read) = receipts.get().unwrap_or((0, None));
+                        Receipt::of(seq, delivered, read)
+                    };
+                    view! {
+                        <span
+                            class="receipt"
+                            data-receipt=move || receipt().as_str()
+                            title=move || receipt().label()
+                        >
+                            <span aria-hidden="true">
+                                {move || if receipt() == Receipt::Sent { "✓" } else { "✓✓" }}
+                            </span>
+                            <span class="visually-hidden">{move || receipt().label()}</span>
+                        </span>
+                    }
+                    .into_any()
+                }),
                 // Offline, a message waits in the outbox (kept across reloads) until the
                 // connection is back.
                 Delivery::Sending => Some(
@@ -407,7 +496,7 @@ fn RowView(row: Row) -> impl IntoView {
                 ),
             };
             view! {
-                <li class="message" class:mine=mine data-state=state.as_str()>
+                <li class="message" class:mine=mine data-state=state.as_str() data-seq=seq.map(|s| s.to_string())>
                     <div class="meta">
                         <span class="sender">{sender.display_name}</span>
                         <time datetime=time::machine(created_at)>{time::clock(created_at)}</time>

@@ -249,8 +249,8 @@ mod browser {
     }
 
     /// Fetches what may have been missed: the open conversation's messages after the last one
-    /// held without a gap, then the conversation list; then tells the server what has been
-    /// read (a read position set while disconnected never reached it).
+    /// held without a gap, then the conversation list; then checks what is on screen, to tell
+    /// the server what has been read (a read position set while disconnected never reached it).
     async fn catch_up(store: ChatStore) {
         loop {
             let handled = store.catch_up_requests();
@@ -258,7 +258,7 @@ mod browser {
             if let Ok(list) = list_conversations().await {
                 store.replace_conversations(list);
             }
-            store.mark_read();
+            store.check_seen();
             if !store.finish_catch_up(handled) {
                 break;
             }

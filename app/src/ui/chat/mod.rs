@@ -44,12 +44,12 @@ pub fn ChatLayout() -> impl IntoView {
             }
         });
     });
-    // Coming back to the page reads the open conversation (a hidden page reads nothing).
+    // Coming back to the page reads what is on screen (a hidden page reads nothing).
     let visibility = window_event_listener(
         leptos::ev::Custom::<leptos::ev::Event>::new("visibilitychange"),
         move |_| {
             if !notify::page_hidden() {
-                store.mark_read();
+                store.check_seen();
             }
         },
     );

@@ -83,6 +83,20 @@ pub struct ChatStore {
     /// `client_msg_id`s this tab knows are done with (stored, or deleted by the user): the
     /// saved outbox, which other tabs of the user share, must not keep them.
     pub settled: StoredValue<HashSet<String>>,
+    /// The delivery and read positions sent on this connection, per conversation: a receipt
+    /// goes out only when it moves a position forward. Forgotten on reconnection, since frames
+    /// sent while disconnected are lost.
+    reported: StoredValue<HashMap<ConversationId, Reported>>,
+    /// Bumped when what is on screen should be checked for messages now seen (the page became
+    /// visible, a catch-up finished); the message log does the checking.
+    pub seen_checks: RwSignal<u64>,
+}
+
+/// The positions reported for one conversation.
+#[derive(Debug, Clone, Copy, Default)]
+struct Reported {
+    delivered: i64,
+    read: i64,
 }
 
 #[derive(Debug, Clone, Copy, Default)]
@@ -106,6 +120,8 @@ impl ChatStore {
             outbox: StoredValue::new(None),
             catch_up: StoredValue::new(CatchUp::default()),
             settled: StoredValue::new(HashSet::new()),
+            reported: StoredValue::new(HashMap::new()),
+            seen_checks: RwSignal::new(0),
         }
     }
 
@@ -228,7 +244,10 @@ impl ChatStore {
     /// Applies a frame from the server.
     pub fn apply(&self, frame: ServerFrame, now_ms: f64) {
         match frame {
-            ServerFrame::Ready { user } => self.me.set(Some(user)),
+            ServerFrame::Ready { user } => {
+                self.me.set(Some(user));
+                self.reported.update_value(HashMap::clear);
+            }
             ServerFrame::Ack { message, .. } | ServerFrame::Message { message } => {
                 self.receive(message, true);
             }
@@ -259,6 +278,35 @@ impl ChatStore {
                     notify::clear(conversation_id);
                     self.update_summary(conversation_id, |summary| {
                         summary.unread = (summary.last_seq - seq).max(0).min(summary.unread);
+                    });
+                } else {
+                    self.update_summary(conversation_id, |summary| {
+                        summary.other_read_seq = Some(summary.other_read_seq.unwrap_or(0).max(seq));
+                        summary.other_delivered_seq = summary.other_delivered_seq.max(seq);
+                    });
+                }
+            }
+            ServerFrame::Delivered {
+                conversation_id,
+                user_id,
+                seq,
+            } => {
+                if !self.is_me(user_id) {
+                    self.update_summary(conversation_id, |summary| {
+                        summary.other_delivered_seq = summary.other_delivered_seq.max(seq);
+                    });
+                }
+            }
+            // Read receipts switched off: nobody's show any more. Switched on: the list,
+            // fetched again, says how far the others have read.
+            ServerFrame::Settings { settings } => {
+                if settings.read_receipts {
+                    self.conversations_stale.update(|n| *n += 1);
+                } else {
+                    self.conversations.update(|list| {
+                        for summary in list.iter_mut() {
+                            summary.other_read_seq = None;
+                        }
                     });
                 }
             }
@@ -331,8 +379,7 @@ impl ChatStore {
             0
         };
 
-        // On a hidden page nothing is read: the message counts as unread (and notifies) until
-        // the page is seen.
+        // A message counts as unread until it has been on screen (see `mark_seen`).
         let hidden = notify::page_hidden();
         let mut fresh = false;
         let known = self.update_summary(message.conversation_id, |summary| {
@@ -341,8 +388,15 @@ impl ChatStore {
                 summary.last_seq = message.seq;
                 summary.last_message = Some(MessagePreview::of(&message));
                 summary.last_activity_at = message.created_at;
-                if !mine && (!is_open || hidden) {
+                if !mine {
                     summary.unread += 1;
+                }
+            }
+            if !mine {
+                // Writing a message means having received and read all before it.
+                summary.other_delivered_seq = summary.other_delivered_seq.max(message.seq);
+                if let Some(read) = &mut summary.other_read_seq {
+                    *read = (*read).max(message.seq);
                 }
             }
         });
@@ -354,27 +408,86 @@ impl ChatStore {
         if live && fresh && !mine && hidden {
             notify::show(&message, &preview_text(&message.body));
         }
-        if is_open && added > 0 && !mine && !hidden {
-            self.mark_read();
+        if !mine {
+            self.acknowledge(message.conversation_id, message.seq);
+        }
+        if is_open && added > 0 {
+            self.check_seen();
         }
     }
 
-    /// Tells the server (and this user's other tabs) that the open conversation is read.
-    pub fn mark_read(&self) {
-        // A hidden page has not been read (a background tab that opens a conversation or
-        // catches up); the visibility handler comes back here once it is seen.
+    /// Tells the server that this device has received a conversation's messages up to `seq`
+    /// (once per position and connection).
+    pub fn acknowledge(&self, conversation_id: ConversationId, seq: i64) {
+        if seq <= 0 || !self.report(conversation_id, seq, |r| &mut r.delivered) {
+            return;
+        }
+        self.send_frame(ClientFrame::Delivered {
+            conversation_id,
+            seq,
+        });
+    }
+
+    /// Acknowledges the latest message of every conversation in the list (the list shows it).
+    fn acknowledge_list(&self) {
+        let latest: Vec<(ConversationId, i64)> = self.conversations.with_untracked(|list| {
+            list.iter()
+                .filter(|s| s.last_message.is_some())
+                .map(|s| (s.id, s.last_seq))
+                .collect()
+        });
+        for (conversation_id, seq) in latest {
+            self.acknowledge(conversation_id, seq);
+        }
+    }
+
+    /// Records that `seq` is being reported for one of a conversation's positions; `false` if
+    /// it was already reported (or a later one was) on this connection. Nothing is recorded
+    /// while disconnected, so that the report is made again once connected.
+    fn report(
+        &self,
+        conversation_id: ConversationId,
+        seq: i64,
+        position: impl FnOnce(&mut Reported) -> &mut i64,
+    ) -> bool {
+        if self.outbox.with_value(Option::is_none) {
+            return false;
+        }
+        let mut moved = false;
+        self.reported.update_value(|reported| {
+            let position = position(reported.entry(conversation_id).or_default());
+            if seq > *position {
+                *position = seq;
+                moved = true;
+            }
+        });
+        moved
+    }
+
+    /// Asks the message log to check which messages are on screen now.
+    pub fn check_seen(&self) {
+        self.seen_checks.update(|n| *n += 1);
+    }
+
+    /// The messages of the open conversation up to `seq` have been on screen: they are read,
+    /// here, in the user's other tabs and (with read receipts) for the sender. A hidden page
+    /// sees nothing; the visibility handler asks again once it is seen.
+    pub fn mark_seen(&self, seq: i64) {
         if notify::page_hidden() {
             return;
         }
-        let (Some(conversation_id), seq) = self
-            .thread
-            .with_untracked(|t| (t.conversation_id, t.last_seq()))
-        else {
+        let Some(conversation_id) = self.thread.with_untracked(|t| t.conversation_id) else {
             return;
         };
-        self.update_summary(conversation_id, |summary| summary.unread = 0);
-        notify::clear(conversation_id);
-        if seq > 0 {
+        let mut unread = 0;
+        self.update_summary(conversation_id, |summary| {
+            summary.unread = (summary.last_seq - seq).max(0).min(summary.unread);
+            unread = summary.unread;
+        });
+        if unread == 0 {
+            notify::clear(conversation_id);
+        }
+        if seq > 0 && self.report(conversation_id, seq, |r| &mut r.read) {
             self.send_frame(ClientFrame::Read {
                 conversation_id,
                 seq,
@@ -450,6 +563,7 @@ impl ChatStore {
             *list = merged;
         });
         self.conversations_loaded.set(true);
+        self.acknowledge_list();
     }
 
     /// Puts `summary` in the list (replacing an older copy).
@@ -535,6 +649,8 @@ mod tests {
             unread: 0,
             other_online: false,
             other_last_seen_at: None,
+            other_delivered_seq: 0,
+            other_read_seq: Some(0),
         }
     }
 
@@ -748,6 +864,114 @@ mod tests {
             store.apply(typing(true), 0.0);
             store.apply(typing(false), 0.0);
             assert!(store.typing.get_untracked().is_empty());
+        });
+    }
+
+    fn receipts(frames: &mut mpsc::UnboundedReceiver<ClientFrame>) -> Vec<ClientFrame> {
+        let mut receipts = Vec::new();
+        while let Ok(frame) = frames.try_recv() {
+            if matches!(
+                frame,
+                ClientFrame::Delivered { .. } | ClientFrame::Read { .. }
+            ) {
+                receipts.push(frame);
+            }
+        }
+        receipts
+    }
+
+    #[test]
+    fn receipts_go_out_once_per_position_and_again_after_a_reconnection() {
+        with_store(|store, frames| {
+            store.upsert_summary(summary(1));
+            store.thread.set(Thread::opening(ConversationId(1)));
+            let delivered = |seq| ClientFrame::Delivered {
+                conversation_id: ConversationId(1),
+                seq,
+            };
+            let read = |seq| ClientFrame::Read {
+                conversation_id: ConversationId(1),
+                seq,
+            };
+
+            // Someone else's messages are acknowledged as they arrive, once each.
+            store.receive(message(1, 2, "x"), true);
+            store.receive(message(1, 2, "x"), true);
+            store.receive(message(2, 2, "y"), true);
+            assert_eq!(receipts(frames), [delivered(1), delivered(2)]);
+            assert_eq!(store.conversations.get_untracked()[0].unread, 2);
+            // One's own are not.
+            store.receive(message(3, 1, "z"), true);
+            assert!(receipts(frames).is_empty());
+
+            // Seen up to 1 (2 is below the fold), then up to 3; never backwards.
+            store.mark_seen(1);
+            assert_eq!(store.conversations.get_untracked()[0].unread, 2);
+            store.mark_seen(3);
+            store.mark_seen(2);
+            assert_eq!(receipts(frames), [read(1), read(3)]);
+            assert_eq!(store.conversations.get_untracked()[0].unread, 0);
+
+            // Frames sent while disconnected are lost: after `ready` they are sent again.
+            store.set_outbox(None);
+            store.mark_seen(4);
+            store.apply(ServerFrame::Ready { user: user(1) }, 0.0);
+            let (outbox, fresh) = mpsc::unbounded();
+            store.set_outbox(Some(outbox));
+            *frames = fresh;
+            store.acknowledge(ConversationId(1), 2);
+            store.mark_seen(3);
+            assert_eq!(receipts(frames), [delivered(2), read(3)]);
+        });
+    }
+
+    #[test]
+    fn the_other_sides_receipts_move_forward_and_go_when_switched_off() {
+        with_store(|store, _frames| {
+            store.upsert_summary(summary(1));
+            let positions = || {
+                let s = store.conversations.get_untracked()[0].clone();
+                (s.other_delivered_seq, s.other_read_seq)
+            };
+            let frame = |read: bool, user: i64, seq: i64| {
+                let (conversation_id, user_id) = (ConversationId(1), UserId(user));
+                if read {
+                    ServerFrame::Read {
+                        conversation_id,
+                        user_id,
+                        seq,
+                    }
+                } else {
+                    ServerFrame::Delivered {
+                        conversation_id,
+                        user_id,
+                        seq,
+                    }
+                }
+            };
+            store.apply(frame(false, 2, 3), 0.0);
+            assert_eq!(positions(), (3, Some(0)));
+            store.apply(frame(true, 2, 2), 0.0);
+            store.apply(frame(false, 2, 1), 0.0);
+            assert_eq!(positions(), (3, Some(2)));
+            // One's own read position (from another tab) is not the other side's.
+            store.apply(frame(true, 1, 5), 0.0);
+            assert_eq!(positions(), (3, Some(2)));
+            // A message from the other person means they have everything before it.
+            store.receive(message(4, 2, "m"), true);
+            assert_eq!(positions(), (4, Some(4)));
+
+            store.apply(
+                ServerFrame::Settings {
+                    settings: crate::model::AccountSettings {
+                        read_receipts: false,
+                    },
+                },
+                0.0,
+            );
+            assert_eq!(positions(), (4, None));
+            store.receive(message(5, 2, "n"), true);
+            assert_eq!(positions(), (5, None), "still hidden");
         });
     }
 }

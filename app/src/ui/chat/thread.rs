@@ -136,6 +136,8 @@ pub enum Row {
         key: String,
         /// The id the sending client chose (for "delete" on a message the server refused).
         client_msg_id: String,
+        /// Its place in the conversation, once stored.
+        seq: Option<i64>,
         sender: UserView,
         /// Sent by the signed-in user.
         mine: bool,
@@ -178,6 +180,48 @@ impl Delivery {
     }
 }
 
+/// How far a stored message has got on the other side, as its sender sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Receipt {
+    /// Stored by the server.
+    Sent,
+    /// A device of the recipient has received it.
+    Delivered,
+    /// It was on the recipient's screen.
+    Seen,
+}
+
+impl Receipt {
+    /// Where message `seq` is, given how far the other participant has received and (when
+    /// both share read receipts) read the conversation.
+    pub fn of(seq: i64, delivered_to: i64, read_to: Option<i64>) -> Self {
+        if read_to.is_some_and(|read| read >= seq) {
+            Self::Seen
+        } else if delivered_to >= seq {
+            Self::Delivered
+        } else {
+            Self::Sent
+        }
+    }
+
+    /// The value of the `data-receipt` attribute, and the word shown.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Sent => "sent",
+            Self::Delivered => "delivered",
+            Self::Seen => "seen",
+        }
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Sent => "Sent",
+            Self::Delivered => "Delivered",
+            Self::Seen => "Seen",
+        }
+    }
+}
+
 /// The rendered list: stored messages in order, then this browser's pending ones, with a day
 /// separator wherever the local date (given by `day_of`) changes.
 pub fn rows(
@@ -194,6 +238,7 @@ pub fn rows(
     let stored = thread.messages.iter().map(|m| {
         (
             (Some(m.seq) == first_unread).then_some(()),
+            Some(m.seq),
             m.sender.clone(),
             m.client_msg_id.clone(),
             m.body.clone(),
@@ -213,6 +258,7 @@ pub fn rows(
             };
             Some((
                 None,
+                None,
                 sender,
                 p.client_msg_id.clone(),
                 p.body.clone(),
@@ -225,7 +271,7 @@ pub fn rows(
     let my_id = me.map(|m| m.id);
     let mut rows = Vec::new();
     let mut current_day: Option<String> = None;
-    for (divider, sender, client_msg_id, body, attachments, created_at, state) in
+    for (divider, seq, sender, client_msg_id, body, attachments, created_at, state) in
         stored.chain(unconfirmed)
     {
         let (key, label) = day_of(created_at);
@@ -242,6 +288,7 @@ pub fn rows(
         rows.push(Row::Message {
             key: format!("{}:{}", sender.id, client_msg_id),
             client_msg_id,
+            seq,
             mine: Some(sender.id) == my_id,
             sender,
             body,
@@ -448,5 +495,16 @@ mod tests {
             Row::Day { .. } | Row::NewMessages => String::new(),
         };
         assert_eq!(key(&before), key(&after));
+    }
+
+    #[test]
+    fn receipts_follow_the_other_sides_positions() {
+        assert_eq!(Receipt::of(5, 4, Some(3)), Receipt::Sent);
+        assert_eq!(Receipt::of(5, 5, Some(4)), Receipt::Delivered);
+        assert_eq!(Receipt::of(5, 9, Some(5)), Receipt::Seen);
+        // Without shared read receipts a message is at most delivered, however far read.
+        assert_eq!(Receipt::of(5, 9, None), Receipt::Delivered);
+        // Reading implies having received, whatever the delivery position says.
+        assert_eq!(Receipt::of(5, 0, Some(7)), Receipt::Seen);
     }
 }

@@ -1,0 +1,62 @@
+//! A TCP proxy between the server and PostgreSQL that can cut the database off: every open
+//! connection is dropped and new ones are refused until it is restored. This is how the
+//! harness makes "the database went away for a few seconds" happen to a real server process
+//! without touching the database itself.
+
+use std::net::SocketAddr;
+
+use tokio::{
+    io::copy_bidirectional,
+    net::{TcpListener, TcpStream},
+    sync::watch,
+};
+
+pub(crate) struct DbProxy {
+    addr: SocketAddr,
+    down: watch::Sender<bool>,
+}
+
+impl DbProxy {
+    /// Listens on a free local port and forwards to `upstream`.
+    pub(crate) async fn start(upstream: SocketAddr) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("proxy port");
+        let addr = listener.local_addr().expect("proxy address");
+        let (down, watching) = watch::channel(false);
+        tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                if *watching.borrow() {
+                    // Refused: the server sees the connection close at once.
+                    drop(client);
+                    continue;
+                }
+                tokio::spawn(pipe(client, upstream, watching.clone()));
+            }
+        });
+        Self { addr, down }
+    }
+
+    /// Where the server should connect instead of PostgreSQL.
+    pub(crate) fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Drops every connection to the database and refuses new ones.
+    pub(crate) fn cut(&self) {
+        self.down.send_replace(true);
+    }
+
+    /// Lets connections through again.
+    pub(crate) fn restore(&self) {
+        self.down.send_replace(false);
+    }
+}
+
+async fn pipe(mut client: TcpStream, upstream: SocketAddr, mut down: watch::Receiver<bool>) {
+    let Ok(mut server) = TcpStream::connect(upstream).await else {
+        return;
+    };
+    tokio::select! {
+        _ = copy_bidirectional(&mut client, &mut server) => {}
+        _ = down.wait_for(|down| *down) => {}
+    }
+}

@@ -1,0 +1,494 @@
+//! The fault-injection harness. It runs the real `server` binary against a fresh PostgreSQL
+//! database, lets many simulated users chat over real WebSockets, and meanwhile:
+//!
+//! - kills the server with `kill -9` in the middle of the exchange and starts it again
+//!   (10 times), and stops it twice with SIGTERM (graceful shutdown must end within a bound);
+//! - cuts the server off from its database twice, for a few seconds each (a TCP proxy in
+//!   between drops every connection and refuses new ones);
+//! - has every user cut their own connection at random moments.
+//!
+//! Then it checks, message by message, against what the database holds: every acknowledged
+//! message is stored at the `seq` its ack gave and reached the other person exactly once and
+//! in order; every message written was either stored exactly once or refused with a reason the
+//! user saw. The numbers are printed (run with `--nocapture`); any lost or duplicated message
+//! fails the test.
+//!
+//! `PARLEY_FAULTS_PAIRS` (default 10) and `PARLEY_FAULTS_MESSAGES` (per user, default 500) make
+//! the run larger or smaller; the defaults are 10,000 messages.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "a harness that can't go on should fail loudly"
+)]
+
+mod client;
+mod db_proxy;
+mod server_process;
+
+use std::{
+    collections::{BTreeMap, HashMap},
+    net::SocketAddr,
+    sync::{Arc, atomic::Ordering},
+    time::{Duration, Instant},
+};
+
+use reqwest::Url;
+use sea_orm::{ConnectionTrait, Database, DatabaseConnection, Statement};
+
+use app::model::{ConversationId, UserId};
+use client::{Chatter, Plan, Progress, Report};
+use db_proxy::DbProxy;
+use server_process::ServerProcess;
+
+/// The faults, in the order they happen, spread over the exchange.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fault {
+    Kill,
+    Terminate,
+    DatabaseOutage,
+}
+
+const FAULTS: [Fault; 14] = [
+    Fault::Kill,
+    Fault::Kill,
+    Fault::DatabaseOutage,
+    Fault::Kill,
+    Fault::Kill,
+    Fault::Terminate,
+    Fault::Kill,
+    Fault::Kill,
+    Fault::DatabaseOutage,
+    Fault::Kill,
+    Fault::Kill,
+    Fault::Terminate,
+    Fault::Kill,
+    Fault::Kill,
+];
+/// How long each database outage lasts.
+const OUTAGE: Duration = Duration::from_secs(3);
+/// SIGTERM to exit, at most: the server's own bounds (10 s for requests, 5 s for sockets to
+/// close) and some slack.
+const SHUTDOWN_BOUND: Duration = Duration::from_secs(20);
+/// The whole exchange, faults included, must be over by then.
+const RUN_WITHIN: Duration = Duration::from_secs(600);
+
+fn setting(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_message_arrives_once_and_in_order_through_crashes_cuts_and_outages() {
+    let pairs = setting("PARLEY_FAULTS_PAIRS", 10);
+    let per_user = setting("PARLEY_FAULTS_MESSAGES", 500);
+    let database = ScratchDatabase::create().await;
+    let proxy = DbProxy::start(database.server_addr()).await;
+    let scratch = tempfile::tempdir().expect("temp dir");
+    let addr = free_port();
+    let env = vec![
+        ("DATABASE_URL".into(), database.url_through(proxy.addr())),
+        (
+            "PARLEY_DATA_DIR".into(),
+            scratch.path().join("data").display().to_string(),
+        ),
+        (
+            "LEPTOS_SITE_ROOT".into(),
+            scratch.path().join("site").display().to_string(),
+        ),
+        ("LEPTOS_OUTPUT_NAME".into(), "parley".into()),
+        ("RUST_LOG".into(), "warn".into()),
+        ("PARLEY_REGISTRATIONS_PER_HOUR".into(), "100000".into()),
+        ("PARLEY_MESSAGES_PER_MINUTE".into(), "1000000".into()),
+    ];
+    let mut server = ServerProcess::start(addr, env, scratch.path().join("server.log")).await;
+
+    // Pairs of people, each pair in its own conversation.
+    let mut chatters = Vec::new();
+    for pair in 0..pairs {
+        let mut one = Chatter::sign_up(addr, &format!("f{pair}a")).await;
+        let mut two = Chatter::sign_up(addr, &format!("f{pair}b")).await;
+        one.talk_to(&two.user.username).await;
+        two.talk_to(&one.user.username).await;
+        chatters.push(one);
+        chatters.push(two);
+    }
+    let plan = Plan {
+        messages: per_user,
+        window: 4,
+        conversation_total: 2 * per_user,
+        cut_after_ms: (500, 4_000),
+    };
+    let total = chatters.len() * per_user;
+    let progress = Arc::new(Progress::default());
+    let started = Instant::now();
+    let users: Vec<_> = chatters
+        .into_iter()
+        .map(|chatter| {
+            let conversation = chatter.conversation.expect("conversation");
+            let progress = progress.clone();
+            (conversation, tokio::spawn(chatter.run(plan, progress)))
+        })
+        .collect();
+    let stopper = tokio::spawn({
+        let progress = progress.clone();
+        async move {
+            tokio::time::sleep(RUN_WITHIN).await;
+            progress.stop.store(true, Ordering::Relaxed);
+        }
+    });
+
+    // The faults, each once the exchange has got that far.
+    let mut shutdowns = Vec::new();
+    for (index, fault) in FAULTS.iter().enumerate() {
+        let threshold = total * (5 + 87 * index / (FAULTS.len() - 1)) / 100;
+        while progress.confirmed.load(Ordering::Relaxed) < threshold {
+            assert!(
+                !progress.stop.load(Ordering::Relaxed),
+                "ran out of time before fault {index}"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        match fault {
+            Fault::Kill => server.kill_and_restart().await,
+            Fault::Terminate => shutdowns.push(server.terminate_and_restart(SHUTDOWN_BOUND).await),
+            Fault::DatabaseOutage => {
+                proxy.cut();
+                tokio::time::sleep(OUTAGE).await;
+                proxy.restore();
+            }
+        }
+    }
+
+    let mut reports: HashMap<ConversationId, Vec<Report>> = HashMap::new();
+    for (conversation, user) in users {
+        reports
+            .entry(conversation)
+            .or_default()
+            .push(user.await.expect("user task"));
+    }
+    stopper.abort();
+    let elapsed = started.elapsed();
+    let stored = database.stored_messages().await;
+    let outcome = check(&reports, &stored);
+
+    let count = |fault| FAULTS.iter().filter(|f| **f == fault).count();
+    let all: Vec<&Report> = reports.values().flatten().collect();
+    let sum = |f: fn(&Report) -> usize| all.iter().map(|r| f(r)).sum::<usize>();
+    println!(
+        "fault harness: {pairs} conversations, {} users, {per_user} messages each",
+        all.len()
+    );
+    println!(
+        "  {:<40}{:>10}",
+        "messages written",
+        sum(|r| r.written.len())
+    );
+    println!(
+        "  {:<40}{:>10}",
+        "messages stored",
+        stored.values().map(Vec::len).sum::<usize>()
+    );
+    println!("  {:<40}{:>10}", "acknowledged", sum(|r| r.confirmed.len()));
+    println!(
+        "  {:<40}{:>10}",
+        "refused (reported to the sender)",
+        sum(|r| r.refused.len())
+    );
+    println!(
+        "  {:<40}{:>10}",
+        "retried after an error frame",
+        sum(|r| r.retried.len())
+    );
+    println!("  {:<40}{:>10}", "kill -9 restarts", count(Fault::Kill));
+    println!(
+        "  {:<40}{:>10}",
+        "SIGTERM restarts",
+        count(Fault::Terminate)
+    );
+    let slowest_shutdown_ms = shutdowns.iter().max().map_or(0, Duration::as_millis);
+    println!(
+        "  {:<40}{:>10}",
+        "slowest graceful shutdown (ms)", slowest_shutdown_ms
+    );
+    println!(
+        "  {:<40}{:>10}",
+        "database outages",
+        count(Fault::DatabaseOutage)
+    );
+    println!("  {:<40}{:>10}", "connections", sum(|r| r.connections));
+    println!(
+        "  {:<40}{:>10}",
+        "connections cut by clients",
+        sum(|r| r.cuts)
+    );
+    println!(
+        "  {:<40}{:>10}",
+        "closed by the server with 1001",
+        sum(|r| r.told_to_reconnect)
+    );
+    println!("  {:<40}{:>10}", "lost", outcome.lost.len());
+    println!("  {:<40}{:>10}", "duplicated", outcome.duplicated.len());
+    println!("  {:<40}{:>10}", "out of order", outcome.out_of_order.len());
+    println!("  {:<40}{:>10.1?}", "elapsed", elapsed);
+    println!(
+        "{}",
+        serde_json::json!({
+            "harness": "faults",
+            "messages": stored.values().map(Vec::len).sum::<usize>(),
+            "lost": outcome.lost.len(),
+            "duplicated": outcome.duplicated.len(),
+            "out_of_order": outcome.out_of_order.len(),
+            "kill_restarts": count(Fault::Kill),
+            "sigterm_restarts": count(Fault::Terminate),
+            "slowest_shutdown_ms": slowest_shutdown_ms,
+            "database_outages": count(Fault::DatabaseOutage),
+            "client_cuts": sum(|r| r.cuts),
+            "elapsed_s": elapsed.as_secs_f64(),
+        })
+    );
+
+    let failed = !(outcome.lost.is_empty()
+        && outcome.duplicated.is_empty()
+        && outcome.out_of_order.is_empty());
+    if failed {
+        println!("server log (last lines):\n{}", server.log_tail(40));
+    }
+    assert!(outcome.lost.is_empty(), "lost: {:?}", first(&outcome.lost));
+    assert!(
+        outcome.duplicated.is_empty(),
+        "duplicated: {:?}",
+        first(&outcome.duplicated)
+    );
+    assert!(
+        outcome.out_of_order.is_empty(),
+        "out of order: {:?}",
+        first(&outcome.out_of_order)
+    );
+    assert_eq!(
+        stored.values().map(Vec::len).sum::<usize>() + sum(|r| r.refused.len()),
+        total,
+        "every message written is stored or was refused"
+    );
+    assert!(
+        sum(|r| r.told_to_reconnect) > 0,
+        "SIGTERM tells connected clients to reconnect (close code 1001)"
+    );
+    database.drop().await;
+}
+
+fn first(problems: &[String]) -> &[String] {
+    &problems[..problems.len().min(5)]
+}
+
+/// What went wrong, each problem described.
+#[derive(Default)]
+struct Outcome {
+    lost: Vec<String>,
+    duplicated: Vec<String>,
+    out_of_order: Vec<String>,
+}
+
+/// Compares what each user saw with what the database holds.
+fn check(
+    reports: &HashMap<ConversationId, Vec<Report>>,
+    stored: &HashMap<ConversationId, Vec<(i64, UserId, String)>>,
+) -> Outcome {
+    let mut outcome = Outcome::default();
+    for (conversation, people) in reports {
+        let rows = stored
+            .get(conversation)
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        // The database: seq 1, 2, 3… with no gap, each client_msg_id once.
+        let mut by_id: HashMap<&str, i64> = HashMap::new();
+        for (index, (seq, _, id)) in rows.iter().enumerate() {
+            if *seq != index as i64 + 1 {
+                outcome.lost.push(format!(
+                    "{conversation:?}: seq {seq} at position {}",
+                    index + 1
+                ));
+            }
+            if by_id.insert(id, *seq).is_some() {
+                outcome.duplicated.push(format!("{id} stored twice"));
+            }
+        }
+        let expected: BTreeMap<i64, (UserId, String)> = rows
+            .iter()
+            .map(|(seq, sender, id)| (*seq, (*sender, id.clone())))
+            .collect();
+        for person in people {
+            outcome.duplicated.extend(
+                person
+                    .conflicts
+                    .iter()
+                    .map(|c| format!("{conversation:?}: {c}")),
+            );
+            if person.live_duplicates > 0 {
+                outcome.duplicated.push(format!(
+                    "{:?} got {} message frames twice on one connection",
+                    person.user, person.live_duplicates
+                ));
+            }
+            // Acknowledged means stored, at that seq, for good (kill -9 included).
+            for (id, seq) in &person.confirmed {
+                if by_id.get(id.as_str()) != Some(seq) {
+                    outcome.lost.push(format!(
+                        "{id} acknowledged as {seq}, stored as {:?}",
+                        by_id.get(id.as_str())
+                    ));
+                }
+            }
+            // Written means stored once, or refused with a reason the sender saw.
+            for id in &person.written {
+                let refused = person.refused.iter().any(|(r, ..)| r == id);
+                match (by_id.contains_key(id.as_str()), refused) {
+                    (false, false) => outcome
+                        .lost
+                        .push(format!("{id} neither stored nor refused")),
+                    (true, true) => outcome.duplicated.push(format!("{id} refused but stored")),
+                    _ => {}
+                }
+            }
+            // Each person holds the conversation exactly as stored: nothing missing, nothing
+            // extra, in the same order.
+            for (seq, entry) in &expected {
+                if person.view.get(seq) != Some(entry) {
+                    outcome.lost.push(format!(
+                        "{:?} is missing seq {seq} ({})",
+                        person.user, entry.1
+                    ));
+                }
+            }
+            for seq in person.view.keys() {
+                if !expected.contains_key(seq) {
+                    outcome
+                        .duplicated
+                        .push(format!("{:?} holds seq {seq}, never stored", person.user));
+                }
+            }
+            // A sender's messages keep the order they were written in, except those that
+            // failed and were sent again.
+            let mut last = 0;
+            for id in person
+                .written
+                .iter()
+                .filter(|id| !person.retried.contains(*id))
+            {
+                if let Some(seq) = by_id.get(id.as_str()) {
+                    if *seq < last {
+                        outcome
+                            .out_of_order
+                            .push(format!("{id} stored at {seq}, after {last}"));
+                    }
+                    last = *seq;
+                }
+            }
+        }
+    }
+    outcome
+}
+
+/// A port nothing listens on, for the server to take (and take again after each restart).
+fn free_port() -> SocketAddr {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("free port");
+    listener.local_addr().expect("address")
+}
+
+/// A PostgreSQL database that exists for this run only.
+struct ScratchDatabase {
+    admin: Url,
+    name: String,
+}
+
+impl ScratchDatabase {
+    async fn create() -> Self {
+        let admin = std::env::var("PARLEY_TEST_POSTGRES_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned());
+        let name = format!(
+            "parley_faults_{}_{}",
+            std::process::id(),
+            chrono::Utc::now().timestamp_micros()
+        );
+        let db = Database::connect(&admin)
+            .await
+            .expect("PostgreSQL should be running (see README: Tests)");
+        db.execute_unprepared(&format!("CREATE DATABASE \"{name}\""))
+            .await
+            .expect("create the database");
+        db.close().await.expect("close");
+        Self {
+            admin: Url::parse(&admin).expect("PARLEY_TEST_POSTGRES_URL"),
+            name,
+        }
+    }
+
+    /// PostgreSQL's own address.
+    fn server_addr(&self) -> SocketAddr {
+        use std::net::ToSocketAddrs;
+
+        let host = self.admin.host_str().unwrap_or("127.0.0.1");
+        let port = self.admin.port().unwrap_or(5432);
+        (host, port)
+            .to_socket_addrs()
+            .expect("resolve the PostgreSQL host")
+            .next()
+            .expect("an address for the PostgreSQL host")
+    }
+
+    /// This database, reached through `addr` (the proxy).
+    fn url_through(&self, addr: SocketAddr) -> String {
+        let mut url = self.admin.clone();
+        url.set_ip_host(addr.ip()).expect("host");
+        url.set_port(Some(addr.port())).expect("port");
+        url.set_path(&self.name);
+        url.to_string()
+    }
+
+    fn direct_url(&self) -> String {
+        let mut url = self.admin.clone();
+        url.set_path(&self.name);
+        url.to_string()
+    }
+
+    /// Every stored message: conversation → (seq, sender, client_msg_id) in seq order.
+    async fn stored_messages(&self) -> HashMap<ConversationId, Vec<(i64, UserId, String)>> {
+        let db: DatabaseConnection = Database::connect(self.direct_url()).await.expect("connect");
+        let rows = db
+            .query_all_raw(Statement::from_string(
+                db.get_database_backend(),
+                "SELECT conversation_id, seq, sender_id, client_msg_id FROM messages \
+                 ORDER BY conversation_id, seq",
+            ))
+            .await
+            .expect("read messages");
+        let mut stored: HashMap<ConversationId, Vec<(i64, UserId, String)>> = HashMap::new();
+        for row in rows {
+            let conversation: i64 = row.try_get_by_index(0).expect("conversation_id");
+            let seq: i64 = row.try_get_by_index(1).expect("seq");
+            let sender: i64 = row.try_get_by_index(2).expect("sender_id");
+            let id: String = row.try_get_by_index(3).expect("client_msg_id");
+            stored
+                .entry(ConversationId(conversation))
+                .or_default()
+                .push((seq, UserId(sender), id));
+        }
+        db.close().await.expect("close");
+        stored
+    }
+
+    async fn drop(self) {
+        let db = Database::connect(self.admin.as_str())
+            .await
+            .expect("connect");
+        let _ = db
+            .execute_unprepared(&format!(
+                "DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)",
+                self.name
+            ))
+            .await;
+        let _ = db.close().await;
+    }
+}
