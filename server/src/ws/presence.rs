@@ -27,7 +27,17 @@ pub async fn left(state: &AppState, user: UserId) {
     // A socket may have opened meanwhile (a reload): then its "online" stands.
     if still_offline(state, user).await {
         announce(state, user, false, Some(now)).await;
+        // One that opened while this "offline" was on its way may have said "online" first:
+        // say it again, so that the last word is the true one.
+        if is_online(state, user).await {
+            announce(state, user, true, None).await;
+        }
     }
+}
+
+/// Whether `user` has a socket open right now (an error counts as "don't announce").
+async fn is_online(state: &AppState, user: UserId) -> bool {
+    matches!(state.realtime.online(&[user]).await, Ok(online) if online.contains(&user))
 }
 
 /// Whether `user` has no socket at all right now (an error counts as "don't announce").

@@ -255,8 +255,9 @@ mod browser {
         loop {
             let handled = store.catch_up_requests();
             fetch_missed_messages(store).await;
+            let asked_at = store.presence_heard();
             if let Ok(list) = list_conversations().await {
-                store.replace_conversations(list);
+                store.replace_conversations(list, asked_at);
             }
             store.check_seen();
             if !store.finish_catch_up(handled) {

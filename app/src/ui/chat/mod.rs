@@ -77,8 +77,9 @@ pub fn ChatLayout() -> impl IntoView {
         let version = store.conversations_stale.get();
         if previous.is_some() {
             spawn_local(async move {
+                let asked_at = store.presence_heard();
                 if let Ok(list) = list_conversations().await {
-                    store.replace_conversations(list);
+                    store.replace_conversations(list, asked_at);
                 }
             });
         }

@@ -90,6 +90,16 @@ pub struct ChatStore {
     /// Bumped when what is on screen should be checked for messages now seen (the page became
     /// visible, a catch-up finished); the message log does the checking.
     pub seen_checks: RwSignal<u64>,
+    /// Presence frames heard, numbered in order of arrival: a list fetched before the latest
+    /// of them must not undo it.
+    presence: StoredValue<PresenceLog>,
+}
+
+/// The latest presence frame heard about each person.
+#[derive(Debug, Clone, Default)]
+struct PresenceLog {
+    heard: u64,
+    latest: HashMap<UserId, (u64, bool, Option<DateTime<Utc>>)>,
 }
 
 /// The positions reported for one conversation.
@@ -122,6 +132,7 @@ impl ChatStore {
             settled: StoredValue::new(HashSet::new()),
             reported: StoredValue::new(HashMap::new()),
             seen_checks: RwSignal::new(0),
+            presence: StoredValue::new(PresenceLog::default()),
         }
     }
 
@@ -331,14 +342,21 @@ impl ChatStore {
                 user_id,
                 online,
                 last_seen_at,
-            } => self.conversations.update(|list| {
-                for summary in list.iter_mut().filter(|s| s.other.id == user_id) {
-                    summary.other_online = online;
-                    if last_seen_at.is_some() {
-                        summary.other_last_seen_at = last_seen_at;
+            } => {
+                self.presence.update_value(|log| {
+                    log.heard += 1;
+                    log.latest
+                        .insert(user_id, (log.heard, online, last_seen_at));
+                });
+                self.conversations.update(|list| {
+                    for summary in list.iter_mut().filter(|s| s.other.id == user_id) {
+                        summary.other_online = online;
+                        if last_seen_at.is_some() {
+                            summary.other_last_seen_at = last_seen_at;
+                        }
                     }
-                }
-            }),
+                });
+            }
             ServerFrame::Pong => {}
         }
     }
@@ -546,17 +564,43 @@ impl ChatStore {
         self.thread.with_untracked(Thread::has_gap)
     }
 
-    /// Takes a freshly fetched conversation list. A conversation that changed here after the
-    /// list was read on the server (a live message arrived meanwhile) keeps its newer copy.
-    pub fn replace_conversations(&self, fresh: Vec<ConversationSummary>) {
+    /// How many presence frames have been heard: taken just before asking for the list, and
+    /// handed to [`ChatStore::replace_conversations`] with the answer.
+    pub fn presence_heard(&self) -> u64 {
+        self.presence.with_value(|log| log.heard)
+    }
+
+    /// Takes a freshly fetched conversation list, asked for when `presence_heard` said
+    /// `asked_at`. What changed here after the list was read on the server stays: a
+    /// conversation with a newer message keeps its local copy, receipt positions only move
+    /// forward, and presence frames heard since the request win over the list's.
+    pub fn replace_conversations(&self, fresh: Vec<ConversationSummary>, asked_at: u64) {
+        let presence = self.presence.get_value();
         self.conversations.update(|list| {
             let mut merged = fresh;
             for summary in &mut merged {
-                if let Some(local) = list
-                    .iter()
-                    .find(|l| l.id == summary.id && l.last_seq > summary.last_seq)
+                let local = list.iter().find(|l| l.id == summary.id);
+                if let Some(local) = local {
+                    if local.last_seq > summary.last_seq {
+                        *summary = local.clone();
+                        continue;
+                    }
+                    summary.other_delivered_seq =
+                        summary.other_delivered_seq.max(local.other_delivered_seq);
+                    // `None` in the fresh list means read receipts are not shared (now).
+                    if let (Some(fresh), Some(known)) =
+                        (&mut summary.other_read_seq, local.other_read_seq)
+                    {
+                        *fresh = (*fresh).max(known);
+                    }
+                }
+                if let Some((heard, online, last_seen_at)) = presence.latest.get(&summary.other.id)
+                    && *heard > asked_at
                 {
-                    *summary = local.clone();
+                    summary.other_online = *online;
+                    if last_seen_at.is_some() {
+                        summary.other_last_seen_at = *last_seen_at;
+                    }
                 }
             }
             sort_by_activity(&mut merged);
@@ -803,7 +847,7 @@ mod tests {
             stale.unread = 2;
             let mut newer = summary(2);
             newer.last_seq = 9;
-            store.replace_conversations(vec![stale, newer]);
+            store.replace_conversations(vec![stale, newer], store.presence_heard());
             let list = store.conversations.get_untracked();
             let one = list.iter().find(|s| s.id == ConversationId(1)).unwrap();
             assert_eq!((one.last_seq, one.unread), (3, 1));
@@ -972,6 +1016,43 @@ mod tests {
             assert_eq!(positions(), (4, None));
             store.receive(message(5, 2, "n"), true);
             assert_eq!(positions(), (5, None), "still hidden");
+        });
+    }
+
+    #[test]
+    fn a_list_fetched_before_a_presence_frame_or_receipt_does_not_undo_it() {
+        with_store(|store, _frames| {
+            let mut known = summary(1);
+            known.last_seq = 4;
+            known.other_delivered_seq = 4;
+            known.other_read_seq = Some(3);
+            store.upsert_summary(known);
+            let asked_at = store.presence_heard();
+            // Bob comes online after the list was read on the server, before it arrives.
+            store.apply(
+                ServerFrame::Presence {
+                    user_id: UserId(2),
+                    online: true,
+                    last_seen_at: None,
+                },
+                0.0,
+            );
+            let mut stale = summary(1);
+            stale.last_seq = 4;
+            stale.other_delivered_seq = 2;
+            stale.other_read_seq = Some(1);
+            store.replace_conversations(vec![stale.clone()], asked_at);
+            let now = store.conversations.get_untracked()[0].clone();
+            assert!(now.other_online);
+            assert_eq!((now.other_delivered_seq, now.other_read_seq), (4, Some(3)));
+
+            // A list asked for after the frame is believed; so is "receipts not shared".
+            let asked_at = store.presence_heard();
+            stale.other_read_seq = None;
+            store.replace_conversations(vec![stale], asked_at);
+            let now = store.conversations.get_untracked()[0].clone();
+            assert!(!now.other_online);
+            assert_eq!(now.other_read_seq, None);
         });
     }
 }
