@@ -1,9 +1,10 @@
 //! The fault-injection harness. It runs the real `server` binary against a fresh PostgreSQL
-//! database, lets many simulated users chat over real WebSockets, and meanwhile:
+//! database (and again against a SQLite file), lets many simulated users chat over real
+//! WebSockets, and meanwhile:
 //!
 //! - kills the server with `kill -9` in the middle of the exchange and starts it again
 //!   (10 times), and stops it twice with SIGTERM (graceful shutdown must end within a bound);
-//! - cuts the server off from its database twice, for a few seconds each (a TCP proxy in
+//! - cuts the server off from PostgreSQL twice, for a few seconds each (a TCP proxy in
 //!   between drops every connection and refuses new ones);
 //! - has every user cut their own connection at random moments.
 //!
@@ -81,15 +82,27 @@ fn setting(name: &str, default: usize) -> usize {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_message_arrives_once_and_in_order_through_crashes_cuts_and_outages() {
+async fn on_postgres_every_message_arrives_once_and_in_order_through_crashes_cuts_and_outages() {
+    exchange(Store::postgres().await, &FAULTS).await;
+}
+
+/// SQLite, the zero-set-up default, through the same crashes (a file has no outage to stage).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_sqlite_every_message_arrives_once_and_in_order_through_crashes_and_cuts() {
+    let faults: Vec<Fault> = FAULTS
+        .into_iter()
+        .filter(|f| *f != Fault::DatabaseOutage)
+        .collect();
+    exchange(Store::sqlite(), &faults).await;
+}
+
+async fn exchange(store: Store, faults: &[Fault]) {
     let pairs = setting("PARLEY_FAULTS_PAIRS", 10);
     let per_user = setting("PARLEY_FAULTS_MESSAGES", 500);
-    let database = ScratchDatabase::create().await;
-    let proxy = DbProxy::start(database.server_addr()).await;
     let scratch = tempfile::tempdir().expect("temp dir");
     let addr = free_port();
     let env = vec![
-        ("DATABASE_URL".into(), database.url_through(proxy.addr())),
+        ("DATABASE_URL".into(), store.server_url(scratch.path())),
         (
             "PARLEY_DATA_DIR".into(),
             scratch.path().join("data").display().to_string(),
@@ -142,8 +155,8 @@ async fn every_message_arrives_once_and_in_order_through_crashes_cuts_and_outage
 
     // The faults, each once the exchange has got that far.
     let mut shutdowns = Vec::new();
-    for (index, fault) in FAULTS.iter().enumerate() {
-        let threshold = total * (5 + 87 * index / (FAULTS.len() - 1)) / 100;
+    for (index, fault) in faults.iter().enumerate() {
+        let threshold = total * (5 + 87 * index / (faults.len() - 1)) / 100;
         while progress.confirmed.load(Ordering::Relaxed) < threshold {
             assert!(
                 !progress.stop.load(Ordering::Relaxed),
@@ -154,11 +167,7 @@ async fn every_message_arrives_once_and_in_order_through_crashes_cuts_and_outage
         match fault {
             Fault::Kill => server.kill_and_restart().await,
             Fault::Terminate => shutdowns.push(server.terminate_and_restart(SHUTDOWN_BOUND).await),
-            Fault::DatabaseOutage => {
-                proxy.cut();
-                tokio::time::sleep(OUTAGE).await;
-                proxy.restore();
-            }
+            Fault::DatabaseOutage => store.outage(OUTAGE).await,
         }
     }
 
@@ -171,14 +180,15 @@ async fn every_message_arrives_once_and_in_order_through_crashes_cuts_and_outage
     }
     stopper.abort();
     let elapsed = started.elapsed();
-    let stored = database.stored_messages().await;
+    let stored = store.stored_messages(scratch.path()).await;
     let outcome = check(&reports, &stored);
 
-    let count = |fault| FAULTS.iter().filter(|f| **f == fault).count();
+    let count = |fault| faults.iter().filter(|f| **f == fault).count();
     let all: Vec<&Report> = reports.values().flatten().collect();
     let sum = |f: fn(&Report) -> usize| all.iter().map(|r| f(r)).sum::<usize>();
     println!(
-        "fault harness: {pairs} conversations, {} users, {per_user} messages each",
+        "fault harness on {}: {pairs} conversations, {} users, {per_user} messages each",
+        store.name(),
         all.len()
     );
     println!(
@@ -237,6 +247,7 @@ async fn every_message_arrives_once_and_in_order_through_crashes_cuts_and_outage
         "{}",
         serde_json::json!({
             "harness": "faults",
+            "database": store.name(),
             "messages": stored.values().map(Vec::len).sum::<usize>(),
             "lost": outcome.lost.len(),
             "duplicated": outcome.duplicated.len(),
@@ -276,7 +287,7 @@ async fn every_message_arrives_once_and_in_order_through_crashes_cuts_and_outage
         sum(|r| r.told_to_reconnect) > 0,
         "SIGTERM tells connected clients to reconnect (close code 1001)"
     );
-    database.drop().await;
+    store.remove().await;
 }
 
 fn first(problems: &[String]) -> &[String] {
@@ -397,6 +408,96 @@ fn free_port() -> SocketAddr {
     listener.local_addr().expect("address")
 }
 
+/// Where the server keeps its data for one run.
+enum Store {
+    /// A fresh PostgreSQL database, reached through a proxy that can cut it off.
+    Postgres(ScratchDatabase, DbProxy),
+    /// A SQLite file in the run's scratch directory.
+    Sqlite,
+}
+
+impl Store {
+    async fn postgres() -> Self {
+        let database = ScratchDatabase::create().await;
+        let proxy = DbProxy::start(database.server_addr()).await;
+        Self::Postgres(database, proxy)
+    }
+
+    fn sqlite() -> Self {
+        Self::Sqlite
+    }
+
+    fn name(&self) -> &'static str {
+        match self {
+            Self::Postgres(..) => "PostgreSQL",
+            Self::Sqlite => "SQLite",
+        }
+    }
+
+    /// The server's `DATABASE_URL`.
+    fn server_url(&self, scratch: &std::path::Path) -> String {
+        match self {
+            Self::Postgres(database, proxy) => database.url_through(proxy.addr()),
+            Self::Sqlite => sqlite_url(scratch),
+        }
+    }
+
+    /// Cuts the server off from its database for `how_long`.
+    async fn outage(&self, how_long: Duration) {
+        match self {
+            Self::Postgres(_, proxy) => {
+                proxy.cut();
+                tokio::time::sleep(how_long).await;
+                proxy.restore();
+            }
+            Self::Sqlite => unreachable!("no outage is staged for a SQLite file"),
+        }
+    }
+
+    /// Every stored message: conversation → (seq, sender, `client_msg_id`) in seq order.
+    async fn stored_messages(
+        &self,
+        scratch: &std::path::Path,
+    ) -> HashMap<ConversationId, Vec<(i64, UserId, String)>> {
+        let url = match self {
+            Self::Postgres(database, _) => database.direct_url(),
+            Self::Sqlite => sqlite_url(scratch),
+        };
+        let db: DatabaseConnection = Database::connect(url).await.expect("connect");
+        let rows = db
+            .query_all_raw(Statement::from_string(
+                db.get_database_backend(),
+                "SELECT conversation_id, seq, sender_id, client_msg_id FROM messages \
+                 ORDER BY conversation_id, seq",
+            ))
+            .await
+            .expect("read messages");
+        let mut stored: HashMap<ConversationId, Vec<(i64, UserId, String)>> = HashMap::new();
+        for row in rows {
+            let conversation: i64 = row.try_get_by_index(0).expect("conversation_id");
+            let seq: i64 = row.try_get_by_index(1).expect("seq");
+            let sender: i64 = row.try_get_by_index(2).expect("sender_id");
+            let id: String = row.try_get_by_index(3).expect("client_msg_id");
+            stored
+                .entry(ConversationId(conversation))
+                .or_default()
+                .push((seq, UserId(sender), id));
+        }
+        db.close().await.expect("close");
+        stored
+    }
+
+    async fn remove(self) {
+        if let Self::Postgres(database, _) = self {
+            database.drop().await;
+        }
+    }
+}
+
+fn sqlite_url(scratch: &std::path::Path) -> String {
+    format!("sqlite://{}?mode=rwc", scratch.join("parley.db").display())
+}
+
 /// A PostgreSQL database that exists for this run only.
 struct ScratchDatabase {
     admin: Url,
@@ -451,32 +552,6 @@ impl ScratchDatabase {
         let mut url = self.admin.clone();
         url.set_path(&self.name);
         url.to_string()
-    }
-
-    /// Every stored message: conversation → (seq, sender, client_msg_id) in seq order.
-    async fn stored_messages(&self) -> HashMap<ConversationId, Vec<(i64, UserId, String)>> {
-        let db: DatabaseConnection = Database::connect(self.direct_url()).await.expect("connect");
-        let rows = db
-            .query_all_raw(Statement::from_string(
-                db.get_database_backend(),
-                "SELECT conversation_id, seq, sender_id, client_msg_id FROM messages \
-                 ORDER BY conversation_id, seq",
-            ))
-            .await
-            .expect("read messages");
-        let mut stored: HashMap<ConversationId, Vec<(i64, UserId, String)>> = HashMap::new();
-        for row in rows {
-            let conversation: i64 = row.try_get_by_index(0).expect("conversation_id");
-            let seq: i64 = row.try_get_by_index(1).expect("seq");
-            let sender: i64 = row.try_get_by_index(2).expect("sender_id");
-            let id: String = row.try_get_by_index(3).expect("client_msg_id");
-            stored
-                .entry(ConversationId(conversation))
-                .or_default()
-                .push((seq, UserId(sender), id));
-        }
-        db.close().await.expect("close");
-        stored
     }
 
     async fn drop(self) {
