@@ -278,9 +278,11 @@ mod browser {
             let Ok(page) = history(conversation_id, None, Some(after)).await else {
                 return;
             };
+            let newest = page.messages.last().map_or(0, |m| m.seq);
             for message in page.messages {
                 store.receive(message, false);
             }
+            store.acknowledge(conversation_id, newest);
             if !page.has_more {
                 return;
             }

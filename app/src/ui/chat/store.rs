@@ -426,7 +426,8 @@ impl ChatStore {
         if live && fresh && !mine && hidden {
             notify::show(&message, &preview_text(&message.body));
         }
-        if !mine {
+        // Catch-up acknowledges a whole page at once (`acknowledge`), not message by message.
+        if live && !mine {
             self.acknowledge(message.conversation_id, message.seq);
         }
         if is_open && added > 0 {
@@ -446,11 +447,12 @@ impl ChatStore {
         });
     }
 
-    /// Acknowledges the latest message of every conversation in the list (the list shows it).
+    /// Acknowledges the latest message of every conversation in the list with unread
+    /// messages (the list shows it). The others need nothing: reading counts as delivery.
     fn acknowledge_list(&self) {
         let latest: Vec<(ConversationId, i64)> = self.conversations.with_untracked(|list| {
             list.iter()
-                .filter(|s| s.last_message.is_some())
+                .filter(|s| s.unread > 0)
                 .map(|s| (s.id, s.last_seq))
                 .collect()
         });
@@ -944,7 +946,8 @@ mod tests {
             store.receive(message(2, 2, "y"), true);
             assert_eq!(receipts(frames), [delivered(1), delivered(2)]);
             assert_eq!(store.conversations.get_untracked()[0].unread, 2);
-            // One's own are not.
+            // One's own are not; nor, one by one, are those a catch-up brings (it acknowledges
+            // each page at once).
             store.receive(message(3, 1, "z"), true);
             assert!(receipts(frames).is_empty());
 
