@@ -315,37 +315,47 @@ async fn summarise(
         .collect())
 }
 
+/// How a read receipt moved `me`'s positions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ReadMoved {
+    /// The new read position, if it moved.
+    pub read: Option<i64>,
+    /// The new delivery position, if reading moved it too (the messages had not been
+    /// acknowledged as delivered yet).
+    pub delivered: Option<i64>,
+}
+
 /// Records that `me` has read the conversation up to `seq` (clamped to the messages that
 /// exist). Read positions only move forward, and what has been read has been delivered.
-///
-/// Returns the new read position, or `None` if it did not move.
 ///
 /// # Errors
 /// [`ConversationsError::NotFound`] if `me` is not a participant.
 pub async fn mark_read(
-    db: &impl ConnectionTrait,
+    db: &(impl ConnectionTrait + TransactionTrait),
     me: UserId,
     id: ConversationId,
     seq: i64,
-) -> Result<Option<i64>, ConversationsError> {
-    use sea_orm::ExprTrait as _;
-
+) -> Result<ReadMoved, ConversationsError> {
     let conversation = find_for_member(db, me, id).await?;
     let seq = seq.clamp(0, conversation.last_seq);
-    let delivered = Expr::case(
-        Expr::col(participants::Column::LastDeliveredSeq).lt(seq),
-        seq,
-    )
-    .finally(Expr::col(participants::Column::LastDeliveredSeq));
-    let result = participants::Entity::update_many()
-        .col_expr(participants::Column::LastReadSeq, Expr::value(seq))
-        .col_expr(participants::Column::LastDeliveredSeq, delivered.into())
-        .filter(participants::Column::ConversationId.eq(id.0))
-        .filter(participants::Column::UserId.eq(me.0))
-        .filter(participants::Column::LastReadSeq.lt(seq))
-        .exec(db)
+    // One transaction, so that what is reported as moved is what this call moved.
+    let txn = db.begin().await?;
+    let mine = |column: participants::Column| {
+        participants::Entity::update_many()
+            .col_expr(column, Expr::value(seq))
+            .filter(participants::Column::ConversationId.eq(id.0))
+            .filter(participants::Column::UserId.eq(me.0))
+            .filter(column.lt(seq))
+    };
+    let read = mine(participants::Column::LastReadSeq).exec(&txn).await?;
+    let delivered = mine(participants::Column::LastDeliveredSeq)
+        .exec(&txn)
         .await?;
-    Ok((result.rows_affected > 0).then_some(seq))
+    txn.commit().await?;
+    Ok(ReadMoved {
+        read: (read.rows_affected > 0).then_some(seq),
+        delivered: (delivered.rows_affected > 0).then_some(seq),
+    })
 }
 
 /// Records that a device of `me` has received the conversation's messages up to `seq`
@@ -374,6 +384,9 @@ pub async fn mark_delivered(
 }
 
 /// Whether two people see each other's read receipts: only when both share theirs.
+///
+/// # Errors
+/// The database failed.
 pub async fn read_receipts_shared(
     db: &impl ConnectionTrait,
     one: UserId,

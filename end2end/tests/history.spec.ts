@@ -7,6 +7,8 @@ test("scrolling up loads older messages without moving the view", async ({ brows
   const ann = await signUp(browser, "ann", "Ann");
   const bob = await signUp(browser, "bob", "Bob");
   await openConversation(ann, bob);
+  // Bob watches them arrive (so none is unread, and the conversation opens at the bottom).
+  await openConversation(bob, ann);
 
   // 70 messages, sent over the app's own WebSocket protocol from Ann's page, for speed.
   await ann.page.evaluate(async (count) => {
@@ -33,7 +35,11 @@ test("scrolling up loads older messages without moving the view", async ({ brows
     ws.close();
   }, 70);
 
-  await openConversation(bob, ann);
+  await expect(messages(bob.page)).toHaveCount(70);
+  await expect(bob.page).not.toHaveTitle(/^\(/);
+  await bob.page.reload();
+  await hydrated(bob.page);
+  await online(bob.page);
   await expect(messages(bob.page)).toHaveCount(50);
   await expect(messages(bob.page).last()).toContainText("Message number 70");
   await expect(messages(bob.page).first()).toContainText("Message number 21");

@@ -24,9 +24,17 @@ test("a message is delivered at once and seen only once it is scrolled into view
   await expect(receipt(ivy.page, "Item 8")).toHaveAttribute("data-receipt", "delivered");
   await jay.page.setViewportSize({ width: 900, height: 480 });
   await openConversation(jay, ivy);
-  // Opened at the bottom: the latest is on screen, so everything up to it is seen.
-  await expect(receipt(ivy.page, "Item 8")).toHaveAttribute("data-receipt", "seen");
+  // Opened at the first unread message: what is on screen is seen, what is below is not.
+  await expect(messages(jay.page, "Hello Jay")).toBeInViewport();
   await expect(receipt(ivy.page, "Hello Jay")).toHaveAttribute("data-receipt", "seen");
+  await expect(messages(jay.page, "Item 8")).not.toBeInViewport();
+  await expect(receipt(ivy.page, "Item 8")).toHaveAttribute("data-receipt", "delivered");
+  await jay.page.waitForTimeout(1000);
+  await expect(receipt(ivy.page, "Item 8")).toHaveAttribute("data-receipt", "delivered");
+  await expect(jay.page).toHaveTitle(/^\(\d+\) /);
+  await log(jay.page).evaluate((el) => (el.scrollTop = el.scrollHeight));
+  await expect(receipt(ivy.page, "Item 8")).toHaveAttribute("data-receipt", "seen");
+  await expect(jay.page).not.toHaveTitle(/^\(/);
 
   // Jay scrolls up to the first messages; a new one arrives below, out of view.
   await log(jay.page).evaluate((el) => (el.scrollTop = 0));

@@ -278,6 +278,9 @@ pub async fn change_password(
 }
 
 /// `user`'s own settings.
+///
+/// # Errors
+/// The database failed, or the user no longer exists.
 pub async fn settings(
     db: &impl ConnectionTrait,
     user: UserId,
@@ -292,6 +295,9 @@ pub async fn settings(
 }
 
 /// Stores `user`'s settings.
+///
+/// # Errors
+/// The database failed, or the user no longer exists.
 pub async fn update_settings(
     db: &impl ConnectionTrait,
     user: UserId,

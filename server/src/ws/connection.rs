@@ -456,6 +456,7 @@ impl Session {
         }
     }
 
+    /// Tells the other participant how far this user's devices have received a conversation.
     async fn publish_delivered(&self, conversation_id: ConversationId, other: UserId, seq: i64) {
         let frame = ServerFrame::Delivered {
             conversation_id,
@@ -478,13 +479,18 @@ impl Session {
             Ok(other) => other,
             Err(reply) => return Some(reply),
         };
-        let seq = match conversations::mark_read(&self.state.db, self.user.id, conversation_id, seq)
-            .await
+        let moved = match conversations::mark_read(
+            &self.state.db,
+            self.user.id,
+            conversation_id,
+            seq,
+        )
+        .await
         {
-            Ok(Some(seq)) => seq,
-            Ok(None) => return None,
+            Ok(moved) => moved,
             Err(error) => return Some(self.conversation_error(error)),
         };
+        let seq = moved.read?;
         let shared =
             match conversations::read_receipts_shared(&self.state.db, self.user.id, other).await {
                 Ok(shared) => shared,
@@ -507,8 +513,12 @@ impl Session {
         if let Err(error) = self.state.realtime.publish(to, &frame).await {
             tracing::warn!(%error, "could not publish a read position");
         }
-        if !shared {
-            self.publish_delivered(conversation_id, other, seq).await;
+        // Without shared receipts the sender learns only what reading implies, and only if it
+        // is news: a delivery position that moved (so nothing tells when the reading happened
+        // once the device has acknowledged the messages).
+        if !shared && let Some(delivered) = moved.delivered {
+            self.publish_delivered(conversation_id, other, delivered)
+                .await;
         }
         None
     }

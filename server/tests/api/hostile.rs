@@ -481,8 +481,12 @@ for_each_db! {
             socket.assert_alive().await;
             assert_eq!(app.footprint().await, before, "{} stored something", frame.what);
         }
+        // Bob hears nothing of it: no message, no typing, no receipt. (He may hear Ann's
+        // sockets come and go: presence is all he may learn.)
         other
-            .expect_silence(std::time::Duration::from_millis(200), |_| false)
+            .expect_silence(std::time::Duration::from_millis(200), |frame| {
+                matches!(frame, ServerFrame::Presence { .. })
+            })
             .await;
         app.assert_serving(&ann).await;
     }

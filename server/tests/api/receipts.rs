@@ -134,6 +134,13 @@ for_each_db! {
         assert_eq!(receipt_from(&mut ann_socket, bob_user.id).await, (false, 1), "delivered, not read");
         assert_eq!(receipt_from(&mut bob_tab, bob_user.id).await, (true, 1), "his own tabs know");
         assert_eq!(positions(&ann).await, (1, None));
+        // Once his device has acknowledged a message, reading it tells Ann nothing at all, not
+        // even when.
+        bob_socket.send_frame(&ClientFrame::Delivered { conversation_id: conversation.id, seq: 2 }).await;
+        assert_eq!(receipt_from(&mut ann_socket, bob_user.id).await, (false, 2));
+        bob_socket.send_frame(&ClientFrame::Read { conversation_id: conversation.id, seq: 2 }).await;
+        assert_eq!(receipt_from(&mut bob_tab, bob_user.id).await, (true, 2));
+        ann_socket.expect_silence(Duration::from_millis(300), not_a_receipt).await;
 
         // The other way round: Bob writes, Ann reads; Bob learns nothing of it.
         let reply = bob_socket.send_message(&conversation, "b1", "three").await;

@@ -81,6 +81,9 @@ pub(crate) struct Report {
     pub(crate) live_duplicates: usize,
     /// Contradictions: one `seq` with two messages, or one message acknowledged at two `seq`s.
     pub(crate) conflicts: Vec<String>,
+    /// The user had everything (all its messages acknowledged, the whole conversation held)
+    /// before the time limit.
+    pub(crate) finished: bool,
     pub(crate) connections: usize,
     pub(crate) cuts: usize,
     /// Connections the server closed with 1001 (going away: shutting down).
@@ -368,6 +371,7 @@ impl Chatter {
                 }
             }
         }
+        report.finished = done(&report, &outbox);
         // A last look at history, so that what was missed at the very end is counted fairly.
         let _ = self.catch_up(conversation, &mut report).await;
         report

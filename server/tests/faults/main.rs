@@ -283,11 +283,25 @@ async fn exchange(store: Store, faults: &[Fault]) {
         total,
         "every message written is stored or was refused"
     );
+    // Every message was valid: a refusal would be the server failing, however politely.
+    assert_eq!(
+        sum(|r| r.refused.len()),
+        0,
+        "refused: {:?}",
+        all.iter()
+            .flat_map(|r| &r.refused)
+            .take(5)
+            .collect::<Vec<_>>()
+    );
+    // Every user got everything by themselves, before the time limit stopped anyone.
+    assert!(
+        all.iter().all(|r| r.finished),
+        "some users were still waiting when time ran out"
+    );
     assert!(
         sum(|r| r.told_to_reconnect) > 0,
         "SIGTERM tells connected clients to reconnect (close code 1001)"
     );
-    store.remove().await;
 }
 
 fn first(problems: &[String]) -> &[String] {
@@ -403,9 +417,21 @@ fn check(
 }
 
 /// A port nothing listens on, for the server to take (and take again after each restart).
+/// It is chosen below the kernel's range for outgoing connections, so that none of the
+/// clients' own connections can be holding it when the server comes back.
 fn free_port() -> SocketAddr {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("free port");
-    listener.local_addr().expect("address")
+    let ephemeral_start = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|range| range.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(32_768);
+    let low = 10_000.min(ephemeral_start / 2);
+    for _ in 0..1_000 {
+        let port = fastrand::u16(low..ephemeral_start);
+        if let Ok(listener) = std::net::TcpListener::bind(("127.0.0.1", port)) {
+            return listener.local_addr().expect("address");
+        }
+    }
+    panic!("no free port below {ephemeral_start}");
 }
 
 /// Where the server keeps its data for one run.
@@ -486,12 +512,6 @@ impl Store {
         db.close().await.expect("close");
         stored
     }
-
-    async fn remove(self) {
-        if let Self::Postgres(database, _) = self {
-            database.drop().await;
-        }
-    }
 }
 
 fn sqlite_url(scratch: &std::path::Path) -> String {
@@ -553,17 +573,29 @@ impl ScratchDatabase {
         url.set_path(&self.name);
         url.to_string()
     }
+}
 
-    async fn drop(self) {
-        let db = Database::connect(self.admin.as_str())
-            .await
-            .expect("connect");
-        let _ = db
-            .execute_unprepared(&format!(
-                "DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)",
-                self.name
-            ))
-            .await;
-        let _ = db.close().await;
+impl Drop for ScratchDatabase {
+    /// Removes the database, whether the run passed or failed. Drop runs outside async code,
+    /// so the clean-up gets a small runtime of its own.
+    fn drop(&mut self) {
+        let (admin, name) = (self.admin.to_string(), self.name.clone());
+        let _ = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            runtime.block_on(async {
+                if let Ok(db) = Database::connect(admin).await {
+                    let _ = db
+                        .execute_unprepared(&format!(
+                            "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
+                        ))
+                        .await;
+                    let _ = db.close().await;
+                }
+            });
+        })
+        .join();
     }
 }

@@ -58,8 +58,12 @@ impl ServerProcess {
     async fn wait_until_serving(&mut self) {
         let started = Instant::now();
         let url = format!("http://{}/healthz", self.addr);
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(2))
+            .build()
+            .expect("client");
         loop {
-            if let Ok(response) = reqwest::get(&url).await
+            if let Ok(response) = http.get(&url).send().await
                 && response.status().is_success()
             {
                 return;
@@ -68,14 +72,14 @@ impl ServerProcess {
                 && let Ok(Some(status)) = child.try_wait()
             {
                 panic!(
-                    "the server exited at start-up ({status}); see {}",
-                    self.log.display()
+                    "the server exited at start-up ({status}):\n{}",
+                    self.log_tail(30)
                 );
             }
             assert!(
                 started.elapsed() < START_WITHIN,
-                "the server did not start within {START_WITHIN:?}; see {}",
-                self.log.display()
+                "the server did not start within {START_WITHIN:?}:\n{}",
+                self.log_tail(30)
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }

@@ -182,6 +182,8 @@ fn MessageLog() -> impl IntoView {
     let anchor = StoredValue::new(None::<(i32, i32, Option<String>)>);
     let last_row = StoredValue::new(None::<String>);
     let loading_older = RwSignal::new(false);
+    // The conversation whose first page has been given its starting position.
+    let placed = StoredValue::new(None::<ConversationId>);
 
     // Reads what is on screen: the newest message at least half visible (and everything
     // before it) counts as seen, if the page itself is visible.
@@ -249,6 +251,21 @@ fn MessageLog() -> impl IntoView {
             let Some(el) = log.get_untracked() else {
                 return;
             };
+            // Opened with unread messages: start at the first of them, as other messengers
+            // do, so that what is below the fold is not taken as seen.
+            let (loaded, opened) = store
+                .thread
+                .with_untracked(|t| (t.loaded, t.conversation_id));
+            if loaded && placed.get_value() != opened {
+                placed.set_value(opened);
+                if let Some(top) = first_unread_top(log) {
+                    el.set_scroll_top(top);
+                    let distance = el.scroll_height() - el.scroll_top() - el.client_height();
+                    near_bottom.set_value(distance < STICKY_BOTTOM_PX);
+                    check_seen();
+                    return;
+                }
+            }
             if let Some((height, top, first)) = anchor.get_value() {
                 // Until the older page lands, other changes (a live message) leave the view be.
                 if first_key() != first {
@@ -296,11 +313,20 @@ fn MessageLog() -> impl IntoView {
             loading_older.set(false);
         });
     };
+    // Following the bottom stops only when the reader scrolls up: a burst of messages can
+    // grow the log between our own scroll and its event, which must not count as leaving.
+    let last_top = StoredValue::new(0);
     let on_scroll = move |_| {
         if let Some(el) = log.get_untracked() {
-            let distance = el.scroll_height() - el.scroll_top() - el.client_height();
-            near_bottom.set_value(distance < STICKY_BOTTOM_PX);
-            if el.scroll_top() < LOAD_OLDER_PX {
+            let top = el.scroll_top();
+            let distance = el.scroll_height() - top - el.client_height();
+            if distance < STICKY_BOTTOM_PX {
+                near_bottom.set_value(true);
+            } else if top < last_top.get_value() {
+                near_bottom.set_value(false);
+            }
+            last_top.set_value(top);
+            if top < LOAD_OLDER_PX {
                 load_older();
             }
         }
@@ -393,6 +419,21 @@ fn last_seq_on_screen(log: NodeRef<html::Div>) -> Option<i64> {
             return item.get_attribute("data-seq")?.parse().ok();
         }
     }
+    None
+}
+
+/// Where the log must be scrolled to for the "New messages" divider to be at its top, if
+/// there is one.
+#[cfg(feature = "hydrate")]
+fn first_unread_top(log: NodeRef<html::Div>) -> Option<i32> {
+    let log = log.get_untracked()?;
+    let divider = log.query_selector("li.new-messages").ok()??;
+    let offset = divider.get_bounding_client_rect().top() - log.get_bounding_client_rect().top();
+    Some(log.scroll_top() + offset as i32)
+}
+
+#[cfg(not(feature = "hydrate"))]
+fn first_unread_top(_log: NodeRef<html::Div>) -> Option<i32> {
     None
 }
 

@@ -65,7 +65,7 @@ mod browser {
             accounts::current_user,
             conversations::{history, list_conversations},
         },
-        protocol::{ClientFrame, ServerFrame},
+        protocol::{ClientFrame, ErrorCode, ServerFrame},
         ui::time::now_ms,
     };
 
@@ -197,6 +197,22 @@ mod browser {
                                 schedule_catch_up(store);
                             }
                             Ok(frame) => {
+                                if let ServerFrame::Error {
+                                    code: ErrorCode::RateLimited,
+                                    client_msg_id: None,
+                                    retry_after_ms,
+                                    ..
+                                } = &frame
+                                {
+                                    // A receipt (or typing signal) was refused: report again
+                                    // once allowed, or the sender's ticks would stall.
+                                    let wait = retry_after_ms.unwrap_or(1_000).min(60_000);
+                                    spawn_local(async move {
+                                        TimeoutFuture::new(u32::try_from(wait).unwrap_or(60_000))
+                                            .await;
+                                        store.resend_receipts();
+                                    });
+                                }
                                 store.apply(frame, last_heard);
                                 if store.needs_catch_up() {
                                     schedule_catch_up(store);

@@ -93,6 +93,9 @@ pub struct ChatStore {
     /// Presence frames heard, numbered in order of arrival: a list fetched before the latest
     /// of them must not undo it.
     presence: StoredValue<PresenceLog>,
+    /// The user switched read receipts off while this page was open: read positions of others
+    /// still on their way (a frame, a list asked for earlier) must not show.
+    receipts_hidden: StoredValue<bool>,
 }
 
 /// The latest presence frame heard about each person.
@@ -133,6 +136,7 @@ impl ChatStore {
             reported: StoredValue::new(HashMap::new()),
             seen_checks: RwSignal::new(0),
             presence: StoredValue::new(PresenceLog::default()),
+            receipts_hidden: StoredValue::new(false),
         }
     }
 
@@ -291,8 +295,12 @@ impl ChatStore {
                         summary.unread = (summary.last_seq - seq).max(0).min(summary.unread);
                     });
                 } else {
+                    let hidden = self.receipts_hidden.get_value();
                     self.update_summary(conversation_id, |summary| {
-                        summary.other_read_seq = Some(summary.other_read_seq.unwrap_or(0).max(seq));
+                        if !hidden {
+                            summary.other_read_seq =
+                                Some(summary.other_read_seq.unwrap_or(0).max(seq));
+                        }
                         summary.other_delivered_seq = summary.other_delivered_seq.max(seq);
                     });
                 }
@@ -311,6 +319,7 @@ impl ChatStore {
             // Read receipts switched off: nobody's show any more. Switched on: the list,
             // fetched again, says how far the others have read.
             ServerFrame::Settings { settings } => {
+                self.receipts_hidden.set_value(!settings.read_receipts);
                 if settings.read_receipts {
                     self.conversations_stale.update(|n| *n += 1);
                 } else {
@@ -484,6 +493,20 @@ impl ChatStore {
         moved
     }
 
+    /// Receipts were refused for going too fast: forgets what was reported and reports again
+    /// (the caller waits as long as the server said first).
+    pub fn resend_receipts(&self) {
+        self.reported.update_value(HashMap::clear);
+        let (open, newest) = self
+            .thread
+            .with_untracked(|t| (t.conversation_id, t.last_seq()));
+        if let Some(conversation_id) = open {
+            self.acknowledge(conversation_id, newest);
+        }
+        self.acknowledge_list();
+        self.check_seen();
+    }
+
     /// Asks the message log to check which messages are on screen now.
     pub fn check_seen(&self) {
         self.seen_checks.update(|n| *n += 1);
@@ -578,6 +601,7 @@ impl ChatStore {
     /// forward, and presence frames heard since the request win over the list's.
     pub fn replace_conversations(&self, fresh: Vec<ConversationSummary>, asked_at: u64) {
         let presence = self.presence.get_value();
+        let receipts_hidden = self.receipts_hidden.get_value();
         self.conversations.update(|list| {
             let mut merged = fresh;
             for summary in &mut merged {
@@ -595,6 +619,9 @@ impl ChatStore {
                     {
                         *fresh = (*fresh).max(known);
                     }
+                }
+                if receipts_hidden {
+                    summary.other_read_seq = None;
                 }
                 if let Some((heard, online, last_seen_at)) = presence.latest.get(&summary.other.id)
                     && *heard > asked_at
@@ -1019,6 +1046,13 @@ mod tests {
             assert_eq!(positions(), (4, None));
             store.receive(message(5, 2, "n"), true);
             assert_eq!(positions(), (5, None), "still hidden");
+            // A read frame or a list that was on its way before the switch shows nothing.
+            store.apply(frame(true, 2, 5), 0.0);
+            assert_eq!(positions(), (5, None));
+            let mut late = store.conversations.get_untracked()[0].clone();
+            late.other_read_seq = Some(5);
+            store.replace_conversations(vec![late], store.presence_heard());
+            assert_eq!(positions(), (5, None));
         });
     }
 

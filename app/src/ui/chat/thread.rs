@@ -204,7 +204,7 @@ impl Receipt {
         }
     }
 
-    /// The value of the `data-receipt` attribute, and the word shown.
+    /// The value of the `data-receipt` attribute tests and styles rely on.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Sent => "sent",
@@ -213,6 +213,7 @@ impl Receipt {
         }
     }
 
+    /// The word for it, shown on hover and read out by screen readers.
     pub fn label(self) -> &'static str {
         match self {
             Self::Sent => "Sent",
