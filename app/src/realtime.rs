@@ -30,8 +30,10 @@ pub enum RealtimeEvent {
     Lagged,
 }
 
-/// Which of a user's sessions have ended (by session id).
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Which of a user's sessions have ended (by session id). Serialisable, to travel between
+/// server instances.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum EndedSessions {
     /// Just this one (the user signed out).
     Only(String),

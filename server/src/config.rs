@@ -62,7 +62,16 @@ pub struct Config {
     pub files: FilesConfig,
     /// How dead WebSocket connections are found (the defaults; tests shorten it).
     pub heartbeat: crate::ws::Heartbeat,
+    /// `REDIS_URL`: with it, live events go through Redis pub/sub, so that several instances
+    /// behind a load balancer reach each other's sockets. May hold a password.
+    pub redis_url: Option<String>,
+    /// `PARLEY_REDIS_PREFIX` (default `parley`): the start of every Redis key and channel name,
+    /// so that several deployments can share one Redis.
+    pub redis_prefix: String,
 }
+
+/// The Redis key prefix when `PARLEY_REDIS_PREFIX` is not set.
+pub const DEFAULT_REDIS_PREFIX: &str = "parley";
 
 /// Where attachments are kept and what may be uploaded.
 #[derive(Debug, Clone)]
@@ -267,6 +276,9 @@ impl Config {
             limits,
             files: FilesConfig::from_env()?,
             heartbeat: crate::ws::Heartbeat::default(),
+            redis_url: optional("REDIS_URL"),
+            redis_prefix: optional("PARLEY_REDIS_PREFIX")
+                .unwrap_or_else(|| DEFAULT_REDIS_PREFIX.to_owned()),
         })
     }
 
@@ -290,6 +302,8 @@ impl Config {
             // Tests that store files give each app its own directory.
             files: FilesConfig::new(std::env::temp_dir().join("parley-tests")),
             heartbeat: crate::ws::Heartbeat::default(),
+            redis_url: None,
+            redis_prefix: DEFAULT_REDIS_PREFIX.to_owned(),
         }
     }
 
@@ -334,6 +348,8 @@ impl std::fmt::Debug for Config {
             .field("session_idle_days", &self.session_idle_days)
             .field("trusted_proxies", &self.trusted_proxies)
             .field("limits", &self.limits)
+            .field("redis_url", &self.redis_url.as_ref().map(|_| "[hidden]"))
+            .field("redis_prefix", &self.redis_prefix)
             .finish()
     }
 }

@@ -21,6 +21,7 @@ use app::{
     App,
     accounts::Backend,
     limits::RateLimits,
+    realtime::Realtime,
     security::{PagePolicy, TrustedProxies},
     shell,
     state::AppState,
@@ -32,7 +33,7 @@ use crate::{
     deploy_check::{self, Severity},
     files::{self, FileService},
     http::{api_body, api_status, headers, health, origin, pages, transport},
-    realtime::local::LocalRealtime,
+    realtime::{local::LocalRealtime, redis::RedisRealtime},
     sessions::DbSessionStore,
     tls, ws,
 };
@@ -79,10 +80,19 @@ impl Application {
             .await
             .context("failed to bring the database schema up to date")?;
 
+        // Several instances share live events through Redis; one needs nothing but itself.
+        let realtime: Arc<dyn Realtime> = match &config.redis_url {
+            Some(url) => Arc::new(
+                RedisRealtime::connect(url, &config.redis_prefix)
+                    .await
+                    .context("failed to connect to Redis (REDIS_URL)")?,
+            ),
+            None => Arc::new(LocalRealtime::new()),
+        };
         let state = AppState {
             leptos_options: config.leptos_options.clone(),
             db: db.clone(),
-            realtime: Arc::new(LocalRealtime::new()),
+            realtime,
             page_policy: page_policy(&config),
             limits: Arc::new(RateLimits::new(config.limits)),
             proxies: TrustedProxies::new(config.trusted_proxies.clone()),

@@ -10,7 +10,10 @@ use std::{
 };
 
 use futures::stream;
-use tokio::sync::broadcast::{self, error::RecvError};
+use tokio::sync::{
+    broadcast::{self, error::RecvError},
+    mpsc,
+};
 
 use app::{
     model::UserId,
@@ -30,11 +33,48 @@ type Channels = Mutex<HashMap<UserId, broadcast::Sender<RealtimeEvent>>>;
 pub struct LocalRealtime {
     /// A `std` mutex, not tokio's: it is held only for map operations, never across `.await`.
     channels: Arc<Channels>,
+    /// Told when a user gets a first socket here (`true`) or loses the last one (`false`):
+    /// how the Redis fan-out keeps other instances' view of who is online current.
+    membership: Option<mpsc::UnboundedSender<(UserId, bool)>>,
 }
 
 impl LocalRealtime {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A fan-out that reports who comes and goes on the returned receiver.
+    pub fn with_membership() -> (Self, mpsc::UnboundedReceiver<(UserId, bool)>) {
+        let (sender, receiver) = mpsc::unbounded_channel();
+        let realtime = Self {
+            membership: Some(sender),
+            ..Self::default()
+        };
+        (realtime, receiver)
+    }
+
+    /// Hands an already encoded event to the sockets of `to` held here.
+    pub fn deliver(&self, to: &[UserId], event: &RealtimeEvent) {
+        let channels = self.lock();
+        for user in to {
+            if let Some(sender) = channels.get(user) {
+                // An error only means nobody is listening any more; that is not a failure.
+                let _ = sender.send(event.clone());
+            }
+        }
+    }
+
+    /// Tells every socket here that it may have missed events: each closes and its client
+    /// catches up from the database.
+    pub fn lag_everyone(&self) {
+        for sender in self.lock().values() {
+            let _ = sender.send(RealtimeEvent::Lagged);
+        }
+    }
+
+    /// The users with at least one socket here.
+    pub fn connected_users(&self) -> Vec<UserId> {
+        self.lock().keys().copied().collect()
     }
 
     /// Users with at least one live subscription (for tests and metrics).
@@ -55,6 +95,7 @@ struct Subscription {
     receiver: broadcast::Receiver<RealtimeEvent>,
     user: UserId,
     channels: Arc<Channels>,
+    membership: Option<mpsc::UnboundedSender<(UserId, bool)>>,
 }
 
 impl Drop for Subscription {
@@ -66,6 +107,9 @@ impl Drop for Subscription {
             .is_some_and(|sender| sender.receiver_count() <= 1)
         {
             channels.remove(&self.user);
+            if let Some(membership) = &self.membership {
+                let _ = membership.send((self.user, false));
+            }
         }
     }
 }
@@ -74,13 +118,7 @@ impl Drop for Subscription {
 impl Realtime for LocalRealtime {
     async fn publish(&self, to: &[UserId], frame: &ServerFrame) -> Result<(), RealtimeError> {
         let event = RealtimeEvent::Frame(serde_json::to_string(frame)?.into());
-        let channels = self.lock();
-        for user in to {
-            if let Some(sender) = channels.get(user) {
-                // An error only means nobody is listening any more; that is not a failure.
-                let _ = sender.send(event.clone());
-            }
-        }
+        self.deliver(to, &event);
         Ok(())
     }
 
@@ -101,15 +139,24 @@ impl Realtime for LocalRealtime {
     }
 
     async fn subscribe(&self, user: UserId) -> Result<EventStream, RealtimeError> {
-        let receiver = self
-            .lock()
-            .entry(user)
-            .or_insert_with(|| broadcast::channel(CHANNEL_CAPACITY).0)
-            .subscribe();
+        let receiver = {
+            let mut channels = self.lock();
+            // Told under the lock, like departures, so the two can't arrive out of order.
+            if !channels.contains_key(&user)
+                && let Some(membership) = &self.membership
+            {
+                let _ = membership.send((user, true));
+            }
+            channels
+                .entry(user)
+                .or_insert_with(|| broadcast::channel(CHANNEL_CAPACITY).0)
+                .subscribe()
+        };
         let subscription = Subscription {
             receiver,
             user,
             channels: self.channels.clone(),
+            membership: self.membership.clone(),
         };
         Ok(Box::pin(stream::unfold(
             subscription,
@@ -196,5 +243,31 @@ mod tests {
             .publish(&[UserId(1)], &ServerFrame::Pong)
             .await
             .unwrap();
+    }
+
+    #[tokio::test]
+    async fn first_arrivals_and_last_departures_are_reported_in_order() {
+        let (realtime, mut changes) = LocalRealtime::with_membership();
+        let first = realtime.subscribe(UserId(1)).await.unwrap();
+        let second = realtime.subscribe(UserId(1)).await.unwrap();
+        drop(first);
+        drop(second);
+        let again = realtime.subscribe(UserId(1)).await.unwrap();
+        assert_eq!(changes.recv().await, Some((UserId(1), true)));
+        assert_eq!(changes.recv().await, Some((UserId(1), false)));
+        assert_eq!(changes.recv().await, Some((UserId(1), true)));
+        assert!(changes.try_recv().is_err(), "a second tab is not news");
+        assert_eq!(realtime.connected_users(), vec![UserId(1)]);
+        drop(again);
+    }
+
+    #[tokio::test]
+    async fn everyone_can_be_told_to_resynchronise() {
+        let realtime = LocalRealtime::new();
+        let mut one = realtime.subscribe(UserId(1)).await.unwrap();
+        let mut two = realtime.subscribe(UserId(2)).await.unwrap();
+        realtime.lag_everyone();
+        assert_eq!(one.next().await, Some(RealtimeEvent::Lagged));
+        assert_eq!(two.next().await, Some(RealtimeEvent::Lagged));
     }
 }

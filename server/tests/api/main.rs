@@ -9,6 +9,8 @@
 )]
 
 mod helpers;
+#[path = "../common/tcp_proxy.rs"]
+mod tcp_proxy;
 
 mod access;
 mod accounts;
@@ -20,6 +22,7 @@ mod headers;
 mod history;
 mod hostile;
 mod https;
+mod instances;
 mod limits;
 mod live;
 mod passwords;

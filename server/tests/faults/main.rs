@@ -24,8 +24,9 @@
 )]
 
 mod client;
-mod db_proxy;
 mod server_process;
+#[path = "../common/tcp_proxy.rs"]
+mod tcp_proxy;
 
 use std::{
     collections::{BTreeMap, HashMap},
@@ -39,8 +40,8 @@ use sea_orm::{ConnectionTrait, Database, DatabaseConnection, Statement};
 
 use app::model::{ConversationId, UserId};
 use client::{Chatter, Plan, Progress, Report};
-use db_proxy::DbProxy;
 use server_process::ServerProcess;
+use tcp_proxy::TcpProxy;
 
 /// The faults, in the order they happen, spread over the exchange.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -437,7 +438,7 @@ fn free_port() -> SocketAddr {
 /// Where the server keeps its data for one run.
 enum Store {
     /// A fresh PostgreSQL database, reached through a proxy that can cut it off.
-    Postgres(ScratchDatabase, DbProxy),
+    Postgres(ScratchDatabase, TcpProxy),
     /// A SQLite file in the run's scratch directory.
     Sqlite,
 }
@@ -445,7 +446,7 @@ enum Store {
 impl Store {
     async fn postgres() -> Self {
         let database = ScratchDatabase::create().await;
-        let proxy = DbProxy::start(database.server_addr()).await;
+        let proxy = TcpProxy::start(database.server_addr()).await;
         Self::Postgres(database, proxy)
     }
 

@@ -1,7 +1,9 @@
-//! A TCP proxy between the server and PostgreSQL that can cut the database off: every open
-//! connection is dropped and new ones are refused until it is restored. This is how the
-//! harness makes "the database went away for a few seconds" happen to a real server process
-//! without touching the database itself.
+//! A TCP proxy between the server and a service it depends on (PostgreSQL, Redis) that can
+//! cut the service off: every open connection is dropped and new ones are refused until it is
+//! restored. This is how tests make "the database (or Redis) went away for a few seconds"
+//! happen to a real server without touching the service itself, which other tests share.
+//!
+//! Shared by the test binaries with `#[path]`.
 
 use std::net::SocketAddr;
 
@@ -11,12 +13,12 @@ use tokio::{
     sync::watch,
 };
 
-pub(crate) struct DbProxy {
+pub(crate) struct TcpProxy {
     addr: SocketAddr,
     down: watch::Sender<bool>,
 }
 
-impl DbProxy {
+impl TcpProxy {
     /// Listens on a free local port and forwards to `upstream`.
     pub(crate) async fn start(upstream: SocketAddr) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("proxy port");
@@ -35,12 +37,12 @@ impl DbProxy {
         Self { addr, down }
     }
 
-    /// Where the server should connect instead of PostgreSQL.
+    /// Where the server should connect instead of the service.
     pub(crate) fn addr(&self) -> SocketAddr {
         self.addr
     }
 
-    /// Drops every connection to the database and refuses new ones.
+    /// Drops every connection to the service and refuses new ones.
     pub(crate) fn cut(&self) {
         self.down.send_replace(true);
     }
