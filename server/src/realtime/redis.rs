@@ -8,23 +8,31 @@
 //! event, which is fine for a handful of instances.
 //!
 //! Redis is a doorbell, never a store: PostgreSQL holds every message before it is published.
-//! While Redis is unreachable, publications reach this instance's sockets directly and
-//! nothing else; when the subscription comes back, every local socket is told it lagged
-//! ([`RealtimeEvent::Lagged`]), so each client reconnects and catches up from the database.
+//! Every Redis call is bounded in time ([`REDIS_WITHIN`]), so an outage never holds a socket
+//! up for long. While the subscription is down (or a publication fails), events reach this
+//! instance's sockets directly and nothing else; when the subscription comes back, every
+//! local socket is told it lagged ([`RealtimeEvent::Lagged`]), so each client reconnects and
+//! catches up from the database. The subscription is pinged, so a connection that died
+//! without a word (a NAT or load balancer dropping it) is noticed too.
 //!
-//! Presence across instances: each instance keeps the set of users it has sockets for in
-//! `{prefix}:online:{instance}` and announces itself in `{prefix}:instances` with a
-//! heartbeat; both expire when an instance dies, so a crashed instance's users go offline
-//! within [`PRESENCE_TTL`].
+//! Presence across instances: each instance keeps the users it has sockets for in the set
+//! `{prefix}:online:{instance}` (expiring unless renewed) and announces itself with the key
+//! `{prefix}:instance:{instance}` (also expiring, on Redis's clock); both lapse within
+//! [`PRESENCE_TTL`] when an instance dies. If Redis can't say, `online` answers from this
+//! instance's own sockets.
 
 use std::{
     collections::HashSet,
-    sync::Arc,
-    time::{Duration, SystemTime, UNIX_EPOCH},
+    future::Future,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::{Duration, Instant},
 };
 
 use futures::StreamExt;
-use redis::aio::ConnectionManager;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
@@ -38,6 +46,13 @@ use super::local::LocalRealtime;
 
 /// How long an instance counts as alive after its last heartbeat.
 const PRESENCE_TTL: Duration = Duration::from_secs(30);
+/// Longest wait for any one Redis call: past it, the call counts as failed.
+const REDIS_WITHIN: Duration = Duration::from_secs(1);
+/// How often the subscription is pinged to prove it is alive.
+const PING_EVERY: Duration = Duration::from_secs(10);
+/// A subscription that stayed up this long was healthy: the next failure starts the backoff
+/// from the beginning.
+const HEALTHY_AFTER: Duration = Duration::from_secs(30);
 /// How often an instance renews its heartbeat and its set of online users.
 const HEARTBEAT_EVERY: Duration = Duration::from_secs(10);
 /// How long start-up waits for the first subscription.
@@ -67,6 +82,9 @@ enum Carried {
 pub struct RedisRealtime {
     local: LocalRealtime,
     publisher: ConnectionManager,
+    /// Whether this instance's subscription is up: while it is not, events are delivered
+    /// to local sockets directly.
+    subscribed: Arc<AtomicBool>,
     prefix: Arc<str>,
     instance: Arc<str>,
 }
@@ -79,27 +97,37 @@ impl RedisRealtime {
     /// Redis could not be reached at start-up.
     pub async fn connect(url: &str, prefix: &str) -> Result<Self, RealtimeError> {
         let client = redis::Client::open(url).map_err(backend)?;
-        let publisher = client.get_connection_manager().await.map_err(backend)?;
+        // Fail fast and let callers fall back, rather than queue behind reconnection attempts.
+        let config = ConnectionManagerConfig::new()
+            .set_number_of_retries(1)
+            .set_max_delay(REDIS_WITHIN)
+            .set_connection_timeout(Some(REDIS_WITHIN))
+            .set_response_timeout(Some(REDIS_WITHIN));
+        let publisher = client
+            .get_connection_manager_with_config(config)
+            .await
+            .map_err(backend)?;
         let (local, membership) = LocalRealtime::with_membership();
         let realtime = Self {
             local,
             publisher,
+            subscribed: Arc::new(AtomicBool::new(false)),
             prefix: prefix.into(),
             instance: uuid::Uuid::new_v4().to_string().into(),
         };
-        let (subscribed, first) = tokio::sync::oneshot::channel();
-        tokio::spawn(realtime.clone().listen(client, subscribed));
+        let (first_tx, first) = tokio::sync::oneshot::channel();
+        let listener = tokio::spawn(realtime.clone().listen(client, first_tx));
         // Events published from here on reach this instance too.
-        match tokio::time::timeout(SUBSCRIBE_WITHIN, first).await {
-            Ok(Ok(())) => {}
-            _ => {
-                return Err(RealtimeError::Backend(format!(
-                    "could not subscribe to Redis within {SUBSCRIBE_WITHIN:?}"
-                )));
-            }
+        if !matches!(
+            tokio::time::timeout(SUBSCRIBE_WITHIN, first).await,
+            Ok(Ok(()))
+        ) {
+            listener.abort();
+            return Err(RealtimeError::Backend(format!(
+                "could not subscribe to Redis within {SUBSCRIBE_WITHIN:?}"
+            )));
         }
-        tokio::spawn(realtime.clone().heartbeat());
-        tokio::spawn(realtime.clone().track_membership(membership));
+        tokio::spawn(realtime.clone().keep_presence(membership));
         Ok(realtime)
     }
 
@@ -111,45 +139,72 @@ impl RedisRealtime {
         format!("{}:online:{instance}", self.prefix)
     }
 
+    fn instance_key(&self, instance: &str) -> String {
+        format!("{}:instance:{instance}", self.prefix)
+    }
+
     fn instances_key(&self) -> String {
         format!("{}:instances", self.prefix)
     }
 
     /// Reads the events channel for as long as the process lives, subscribing again (with
-    /// backoff) whenever the connection drops.
-    async fn listen(self, client: redis::Client, subscribed: tokio::sync::oneshot::Sender<()>) {
-        let mut subscribed = Some(subscribed);
+    /// backoff) whenever the connection drops or stops answering pings.
+    async fn listen(self, client: redis::Client, first: tokio::sync::oneshot::Sender<()>) {
+        let mut first = Some(first);
         let mut failures = 0_u32;
         loop {
-            match client.get_async_pubsub().await {
-                Ok(mut pubsub) => match pubsub.subscribe(self.events_channel()).await {
-                    Ok(()) => {
-                        failures = 0;
-                        match subscribed.take() {
-                            Some(first) => {
-                                let _ = first.send(());
-                            }
-                            // Whatever was published while we were away is lost to this
-                            // instance's sockets: they resynchronise from the database.
-                            None => self.local.lag_everyone(),
+            match self.subscribe_once(&client).await {
+                Ok((mut sink, mut messages)) => {
+                    let since = Instant::now();
+                    self.subscribed.store(true, Ordering::SeqCst);
+                    match first.take() {
+                        Some(first) => {
+                            let _ = first.send(());
                         }
-                        let mut messages = pubsub.into_on_message();
-                        while let Some(message) = messages.next().await {
-                            match message.get_payload::<String>() {
-                                Ok(payload) => self.deliver(&payload),
-                                Err(error) => tracing::warn!(%error, "unreadable Redis message"),
-                            }
-                        }
-                        tracing::warn!("the Redis subscription ended; subscribing again");
+                        // Whatever was published while we were away is lost to this
+                        // instance's sockets: they resynchronise from the database.
+                        None => self.local.lag_everyone(),
                     }
-                    Err(error) => tracing::warn!(%error, "could not subscribe to Redis"),
-                },
-                Err(error) => tracing::warn!(%error, "could not connect to Redis"),
+                    let mut pings = tokio::time::interval(PING_EVERY);
+                    pings.reset();
+                    loop {
+                        tokio::select! {
+                            message = messages.next() => match message {
+                                Some(message) => match message.get_payload::<String>() {
+                                    Ok(payload) => self.deliver(&payload),
+                                    Err(error) => tracing::warn!(%error, "unreadable Redis message"),
+                                },
+                                None => break,
+                            },
+                            _ = pings.tick() => {
+                                if bounded(sink.ping::<String>()).await.is_err() {
+                                    break;
+                                }
+                            }
+                        }
+                    }
+                    self.subscribed.store(false, Ordering::SeqCst);
+                    tracing::warn!("the Redis subscription was lost; subscribing again");
+                    if since.elapsed() > HEALTHY_AFTER {
+                        failures = 0;
+                    }
+                }
+                Err(error) => tracing::warn!(%error, "could not subscribe to Redis"),
             }
             failures += 1;
             let wait = Duration::from_millis(100 * 2_u64.pow(failures.min(6)));
             tokio::time::sleep(wait.min(RESUBSCRIBE_AT_MOST)).await;
         }
+    }
+
+    async fn subscribe_once(
+        &self,
+        client: &redis::Client,
+    ) -> Result<(redis::aio::PubSubSink, redis::aio::PubSubStream), RealtimeError> {
+        let pubsub = bounded(client.get_async_pubsub()).await?;
+        let (mut sink, messages) = pubsub.split();
+        bounded(sink.subscribe(self.events_channel())).await?;
+        Ok((sink, messages))
     }
 
     /// Hands an event from the channel to this instance's sockets.
@@ -168,88 +223,147 @@ impl RedisRealtime {
         self.local.deliver(&envelope.to, &event);
     }
 
-    /// Sends an envelope to every instance; if Redis can't take it, at least this instance's
-    /// sockets get the event (the others catch up when Redis is back).
+    /// Sends an envelope to every instance. This instance's own sockets get the event from
+    /// the subscription; while that is down, or if Redis can't take the publication, they
+    /// get it directly (a publication that did reach Redis in the end may then arrive twice
+    /// here, which clients ignore: they merge by `seq`).
     async fn broadcast(
         &self,
         to: &[UserId],
         event: Carried,
         local: RealtimeEvent,
     ) -> Result<(), RealtimeError> {
+        let subscribed = self.subscribed.load(Ordering::SeqCst);
+        if !subscribed {
+            self.local.deliver(to, &local);
+        }
         let payload = serde_json::to_string(&Envelope {
             to: to.to_vec(),
             event,
         })?;
         let mut publisher = self.publisher.clone();
-        let published: Result<i64, _> = redis::cmd("PUBLISH")
-            .arg(self.events_channel())
-            .arg(payload)
-            .query_async(&mut publisher)
-            .await;
-        published.map(|_| ()).map_err(|error| {
+        let published = bounded(
+            redis::cmd("PUBLISH")
+                .arg(self.events_channel())
+                .arg(payload)
+                .query_async::<i64>(&mut publisher),
+        )
+        .await;
+        if published.is_err() && subscribed {
             self.local.deliver(to, &local);
-            backend(error)
-        })
+        }
+        published.map(|_| ())
     }
 
-    /// Adds users to this instance's online set as they get a first socket here, and removes
-    /// them when their last one closes, so other instances see it at once (the heartbeat
-    /// rewrites the whole set every few seconds, which heals anything missed).
-    async fn track_membership(self, mut changes: mpsc::UnboundedReceiver<(UserId, bool)>) {
+    /// Keeps this instance's presence in Redis: adds users as they get a first socket here
+    /// and removes them when their last one closes, so other instances see it at once, and
+    /// every few seconds renews the instance's heartbeat and rewrites its whole set (which
+    /// heals anything an outage made it miss). One task does both, so a rewrite never undoes
+    /// a change that came after its snapshot.
+    async fn keep_presence(self, mut changes: mpsc::UnboundedReceiver<(UserId, bool)>) {
         let key = self.online_key(&self.instance);
-        while let Some((user, present)) = changes.recv().await {
-            let mut publisher = self.publisher.clone();
+        let mut beats = tokio::time::interval(HEARTBEAT_EVERY);
+        loop {
             let mut pipe = redis::pipe();
-            if present {
-                pipe.sadd(&key, user.0).ignore();
-            } else {
-                pipe.srem(&key, user.0).ignore();
+            tokio::select! {
+                change = changes.recv() => {
+                    let Some((user, present)) = change else { return };
+                    if present {
+                        pipe.sadd(&key, user.0).ignore();
+                    } else {
+                        pipe.srem(&key, user.0).ignore();
+                    }
+                    pipe.expire(&key, ttl_secs()).ignore();
+                }
+                _ = beats.tick() => {
+                    let users: Vec<i64> = self.local.connected_users().iter().map(|u| u.0).collect();
+                    pipe.atomic()
+                        .set_ex(self.instance_key(&self.instance), 1, PRESENCE_TTL.as_secs())
+                        .ignore()
+                        .sadd(self.instances_key(), &*self.instance)
+                        .ignore()
+                        .expire(self.instances_key(), ttl_secs() * 10)
+                        .ignore()
+                        .del(&key)
+                        .ignore();
+                    if !users.is_empty() {
+                        pipe.sadd(&key, users).ignore().expire(&key, ttl_secs()).ignore();
+                    }
+                }
             }
-            pipe.expire(&key, ttl_secs()).ignore();
-            if let Err(error) = pipe.query_async::<()>(&mut publisher).await {
-                tracing::warn!(%error, "could not record a user's presence in Redis");
+            let mut publisher = self.publisher.clone();
+            if let Err(error) = bounded(pipe.query_async::<()>(&mut publisher)).await {
+                tracing::warn!(%error, "could not update this instance's presence in Redis");
             }
         }
     }
 
-    /// Renews this instance's heartbeat and the set of users it has sockets for.
-    async fn heartbeat(self) {
-        let mut ticks = tokio::time::interval(HEARTBEAT_EVERY);
-        loop {
-            ticks.tick().await;
-            let users = self.local.connected_users();
-            let key = self.online_key(&self.instance);
-            let now = unix_now();
-            let mut pipe = redis::pipe();
-            pipe.atomic()
-                .del(&key)
-                .ignore()
-                .zadd(self.instances_key(), &*self.instance, now)
-                .ignore()
-                .zrembyscore(self.instances_key(), 0, now - PRESENCE_TTL.as_secs())
-                .ignore();
-            if !users.is_empty() {
-                pipe.sadd(&key, users.iter().map(|u| u.0).collect::<Vec<_>>())
-                    .ignore()
-                    .expire(&key, ttl_secs())
-                    .ignore();
-            }
-            let mut publisher = self.publisher.clone();
-            if let Err(error) = pipe.query_async::<()>(&mut publisher).await {
-                tracing::warn!(%error, "could not renew this instance's presence in Redis");
+    /// Users online on other instances, as Redis knows them.
+    async fn online_elsewhere(&self, users: &[UserId]) -> Result<HashSet<UserId>, RealtimeError> {
+        let mut publisher = self.publisher.clone();
+        let instances: Vec<String> = bounded(
+            redis::cmd("SMEMBERS")
+                .arg(self.instances_key())
+                .query_async(&mut publisher),
+        )
+        .await?;
+        let others: Vec<&String> = instances.iter().filter(|i| **i != *self.instance).collect();
+        if others.is_empty() {
+            return Ok(HashSet::new());
+        }
+        // One round trip: for each other instance, whether it is alive and which of the users
+        // it holds.
+        let ids: Vec<i64> = users.iter().map(|u| u.0).collect();
+        let mut pipe = redis::pipe();
+        for instance in &others {
+            pipe.exists(self.instance_key(instance));
+            pipe.cmd("SMISMEMBER")
+                .arg(self.online_key(instance))
+                .arg(&ids);
+        }
+        let answers: Vec<redis::Value> = bounded(pipe.query_async(&mut publisher)).await?;
+        let mut online = HashSet::new();
+        let mut dead = Vec::new();
+        for (instance, pair) in others.iter().zip(answers.chunks(2)) {
+            let [alive, present] = pair else { continue };
+            let alive: bool = redis::from_redis_value_ref(alive).unwrap_or(false);
+            let present: Vec<bool> = redis::from_redis_value_ref(present).unwrap_or_default();
+            if alive {
+                online.extend(
+                    users
+                        .iter()
+                        .zip(present)
+                        .filter(|(_, here)| *here)
+                        .map(|(u, _)| *u),
+                );
+            } else {
+                dead.push(instance.as_str());
             }
         }
+        // Instances that stopped beating (restarted, crashed) leave the list for good.
+        if !dead.is_empty() {
+            let mut forget = redis::cmd("SREM");
+            forget.arg(self.instances_key()).arg(&dead);
+            if let Err(error) = bounded(forget.query_async::<i64>(&mut publisher)).await {
+                tracing::warn!(%error, "could not forget stopped instances in Redis");
+            }
+        }
+        Ok(online)
+    }
+}
+
+/// Runs a Redis call with [`REDIS_WITHIN`] as its deadline.
+async fn bounded<T>(call: impl Future<Output = redis::RedisResult<T>>) -> Result<T, RealtimeError> {
+    match tokio::time::timeout(REDIS_WITHIN, call).await {
+        Ok(result) => result.map_err(backend),
+        Err(_) => Err(RealtimeError::Backend(format!(
+            "Redis did not answer within {REDIS_WITHIN:?}"
+        ))),
     }
 }
 
 fn ttl_secs() -> i64 {
     i64::try_from(PRESENCE_TTL.as_secs()).unwrap_or(30)
-}
-
-fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
 }
 
 fn backend(error: redis::RedisError) -> RealtimeError {
@@ -274,6 +388,7 @@ impl Realtime for RedisRealtime {
     }
 
     /// Online here (known exactly) or on another live instance (as of its last heartbeat).
+    /// If Redis can't say, this instance's own sockets are the answer.
     async fn online(&self, users: &[UserId]) -> Result<HashSet<UserId>, RealtimeError> {
         let mut online = self.local.online(users).await?;
         let rest: Vec<UserId> = users
@@ -284,29 +399,9 @@ impl Realtime for RedisRealtime {
         if rest.is_empty() {
             return Ok(online);
         }
-        let mut publisher = self.publisher.clone();
-        let since = unix_now().saturating_sub(PRESENCE_TTL.as_secs());
-        let instances: Vec<String> = redis::cmd("ZRANGEBYSCORE")
-            .arg(self.instances_key())
-            .arg(since)
-            .arg("+inf")
-            .query_async(&mut publisher)
-            .await
-            .map_err(backend)?;
-        let ids: Vec<i64> = rest.iter().map(|u| u.0).collect();
-        for instance in instances.iter().filter(|i| **i != *self.instance) {
-            let present: Vec<bool> = redis::cmd("SMISMEMBER")
-                .arg(self.online_key(instance))
-                .arg(&ids)
-                .query_async(&mut publisher)
-                .await
-                .map_err(backend)?;
-            online.extend(
-                rest.iter()
-                    .zip(present)
-                    .filter(|(_, here)| *here)
-                    .map(|(u, _)| *u),
-            );
+        match self.online_elsewhere(&rest).await {
+            Ok(elsewhere) => online.extend(elsewhere),
+            Err(error) => tracing::warn!(%error, "could not ask Redis who is online"),
         }
         Ok(online)
     }

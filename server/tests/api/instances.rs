@@ -151,10 +151,24 @@ async fn while_redis_is_away_sends_succeed_and_nothing_is_lost() {
     let mut bob_socket = bob.socket().await;
 
     proxy.cut();
-    // Stored (PostgreSQL is the source of truth) and acknowledged, though Redis is away.
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    // Stored (PostgreSQL is the source of truth) and acknowledged, though Redis is away, and
+    // Ann's own instance still shows it on her socket.
+    let started = std::time::Instant::now();
     let sent = ann_socket
         .send_message(&conversation, "a1", "Sent while Redis is away")
         .await;
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(3),
+        "the send waited on Redis"
+    );
+    let shown = ann_socket
+        .next_matching(|frame| match frame {
+            ServerFrame::Message { message } => Some(message),
+            _ => None,
+        })
+        .await;
+    assert_eq!(shown, sent);
     proxy.restore();
 
     // Once the subscription is back, Bob's socket is told to resynchronise (it may have
