@@ -79,6 +79,8 @@ pub(crate) struct Report {
     pub(crate) view: BTreeMap<i64, (UserId, String)>,
     /// The same `message` frame twice on one connection.
     pub(crate) live_duplicates: usize,
+    /// The other person's messages that arrived as live frames (not fetched from history).
+    pub(crate) received_live: usize,
     /// Contradictions: one `seq` with two messages, or one message acknowledged at two `seq`s.
     pub(crate) conflicts: Vec<String>,
     /// The user had everything (all its messages acknowledged, the whole conversation held)
@@ -304,6 +306,11 @@ impl Chatter {
                                 ServerFrame::Message { message } => {
                                     if !seen_here.insert(message.seq) {
                                         report.live_duplicates += 1;
+                                    }
+                                    if message.sender.id != self.user.id
+                                        && !report.view.contains_key(&message.seq)
+                                    {
+                                        report.received_live += 1;
                                     }
                                     report.hold(&message);
                                     if message.seq > report.complete_to() + 1 {

@@ -46,9 +46,13 @@ use tcp_proxy::TcpProxy;
 /// The faults, in the order they happen, spread over the exchange.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Fault {
+    /// `kill -9` of one instance (taking turns when there are several), then a restart.
     Kill,
+    /// SIGTERM of one instance, then a restart.
     Terminate,
     DatabaseOutage,
+    /// Redis cut off, when there are several instances.
+    RedisOutage,
 }
 
 const FAULTS: [Fault; 14] = [
@@ -67,7 +71,20 @@ const FAULTS: [Fault; 14] = [
     Fault::Kill,
     Fault::Kill,
 ];
-/// How long each database outage lasts.
+/// Two instances sharing PostgreSQL and Redis, each pair of people split across them.
+const FAULTS_ACROSS_INSTANCES: [Fault; 10] = [
+    Fault::Kill,
+    Fault::RedisOutage,
+    Fault::Kill,
+    Fault::Terminate,
+    Fault::RedisOutage,
+    Fault::Kill,
+    Fault::DatabaseOutage,
+    Fault::Kill,
+    Fault::RedisOutage,
+    Fault::Kill,
+];
+/// How long each database or Redis outage lasts.
 const OUTAGE: Duration = Duration::from_secs(3);
 /// SIGTERM to exit, at most: the server's own bounds (10 s for requests, 5 s for sockets to
 /// close) and some slack.
@@ -84,7 +101,14 @@ fn setting(name: &str, default: usize) -> usize {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn on_postgres_every_message_arrives_once_and_in_order_through_crashes_cuts_and_outages() {
-    exchange(Store::postgres().await, &FAULTS).await;
+    exchange(Store::postgres().await, &FAULTS, 1, 500).await;
+}
+
+/// Two server processes behind no load balancer at all: each pair's two people are on
+/// different instances, so every message crosses Redis; Redis is cut off three times.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn across_two_instances_every_message_arrives_once_through_redis_outages_and_crashes() {
+    exchange(Store::postgres().await, &FAULTS_ACROSS_INSTANCES, 2, 250).await;
 }
 
 /// SQLite, the zero-set-up default, through the same crashes (a file has no outage to stage).
@@ -94,15 +118,21 @@ async fn on_sqlite_every_message_arrives_once_and_in_order_through_crashes_and_c
         .into_iter()
         .filter(|f| *f != Fault::DatabaseOutage)
         .collect();
-    exchange(Store::sqlite(), &faults).await;
+    exchange(Store::sqlite(), &faults, 1, 500).await;
 }
 
-async fn exchange(store: Store, faults: &[Fault]) {
+/// One run: `instances` server processes (with Redis between them when more than one),
+/// `per_user` messages from each person unless `PARLEY_FAULTS_MESSAGES` says otherwise.
+async fn exchange(store: Store, faults: &[Fault], instances: usize, per_user: usize) {
     let pairs = setting("PARLEY_FAULTS_PAIRS", 10);
-    let per_user = setting("PARLEY_FAULTS_MESSAGES", 500);
+    let per_user = setting("PARLEY_FAULTS_MESSAGES", per_user);
     let scratch = tempfile::tempdir().expect("temp dir");
-    let addr = free_port();
-    let env = vec![
+    let redis = if instances > 1 {
+        Some(TcpProxy::start(redis_addr()).await)
+    } else {
+        None
+    };
+    let mut env: Vec<(String, String)> = vec![
         ("DATABASE_URL".into(), store.server_url(scratch.path())),
         (
             "PARLEY_DATA_DIR".into(),
@@ -117,13 +147,26 @@ async fn exchange(store: Store, faults: &[Fault]) {
         ("PARLEY_REGISTRATIONS_PER_HOUR".into(), "100000".into()),
         ("PARLEY_MESSAGES_PER_MINUTE".into(), "1000000".into()),
     ];
-    let mut server = ServerProcess::start(addr, env, scratch.path().join("server.log")).await;
+    if let Some(redis) = &redis {
+        env.push(("REDIS_URL".into(), format!("redis://{}", redis.addr())));
+        env.push((
+            "PARLEY_REDIS_PREFIX".into(),
+            format!("parley_faults_{}_{}", std::process::id(), unix_micros()),
+        ));
+    }
+    let mut servers = Vec::new();
+    for instance in 0..instances {
+        let log = scratch.path().join(format!("server-{instance}.log"));
+        servers.push(ServerProcess::start(free_port(), env.clone(), log).await);
+    }
+    let first_instance = servers[0].addr();
+    let last_instance = servers[instances - 1].addr();
 
-    // Pairs of people, each pair in its own conversation.
+    // Pairs of people, each pair in its own conversation (on two instances when there are).
     let mut chatters = Vec::new();
     for pair in 0..pairs {
-        let mut one = Chatter::sign_up(addr, &format!("f{pair}a")).await;
-        let mut two = Chatter::sign_up(addr, &format!("f{pair}b")).await;
+        let mut one = Chatter::sign_up(first_instance, &format!("f{pair}a")).await;
+        let mut two = Chatter::sign_up(last_instance, &format!("f{pair}b")).await;
         one.talk_to(&two.user.username).await;
         two.talk_to(&one.user.username).await;
         chatters.push(one);
@@ -165,10 +208,19 @@ async fn exchange(store: Store, faults: &[Fault]) {
             );
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
+        let server = &mut servers[index % instances];
         match fault {
             Fault::Kill => server.kill_and_restart().await,
             Fault::Terminate => shutdowns.push(server.terminate_and_restart(SHUTDOWN_BOUND).await),
             Fault::DatabaseOutage => store.outage(OUTAGE).await,
+            Fault::RedisOutage => {
+                let redis = redis
+                    .as_ref()
+                    .expect("Redis outages need several instances");
+                redis.cut();
+                tokio::time::sleep(OUTAGE).await;
+                redis.restore();
+            }
         }
     }
 
@@ -188,7 +240,7 @@ async fn exchange(store: Store, faults: &[Fault]) {
     let all: Vec<&Report> = reports.values().flatten().collect();
     let sum = |f: fn(&Report) -> usize| all.iter().map(|r| f(r)).sum::<usize>();
     println!(
-        "fault harness on {}: {pairs} conversations, {} users, {per_user} messages each",
+        "fault harness on {} with {instances} instance(s): {pairs} conversations, {} users, {per_user} messages each",
         store.name(),
         all.len()
     );
@@ -229,6 +281,12 @@ async fn exchange(store: Store, faults: &[Fault]) {
         "database outages",
         count(Fault::DatabaseOutage)
     );
+    println!("  {:<40}{:>10}", "Redis outages", count(Fault::RedisOutage));
+    let received_live = sum(|r| r.received_live);
+    println!(
+        "  {:<40}{:>10}",
+        "received live (not caught up)", received_live
+    );
     println!("  {:<40}{:>10}", "connections", sum(|r| r.connections));
     println!(
         "  {:<40}{:>10}",
@@ -257,6 +315,9 @@ async fn exchange(store: Store, faults: &[Fault]) {
             "sigterm_restarts": count(Fault::Terminate),
             "slowest_shutdown_ms": slowest_shutdown_ms,
             "database_outages": count(Fault::DatabaseOutage),
+            "redis_outages": count(Fault::RedisOutage),
+            "instances": instances,
+            "received_live": received_live,
             "client_cuts": sum(|r| r.cuts),
             "elapsed_s": elapsed.as_secs_f64(),
         })
@@ -266,7 +327,9 @@ async fn exchange(store: Store, faults: &[Fault]) {
         && outcome.duplicated.is_empty()
         && outcome.out_of_order.is_empty());
     if failed {
-        println!("server log (last lines):\n{}", server.log_tail(40));
+        for server in &servers {
+            println!("server log (last lines):\n{}", server.log_tail(40));
+        }
     }
     assert!(outcome.lost.is_empty(), "lost: {:?}", first(&outcome.lost));
     assert!(
@@ -298,6 +361,13 @@ async fn exchange(store: Store, faults: &[Fault]) {
     assert!(
         all.iter().all(|r| r.finished),
         "some users were still waiting when time ran out"
+    );
+    // Many messages arrive live; the catch-up is for what cuts, crashes and outages make a
+    // connection miss. With two instances every pair is split across them, so without a
+    // working fan-out between instances none would.
+    assert!(
+        received_live * 5 > total,
+        "only {received_live} of {total} messages arrived live"
     );
     assert!(
         sum(|r| r.told_to_reconnect) > 0,
@@ -415,6 +485,27 @@ fn check(
         }
     }
     outcome
+}
+
+/// Where the tests' Redis is (`PARLEY_TEST_REDIS_URL`).
+fn redis_addr() -> SocketAddr {
+    use std::net::ToSocketAddrs;
+
+    let url = std::env::var("PARLEY_TEST_REDIS_URL")
+        .unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned());
+    let url = Url::parse(&url).expect("PARLEY_TEST_REDIS_URL");
+    (
+        url.host_str().unwrap_or("127.0.0.1"),
+        url.port().unwrap_or(6379),
+    )
+        .to_socket_addrs()
+        .expect("resolve the Redis host")
+        .next()
+        .expect("an address for the Redis host")
+}
+
+fn unix_micros() -> i64 {
+    chrono::Utc::now().timestamp_micros()
 }
 
 /// A port nothing listens on, for the server to take (and take again after each restart).

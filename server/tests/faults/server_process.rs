@@ -85,6 +85,11 @@ impl ServerProcess {
         }
     }
 
+    /// Where it listens.
+    pub(crate) fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
     /// `kill -9`, then a fresh start.
     pub(crate) async fn kill_and_restart(&mut self) {
         if let Some(mut child) = self.child.take() {
