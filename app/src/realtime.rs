@@ -87,4 +87,13 @@ pub trait Realtime: Send + Sync + 'static {
 
     /// Which of `users` are subscribed right now (have a socket open): who is online.
     async fn online(&self, users: &[UserId]) -> Result<HashSet<UserId>, RealtimeError>;
+
+    /// Whether events reach every instance right now (for the readiness check). One process
+    /// on its own always does.
+    ///
+    /// # Errors
+    /// The backend between instances is unreachable.
+    async fn ready(&self) -> Result<(), RealtimeError> {
+        Ok(())
+    }
 }

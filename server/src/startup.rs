@@ -335,6 +335,7 @@ fn router(config: &Config, state: AppState, files: FileService) -> anyhow::Resul
     let router = Router::new()
         .route("/ws", get(ws::upgrade).layer(Extension(config.heartbeat)))
         .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
         .merge(files::router(files))
         // Also registers every server function under /api/ and provides `AppState` to them.
         .leptos_routes(&state, routes, move || shell(leptos_options.clone()))

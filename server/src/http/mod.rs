@@ -5,7 +5,7 @@
 //! - [`pages`]: sends signed-out visitors of the chat pages to the log-in page and back.
 //! - [`api_status`]: gives server-function errors their proper HTTP status.
 //! - [`headers`]: security headers on every response.
-//! - [`health`]: `GET /healthz` for load balancers.
+//! - [`health`]: `GET /healthz` (alive) and `GET /readyz` (able to work) for load balancers.
 //! - [`transport`]: HSTS, and HTTPS redirects for plain-HTTP requests.
 
 pub mod api_body;

@@ -387,6 +387,19 @@ impl Realtime for RedisRealtime {
         self.local.subscribe(user).await
     }
 
+    /// Redis answers, and this instance's subscription is up.
+    async fn ready(&self) -> Result<(), RealtimeError> {
+        let mut publisher = self.publisher.clone();
+        bounded(redis::cmd("PING").query_async::<String>(&mut publisher)).await?;
+        if self.subscribed.load(Ordering::SeqCst) {
+            Ok(())
+        } else {
+            Err(RealtimeError::Backend(
+                "not subscribed to the events channel".into(),
+            ))
+        }
+    }
+
     /// Online here (known exactly) or on another live instance (as of its last heartbeat).
     /// If Redis can't say, this instance's own sockets are the answer.
     async fn online(&self, users: &[UserId]) -> Result<HashSet<UserId>, RealtimeError> {

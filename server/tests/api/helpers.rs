@@ -272,8 +272,10 @@ impl TestApp {
 
     /// Asserts that the server still answers: the health check, a signed-in request, a socket.
     pub(crate) async fn assert_serving(&self, user: &Browser) {
-        let health = reqwest::get(self.url("/healthz")).await.expect("request");
-        assert_eq!(health.status(), StatusCode::OK);
+        for check in ["/healthz", "/readyz"] {
+            let health = reqwest::get(self.url(check)).await.expect("request");
+            assert_eq!(health.status(), StatusCode::OK, "{check}");
+        }
         assert!(user.me().await.is_some(), "the user is still signed in");
         user.socket().await.assert_alive().await;
     }

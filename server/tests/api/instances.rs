@@ -169,6 +169,14 @@ async fn while_redis_is_away_sends_succeed_and_nothing_is_lost() {
         })
         .await;
     assert_eq!(shown, sent);
+    // Alive, but not ready: a load balancer would send new traffic elsewhere.
+    let readyz = one.browser().get("/readyz").await;
+    assert_eq!(readyz.status(), reqwest::StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(readyz.text().await.unwrap(), "redis unavailable");
+    assert_eq!(
+        one.browser().get("/healthz").await.status(),
+        reqwest::StatusCode::OK
+    );
     proxy.restore();
 
     // Once the subscription is back, Bob's socket is told to resynchronise (it may have

@@ -19,6 +19,7 @@ mod conversations;
 mod deploy;
 mod files;
 mod headers;
+mod health;
 mod history;
 mod hostile;
 mod https;

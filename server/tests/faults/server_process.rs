@@ -57,7 +57,7 @@ impl ServerProcess {
 
     async fn wait_until_serving(&mut self) {
         let started = Instant::now();
-        let url = format!("http://{}/healthz", self.addr);
+        let url = format!("http://{}/readyz", self.addr);
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(2))
             .build()
