@@ -14,24 +14,8 @@ use server::config::Config;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn readiness_follows_the_database_and_liveness_does_not() {
     let scratch = Arc::new(Scratch::create(TestDb::Postgres).await);
-    let mut url: reqwest::Url = scratch.url.parse().expect("database URL");
-    let upstream = tokio::net::lookup_host((
-        url.host_str().unwrap_or("127.0.0.1").to_owned(),
-        url.port().unwrap_or(5432),
-    ))
-    .await
-    .expect("resolve PostgreSQL")
-    .next()
-    .expect("an address for PostgreSQL");
-    let proxy = TcpProxy::start(upstream).await;
-    url.set_ip_host(proxy.addr().ip()).expect("host");
-    url.set_port(Some(proxy.addr().port())).expect("port");
-    let app = TestApp::start(
-        Config::for_tests(url.to_string()),
-        scratch,
-        TestDb::Postgres,
-    )
-    .await;
+    let (proxy, url) = TcpProxy::in_front_of(&scratch.url, 5432).await;
+    let app = TestApp::start(Config::for_tests(url), scratch, TestDb::Postgres).await;
     let status = |path: &'static str| {
         let browser = app.browser();
         async move { browser.get(path).await.status() }

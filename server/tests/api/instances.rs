@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use crate::{
     helpers::{PASSWORD, Scratch, TestApp, TestDb},
+    presence::presence_of,
     tcp_proxy::TcpProxy,
 };
 use app::protocol::{ClientFrame, ServerFrame};
@@ -46,14 +47,7 @@ async fn people_on_different_instances_chat_type_see_presence_and_receipts() {
 
     // Bob connects to the other instance: Ann hears he is online, and her list says so.
     let mut bob_socket = bob.socket().await;
-    let online = ann_socket
-        .next_matching(|frame| match frame {
-            ServerFrame::Presence {
-                user_id, online, ..
-            } if user_id == bob_user.id => Some(online),
-            _ => None,
-        })
-        .await;
+    let (online, _) = presence_of(&mut ann_socket, bob_user.id).await;
     assert!(online);
     assert!(
         ann.conversations().await[0].other_online,
@@ -118,32 +112,15 @@ async fn people_on_different_instances_chat_type_see_presence_and_receipts() {
 
     // Bob leaves: Ann, on the other instance, sees him go offline.
     bob_socket.close().await;
-    let gone = ann_socket
-        .next_matching(|frame| match frame {
-            ServerFrame::Presence {
-                user_id, online, ..
-            } if user_id == bob_user.id => Some(online),
-            _ => None,
-        })
-        .await;
+    let (gone, _) = presence_of(&mut ann_socket, bob_user.id).await;
     assert!(!gone);
     assert!(!ann.conversations().await[0].other_online);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn while_redis_is_away_sends_succeed_and_nothing_is_lost() {
-    let redis: reqwest::Url = redis_url().parse().expect("PARLEY_TEST_REDIS_URL");
-    let upstream = (
-        redis.host_str().unwrap_or("127.0.0.1"),
-        redis.port().unwrap_or(6379),
-    );
-    let upstream = tokio::net::lookup_host(upstream)
-        .await
-        .expect("resolve Redis")
-        .next()
-        .expect("an address for Redis");
-    let proxy = TcpProxy::start(upstream).await;
-    let (one, two) = two_instances(format!("redis://{}", proxy.addr())).await;
+    let (proxy, through_proxy) = TcpProxy::in_front_of(&redis_url(), 6379).await;
+    let (one, two) = two_instances(through_proxy).await;
     let (ann, _) = one.user("ann").await;
     let (bob, bob_user) = two.user("bob").await;
     let conversation = ann.open_conversation("bob").await;

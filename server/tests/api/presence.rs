@@ -7,7 +7,7 @@ use crate::helpers::{TestSocket, for_each_db};
 use app::{model::UserId, protocol::ServerFrame};
 
 /// The next presence frame about `user`.
-async fn presence_of(
+pub(crate) async fn presence_of(
     socket: &mut TestSocket,
     user: UserId,
 ) -> (bool, Option<chrono::DateTime<chrono::Utc>>) {

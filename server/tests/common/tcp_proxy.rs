@@ -20,7 +20,7 @@ pub(crate) struct TcpProxy {
 
 impl TcpProxy {
     /// Listens on a free local port and forwards to `upstream`.
-    pub(crate) async fn start(upstream: SocketAddr) -> Self {
+    async fn start(upstream: SocketAddr) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("proxy port");
         let addr = listener.local_addr().expect("proxy address");
         let (down, watching) = watch::channel(false);
@@ -37,9 +37,21 @@ impl TcpProxy {
         Self { addr, down }
     }
 
-    /// Where the server should connect instead of the service.
-    pub(crate) fn addr(&self) -> SocketAddr {
-        self.addr
+    /// Starts a proxy in front of the service `url` points at (`postgres://…`, `redis://…`;
+    /// `default_port` when the URL names none), and returns it with `url` rewritten to go
+    /// through it (credentials, database and options kept).
+    pub(crate) async fn in_front_of(url: &str, default_port: u16) -> (Self, String) {
+        let mut url = reqwest::Url::parse(url).expect("a service URL");
+        let host = url.host_str().unwrap_or("127.0.0.1").to_owned();
+        let upstream = tokio::net::lookup_host((host, url.port().unwrap_or(default_port)))
+            .await
+            .expect("resolve the service's host")
+            .next()
+            .expect("an address for the service's host");
+        let proxy = Self::start(upstream).await;
+        url.set_ip_host(proxy.addr.ip()).expect("host");
+        url.set_port(Some(proxy.addr.port())).expect("port");
+        (proxy, url.to_string())
     }
 
     /// Drops every connection to the service and refuses new ones.

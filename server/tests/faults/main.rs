@@ -128,7 +128,9 @@ async fn exchange(store: Store, faults: &[Fault], instances: usize, per_user: us
     let per_user = setting("PARLEY_FAULTS_MESSAGES", per_user);
     let scratch = tempfile::tempdir().expect("temp dir");
     let redis = if instances > 1 {
-        Some(TcpProxy::start(redis_addr()).await)
+        let url = std::env::var("PARLEY_TEST_REDIS_URL")
+            .unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned());
+        Some(TcpProxy::in_front_of(&url, 6379).await)
     } else {
         None
     };
@@ -147,8 +149,8 @@ async fn exchange(store: Store, faults: &[Fault], instances: usize, per_user: us
         ("PARLEY_REGISTRATIONS_PER_HOUR".into(), "100000".into()),
         ("PARLEY_MESSAGES_PER_MINUTE".into(), "1000000".into()),
     ];
-    if let Some(redis) = &redis {
-        env.push(("REDIS_URL".into(), format!("redis://{}", redis.addr())));
+    if let Some((_, through_proxy)) = &redis {
+        env.push(("REDIS_URL".into(), through_proxy.clone()));
         env.push((
             "PARLEY_REDIS_PREFIX".into(),
             format!("parley_faults_{}_{}", std::process::id(), unix_micros()),
@@ -214,7 +216,7 @@ async fn exchange(store: Store, faults: &[Fault], instances: usize, per_user: us
             Fault::Terminate => shutdowns.push(server.terminate_and_restart(SHUTDOWN_BOUND).await),
             Fault::DatabaseOutage => store.outage(OUTAGE).await,
             Fault::RedisOutage => {
-                let redis = redis
+                let (redis, _) = redis
                     .as_ref()
                     .expect("Redis outages need several instances");
                 redis.cut();
@@ -487,23 +489,6 @@ fn check(
     outcome
 }
 
-/// Where the tests' Redis is (`PARLEY_TEST_REDIS_URL`).
-fn redis_addr() -> SocketAddr {
-    use std::net::ToSocketAddrs;
-
-    let url = std::env::var("PARLEY_TEST_REDIS_URL")
-        .unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned());
-    let url = Url::parse(&url).expect("PARLEY_TEST_REDIS_URL");
-    (
-        url.host_str().unwrap_or("127.0.0.1"),
-        url.port().unwrap_or(6379),
-    )
-        .to_socket_addrs()
-        .expect("resolve the Redis host")
-        .next()
-        .expect("an address for the Redis host")
-}
-
 fn unix_micros() -> i64 {
     chrono::Utc::now().timestamp_micros()
 }
@@ -528,8 +513,9 @@ fn free_port() -> SocketAddr {
 
 /// Where the server keeps its data for one run.
 enum Store {
-    /// A fresh PostgreSQL database, reached through a proxy that can cut it off.
-    Postgres(ScratchDatabase, TcpProxy),
+    /// A fresh PostgreSQL database, reached through a proxy that can cut it off (at the URL
+    /// given with it).
+    Postgres(ScratchDatabase, TcpProxy, String),
     /// A SQLite file in the run's scratch directory.
     Sqlite,
 }
@@ -537,8 +523,8 @@ enum Store {
 impl Store {
     async fn postgres() -> Self {
         let database = ScratchDatabase::create().await;
-        let proxy = TcpProxy::start(database.server_addr()).await;
-        Self::Postgres(database, proxy)
+        let (proxy, through_proxy) = TcpProxy::in_front_of(&database.direct_url(), 5432).await;
+        Self::Postgres(database, proxy, through_proxy)
     }
 
     fn sqlite() -> Self {
@@ -555,7 +541,7 @@ impl Store {
     /// The server's `DATABASE_URL`.
     fn server_url(&self, scratch: &std::path::Path) -> String {
         match self {
-            Self::Postgres(database, proxy) => database.url_through(proxy.addr()),
+            Self::Postgres(_, _, through_proxy) => through_proxy.clone(),
             Self::Sqlite => sqlite_url(scratch),
         }
     }
@@ -563,7 +549,7 @@ impl Store {
     /// Cuts the server off from its database for `how_long`.
     async fn outage(&self, how_long: Duration) {
         match self {
-            Self::Postgres(_, proxy) => {
+            Self::Postgres(_, proxy, _) => {
                 proxy.cut();
                 tokio::time::sleep(how_long).await;
                 proxy.restore();
@@ -578,7 +564,7 @@ impl Store {
         scratch: &std::path::Path,
     ) -> HashMap<ConversationId, Vec<(i64, UserId, String)>> {
         let url = match self {
-            Self::Postgres(database, _) => database.direct_url(),
+            Self::Postgres(database, ..) => database.direct_url(),
             Self::Sqlite => sqlite_url(scratch),
         };
         let db: DatabaseConnection = Database::connect(url).await.expect("connect");
@@ -636,28 +622,6 @@ impl ScratchDatabase {
             admin: Url::parse(&admin).expect("PARLEY_TEST_POSTGRES_URL"),
             name,
         }
-    }
-
-    /// PostgreSQL's own address.
-    fn server_addr(&self) -> SocketAddr {
-        use std::net::ToSocketAddrs;
-
-        let host = self.admin.host_str().unwrap_or("127.0.0.1");
-        let port = self.admin.port().unwrap_or(5432);
-        (host, port)
-            .to_socket_addrs()
-            .expect("resolve the PostgreSQL host")
-            .next()
-            .expect("an address for the PostgreSQL host")
-    }
-
-    /// This database, reached through `addr` (the proxy).
-    fn url_through(&self, addr: SocketAddr) -> String {
-        let mut url = self.admin.clone();
-        url.set_ip_host(addr.ip()).expect("host");
-        url.set_port(Some(addr.port())).expect("port");
-        url.set_path(&self.name);
-        url.to_string()
     }
 
     fn direct_url(&self) -> String {
