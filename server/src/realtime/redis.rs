@@ -63,6 +63,10 @@ const RESUBSCRIBE_AT_MOST: Duration = Duration::from_secs(2);
 /// What goes through the events channel.
 #[derive(Debug, Serialize, Deserialize)]
 struct Envelope {
+    /// The publishing instance and a number it gives each event: how an instance recognises
+    /// its own events coming back from Redis.
+    from: String,
+    id: u64,
     to: Vec<UserId>,
     #[serde(flatten)]
     event: Carried,
@@ -85,6 +89,8 @@ pub struct RedisRealtime {
     /// Whether this instance's subscription is up: while it is not, events are delivered
     /// to local sockets directly.
     subscribed: Arc<AtomicBool>,
+    /// Numbers this instance's events, and remembers which it has delivered here.
+    own: Arc<OwnEvents>,
     prefix: Arc<str>,
     instance: Arc<str>,
 }
@@ -112,6 +118,7 @@ impl RedisRealtime {
             local,
             publisher,
             subscribed: Arc::new(AtomicBool::new(false)),
+            own: Arc::new(OwnEvents::default()),
             prefix: prefix.into(),
             instance: uuid::Uuid::new_v4().to_string().into(),
         };
@@ -216,6 +223,10 @@ impl RedisRealtime {
                 return;
             }
         };
+        // One of ours that was already delivered here directly (see `broadcast`).
+        if envelope.from == *self.instance && !self.own.claim(envelope.id) {
+            return;
+        }
         let event = match envelope.event {
             Carried::Frame(text) => RealtimeEvent::Frame(text.into()),
             Carried::Ended(ended) => RealtimeEvent::SessionsEnded(ended),
@@ -225,19 +236,23 @@ impl RedisRealtime {
 
     /// Sends an envelope to every instance. This instance's own sockets get the event from
     /// the subscription; while that is down, or if Redis can't take the publication, they
-    /// get it directly (a publication that did reach Redis in the end may then arrive twice
-    /// here, which clients ignore: they merge by `seq`).
+    /// get it directly. Either way, whichever copy comes first is delivered and the other is
+    /// dropped (a publication can fail after Redis has passed it on), so a socket never gets
+    /// an event twice.
     async fn broadcast(
         &self,
         to: &[UserId],
         event: Carried,
         local: RealtimeEvent,
     ) -> Result<(), RealtimeError> {
+        let id = self.own.next_id();
         let subscribed = self.subscribed.load(Ordering::SeqCst);
-        if !subscribed {
+        if !subscribed && self.own.claim(id) {
             self.local.deliver(to, &local);
         }
         let payload = serde_json::to_string(&Envelope {
+            from: self.instance.to_string(),
+            id,
             to: to.to_vec(),
             event,
         })?;
@@ -249,7 +264,7 @@ impl RedisRealtime {
                 .query_async::<i64>(&mut publisher),
         )
         .await;
-        if published.is_err() && subscribed {
+        if published.is_err() && subscribed && self.own.claim(id) {
             self.local.deliver(to, &local);
         }
         published.map(|_| ())
@@ -352,6 +367,43 @@ impl RedisRealtime {
     }
 }
 
+/// How many of its own events an instance remembers having delivered: far more than can be
+/// in flight between a publication and its return from Redis.
+const OWN_EVENTS_REMEMBERED: usize = 4_096;
+
+/// This instance's events: their numbers, and which have been delivered to its sockets (by
+/// the subscription or directly), so that each is delivered once.
+#[derive(Default)]
+struct OwnEvents {
+    next: std::sync::atomic::AtomicU64,
+    delivered: std::sync::Mutex<(HashSet<u64>, std::collections::VecDeque<u64>)>,
+}
+
+impl OwnEvents {
+    fn next_id(&self) -> u64 {
+        self.next.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Whether event `id` is still to be delivered here (and now counts as delivered).
+    fn claim(&self, id: u64) -> bool {
+        let mut guard = self
+            .delivered
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let (seen, order) = &mut *guard;
+        if !seen.insert(id) {
+            return false;
+        }
+        order.push_back(id);
+        if order.len() > OWN_EVENTS_REMEMBERED
+            && let Some(oldest) = order.pop_front()
+        {
+            seen.remove(&oldest);
+        }
+        true
+    }
+}
+
 /// Runs a Redis call with [`REDIS_WITHIN`] as its deadline.
 async fn bounded<T>(call: impl Future<Output = redis::RedisResult<T>>) -> Result<T, RealtimeError> {
     match tokio::time::timeout(REDIS_WITHIN, call).await {
@@ -427,24 +479,49 @@ mod tests {
     #[test]
     fn envelopes_carry_frames_and_ended_sessions_between_instances() {
         let frame = Envelope {
+            from: "a".into(),
+            id: 7,
             to: vec![UserId(1), UserId(2)],
             event: Carried::Frame(r#"{"type":"pong"}"#.into()),
         };
         let text = serde_json::to_string(&frame).unwrap();
-        assert_eq!(text, r#"{"to":[1,2],"frame":"{\"type\":\"pong\"}"}"#);
+        assert_eq!(
+            text,
+            r#"{"from":"a","id":7,"to":[1,2],"frame":"{\"type\":\"pong\"}"}"#
+        );
         let back: Envelope = serde_json::from_str(&text).unwrap();
         assert_eq!(back.to, frame.to);
         assert!(matches!(back.event, Carried::Frame(ref f) if f == r#"{"type":"pong"}"#));
 
         let ended = Envelope {
+            from: "a".into(),
+            id: 8,
             to: vec![UserId(3)],
             event: Carried::Ended(EndedSessions::AllBut("kept".into())),
         };
         let text = serde_json::to_string(&ended).unwrap();
-        assert_eq!(text, r#"{"to":[3],"ended":{"all_but":"kept"}}"#);
+        assert_eq!(
+            text,
+            r#"{"from":"a","id":8,"to":[3],"ended":{"all_but":"kept"}}"#
+        );
         let back: Envelope = serde_json::from_str(&text).unwrap();
         assert!(
             matches!(back.event, Carried::Ended(EndedSessions::AllBut(ref kept)) if kept == "kept")
         );
+    }
+
+    #[test]
+    fn each_own_event_is_delivered_once_whichever_copy_comes_first() {
+        let own = OwnEvents::default();
+        let (first, second) = (own.next_id(), own.next_id());
+        assert_ne!(first, second);
+        assert!(own.claim(first), "delivered directly");
+        assert!(!own.claim(first), "its copy from Redis is dropped");
+        assert!(own.claim(second));
+        for _ in 0..OWN_EVENTS_REMEMBERED + 10 {
+            let id = own.next_id();
+            assert!(own.claim(id));
+        }
+        assert!(own.claim(first), "forgotten once long past");
     }
 }
