@@ -1,9 +1,12 @@
 //! Messages: storing a sent message exactly once, and reading a conversation's history.
 //!
-//! The WebSocket handler calls [`send`] and then publishes the result; the `history` server
-//! function calls [`history`]. Ordering is by `seq`, which [`send`] assigns inside the insert
+//! The WebSocket handler stores through a [`writer::MessageWriter`] (which combines
+//! concurrent sends into shared transactions, falling back on [`send`] for one message at a
+//! time) and then publishes the result; the `history` server function calls [`history`]. Ordering is by `seq`, which [`send`] assigns inside the insert
 //! transaction; the same transaction keeps `created_at` from ever going backwards within a
 //! conversation, so `seq` order is also the order of (server time, id).
+
+pub mod writer;
 
 use std::collections::HashMap;
 
@@ -101,7 +104,7 @@ pub struct Content {
 /// in this conversation (nothing is stored).
 pub async fn send(
     db: &(impl ConnectionTrait + TransactionTrait),
-    sender: &User,
+    sender: &UserView,
     conversation_id: ConversationId,
     client_msg_id: &ClientMsgId,
     content: &Content,
@@ -131,7 +134,7 @@ pub async fn send(
 async fn already_sent(
     db: &impl ConnectionTrait,
     existing: messages::Model,
-    sender: &User,
+    sender: &UserView,
     conversation_id: ConversationId,
 ) -> Result<Sent, MessagesError> {
     if existing.conversation_id != conversation_id.0 {
@@ -142,7 +145,7 @@ async fn already_sent(
         .remove(&existing.id)
         .unwrap_or_default();
     Ok(Sent {
-        message: view(existing, sender.view(), files),
+        message: view(existing, sender.clone(), files),
         created: false,
     })
 }
@@ -163,7 +166,7 @@ async fn find_by_client_msg_id(
 /// and the sender's read position, all or nothing.
 async fn insert(
     db: &impl TransactionTrait,
-    sender: &User,
+    sender: &UserView,
     conversation_id: ConversationId,
     client_msg_id: &ClientMsgId,
     content: &Content,
@@ -232,7 +235,7 @@ async fn insert(
         .exec(&txn)
         .await?;
     txn.commit().await?;
-    Ok(view(row, sender.view(), files))
+    Ok(view(row, sender.clone(), files))
 }
 
 fn view(row: messages::Model, sender: UserView, attachments: Vec<AttachmentView>) -> MessageView {

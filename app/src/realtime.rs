@@ -10,7 +10,7 @@
 //! they are published, and a client that was disconnected or fell behind catches up from the
 //! database (see [`RealtimeEvent::Lagged`]).
 
-use std::{collections::HashSet, pin::Pin, sync::Arc};
+use std::{collections::HashSet, pin::Pin, sync::Arc, time::SystemTime};
 
 use futures::Stream;
 
@@ -22,12 +22,36 @@ pub enum RealtimeEvent {
     /// A frame for the user, already encoded as JSON: it is encoded once per publish and the
     /// same text goes to every socket.
     Frame(Arc<str>),
+    /// A new message's frame, encoded like [`Self::Frame`], with the time it was published:
+    /// the connection that writes it out measures the delivery time from there.
+    Message {
+        text: Arc<str>,
+        published_at: SystemTime,
+    },
     /// Some of the user's sessions have ended: sockets opened with them must close. Never
     /// sent to a client.
     SessionsEnded(EndedSessions),
     /// The subscriber was too slow and some frames were dropped for it; it must resynchronise
     /// from the database.
     Lagged,
+}
+
+impl RealtimeEvent {
+    /// Encodes `frame` once for every socket it goes to: a `message` frame stamped with the
+    /// time of publication, any other as a plain frame.
+    ///
+    /// # Errors
+    /// The frame could not be encoded.
+    pub fn encode(frame: &ServerFrame) -> Result<Self, RealtimeError> {
+        let text: Arc<str> = serde_json::to_string(frame)?.into();
+        Ok(match frame {
+            ServerFrame::Message { .. } => Self::Message {
+                text,
+                published_at: SystemTime::now(),
+            },
+            _ => Self::Frame(text),
+        })
+    }
 }
 
 /// Which of a user's sessions have ended (by session id). Serialisable, to travel between

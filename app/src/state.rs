@@ -9,6 +9,7 @@ use sea_orm::DatabaseConnection;
 use crate::{
     error::AppError,
     limits::RateLimits,
+    messages::writer::MessageWriter,
     realtime::Realtime,
     security::{PagePolicy, TrustedProxies},
     uploads::UploadRules,
@@ -23,6 +24,8 @@ pub struct AppState {
     pub leptos_options: LeptosOptions,
     /// The connection pool. sea-orm's connection is a pool handle, so clones share it.
     pub db: DatabaseConnection,
+    /// Stores sent messages, several to a transaction when they come together.
+    pub messages: MessageWriter,
     /// Live fan-out to users' sockets.
     pub realtime: Arc<dyn Realtime>,
     /// The Content-Security-Policy the shell puts on every page.

@@ -68,6 +68,9 @@ pub struct Config {
     /// `PARLEY_REDIS_PREFIX` (default `parley`): the start of every Redis key and channel name,
     /// so that several deployments can share one Redis.
     pub redis_prefix: String,
+    /// `PARLEY_METRICS_TOKEN`: the bearer token `GET /metrics` asks for. Without it, metrics
+    /// are answered only to a client on this machine that did not come through a proxy.
+    pub metrics_token: Option<String>,
 }
 
 /// The Redis key prefix when `PARLEY_REDIS_PREFIX` is not set.
@@ -279,6 +282,7 @@ impl Config {
             redis_url: optional("REDIS_URL"),
             redis_prefix: optional("PARLEY_REDIS_PREFIX")
                 .unwrap_or_else(|| DEFAULT_REDIS_PREFIX.to_owned()),
+            metrics_token: optional("PARLEY_METRICS_TOKEN"),
         })
     }
 
@@ -304,6 +308,7 @@ impl Config {
             heartbeat: crate::ws::Heartbeat::default(),
             redis_url: None,
             redis_prefix: DEFAULT_REDIS_PREFIX.to_owned(),
+            metrics_token: None,
         }
     }
 
@@ -350,6 +355,10 @@ impl std::fmt::Debug for Config {
             .field("limits", &self.limits)
             .field("redis_url", &self.redis_url.as_ref().map(|_| "[hidden]"))
             .field("redis_prefix", &self.redis_prefix)
+            .field(
+                "metrics_token",
+                &self.metrics_token.as_ref().map(|_| "[hidden]"),
+            )
             .finish()
     }
 }

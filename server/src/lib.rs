@@ -10,6 +10,8 @@
 //!   when it is unsafe).
 //! - [`files`]: attachments over HTTP: uploads, downloads, storage, type sniffing, images.
 //! - [`startup`]: connects, migrates, assembles the router, binds, serves, shuts down.
+//! - [`metrics`]: Prometheus metrics at `GET /metrics`.
+//! - [`telemetry`]: logging (text or JSON), one line per request and per connection event.
 //! - [`http`]: middleware every request passes (cross-origin guard, page redirects, status of
 //!   server function errors) and the health check.
 //! - [`sessions`]: the session store, in the database so sessions survive a restart.
@@ -21,8 +23,10 @@ pub mod config;
 pub mod deploy_check;
 pub mod files;
 pub mod http;
+pub mod metrics;
 pub mod realtime;
 pub mod sessions;
 pub mod startup;
+pub mod telemetry;
 pub mod tls;
 pub mod ws;

@@ -1,17 +1,15 @@
 //! Starts Parley: `cargo leptos watch` in development, the built `server` binary in production.
 
 use anyhow::Context;
-use server::{config::Config, startup::Application};
-use tracing_subscriber::EnvFilter;
+use server::{
+    config::Config,
+    startup::Application,
+    telemetry::{self, LogFormat},
+};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,sea_orm=warn")),
-        )
-        .init();
+    telemetry::init(LogFormat::from_env().context("invalid configuration")?);
     let config = Config::from_env().context("invalid configuration")?;
     let app = Application::build(config)
         .await

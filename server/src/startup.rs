@@ -7,7 +7,7 @@
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use anyhow::Context;
-use axum::{Extension, Router, middleware, routing::get};
+use axum::{Extension, Router, middleware, routing::get, serve::ListenerExt};
 use leptos_axum::{LeptosRoutes, generate_route_list};
 use sea_orm::{ConnectOptions, Database, DatabaseConnection};
 use tokio::{
@@ -21,6 +21,7 @@ use app::{
     App,
     accounts::Backend,
     limits::RateLimits,
+    messages::writer::MessageWriter,
     realtime::Realtime,
     security::{PagePolicy, TrustedProxies},
     shell,
@@ -33,9 +34,10 @@ use crate::{
     deploy_check::{self, Severity},
     files::{self, FileService},
     http::{api_body, api_status, headers, health, origin, pages, transport},
+    metrics::{self, MetricsEndpoint},
     realtime::{local::LocalRealtime, redis::RedisRealtime},
     sessions::DbSessionStore,
-    tls, ws,
+    telemetry, tls, ws,
 };
 use axum_server::tls_rustls::RustlsConfig;
 
@@ -91,6 +93,7 @@ impl Application {
         };
         let state = AppState {
             leptos_options: config.leptos_options.clone(),
+            messages: MessageWriter::start(&db, writer_lanes(&config.database_url)),
             db: db.clone(),
             realtime,
             page_policy: page_policy(&config),
@@ -210,7 +213,14 @@ impl Application {
                     .context("server error")?;
             }
             None => {
-                let serve = axum::serve(self.listener, service)
+                // Small frames go out at once: without this, Nagle's algorithm holds a frame
+                // written just after another until the peer acknowledges (up to 40 ms).
+                let listener = self.listener.tap_io(|stream| {
+                    if let Err(error) = stream.set_nodelay(true) {
+                        tracing::warn!(%error, "could not set TCP_NODELAY");
+                    }
+                });
+                let serve = axum::serve(listener, service)
                     .with_graceful_shutdown(stopped(stopping.clone()))
                     .into_future();
                 let deadline = async {
@@ -291,6 +301,16 @@ async fn connect(url: &str) -> anyhow::Result<DatabaseConnection> {
         .context("failed to connect to the database (check DATABASE_URL)")
 }
 
+/// How many transactions of messages may be written at once: PostgreSQL writes several in
+/// parallel (each conversation always in the same lane); SQLite has one writer anyway.
+fn writer_lanes(database_url: &str) -> usize {
+    if database_url.starts_with("sqlite:") {
+        1
+    } else {
+        4
+    }
+}
+
 /// The pages' Content-Security-Policy. Under `cargo leptos watch` pages also talk to its
 /// live-reload socket, on another port.
 fn page_policy(config: &Config) -> PagePolicy {
@@ -332,10 +352,18 @@ fn router(config: &Config, state: AppState, files: FileService) -> anyhow::Resul
 
     let routes = generate_route_list(App);
     let leptos_options = state.leptos_options.clone();
+    let metrics_route = Router::new()
+        .route("/metrics", get(metrics::serve))
+        .with_state(MetricsEndpoint {
+            handle: metrics::install(),
+            db: state.db.clone(),
+            token: config.metrics_token.clone(),
+        });
     let router = Router::new()
         .route("/ws", get(ws::upgrade).layer(Extension(config.heartbeat)))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
+        .merge(metrics_route)
         .merge(files::router(files))
         // Also registers every server function under /api/ and provides `AppState` to them.
         .leptos_routes(&state, routes, move || shell(leptos_options.clone()))
@@ -360,6 +388,11 @@ fn router(config: &Config, state: AppState, files: FileService) -> anyhow::Resul
             transport,
             transport::transport_security,
         ))
-        .layer(TraceLayer::new_for_http())
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(telemetry::request_span)
+                .on_request(())
+                .on_response(telemetry::on_response),
+        )
         .with_state(state))
 }

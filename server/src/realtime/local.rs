@@ -1,19 +1,25 @@
-//! [`LocalRealtime`]: live events within one process, one broadcast channel per user.
+//! [`LocalRealtime`]: live events within one process, one queue per socket.
 //!
-//! A channel per *user* (not per conversation) because one socket carries all of a user's
-//! conversations, and a user may have several sockets (tabs, devices): every socket of the
-//! user subscribes to the same channel.
+//! Events are addressed to *users* (not conversations) because one socket carries all of a
+//! user's conversations, and a user may have several sockets (tabs, devices): each event is
+//! put on the queue of every socket the user has open here.
+//!
+//! Each socket's queue is a bounded `mpsc` channel, which allocates its slots as they fill,
+//! so an idle socket costs a couple of kilobytes (a broadcast channel per user would allocate
+//! all of its slots up front, several times more). A socket whose queue is full is not waited
+//! for: it is marked as lagging, reads [`RealtimeEvent::Lagged`] next, closes, and its client
+//! resynchronises from the database. One slow client never holds up anyone else.
 
 use std::{
     collections::{HashMap, HashSet},
-    sync::{Arc, Mutex, PoisonError},
+    sync::{
+        Arc, Mutex, PoisonError,
+        atomic::{AtomicBool, AtomicU64, Ordering},
+    },
 };
 
 use futures::stream;
-use tokio::sync::{
-    broadcast::{self, error::RecvError},
-    mpsc,
-};
+use tokio::sync::mpsc::{self, error::TrySendError};
 
 use app::{
     model::UserId,
@@ -21,18 +27,37 @@ use app::{
     realtime::{EndedSessions, EventStream, Realtime, RealtimeError, RealtimeEvent},
 };
 
-/// Frames a user's channel holds for a socket that has not read them yet. A socket that falls
-/// further behind is not waited for: it gets [`RealtimeEvent::Lagged`] and resynchronises from
-/// the database, so one slow client never holds up anyone else.
-const CHANNEL_CAPACITY: usize = 256;
+/// Events a socket's queue holds before the socket counts as lagging.
+const QUEUE_CAPACITY: usize = 256;
 
-type Channels = Mutex<HashMap<UserId, broadcast::Sender<RealtimeEvent>>>;
+/// One socket's end of the fan-out.
+struct Socket {
+    /// Tells this socket apart from the user's others, to remove it when it closes.
+    id: u64,
+    queue: mpsc::Sender<RealtimeEvent>,
+    /// Set when an event could not be queued: the socket must resynchronise.
+    lagging: Arc<AtomicBool>,
+}
 
-/// In-process fan-out. Cloning is cheap and clones share the channels.
+impl Socket {
+    /// Queues `event`, or marks the socket as lagging when its queue is full.
+    fn offer(&self, event: RealtimeEvent) {
+        if let Err(TrySendError::Full(_)) = self.queue.try_send(event) {
+            self.lagging.store(true, Ordering::Release);
+        }
+        // Closed: the socket is going away, and its subscription with it.
+    }
+}
+
+type Sockets = Mutex<HashMap<UserId, Vec<Socket>>>;
+
+/// In-process fan-out. Cloning is cheap and clones share the sockets.
 #[derive(Clone, Default)]
 pub struct LocalRealtime {
     /// A `std` mutex, not tokio's: it is held only for map operations, never across `.await`.
-    channels: Arc<Channels>,
+    sockets: Arc<Sockets>,
+    /// Numbers the subscriptions.
+    next_id: Arc<AtomicU64>,
     /// Told when a user gets a first socket here (`true`) or loses the last one (`false`):
     /// how the Redis fan-out keeps other instances' view of who is online current.
     membership: Option<mpsc::UnboundedSender<(UserId, bool)>>,
@@ -55,11 +80,10 @@ impl LocalRealtime {
 
     /// Hands an already encoded event to the sockets of `to` held here.
     pub fn deliver(&self, to: &[UserId], event: &RealtimeEvent) {
-        let channels = self.lock();
+        let sockets = self.lock();
         for user in to {
-            if let Some(sender) = channels.get(user) {
-                // An error only means nobody is listening any more; that is not a failure.
-                let _ = sender.send(event.clone());
+            for socket in sockets.get(user).into_iter().flatten() {
+                socket.offer(event.clone());
             }
         }
     }
@@ -67,8 +91,8 @@ impl LocalRealtime {
     /// Tells every socket here that it may have missed events: each closes and its client
     /// catches up from the database.
     pub fn lag_everyone(&self) {
-        for sender in self.lock().values() {
-            let _ = sender.send(RealtimeEvent::Lagged);
+        for socket in self.lock().values().flatten() {
+            socket.offer(RealtimeEvent::Lagged);
         }
     }
 
@@ -82,32 +106,42 @@ impl LocalRealtime {
         self.lock().len()
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<UserId, broadcast::Sender<RealtimeEvent>>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<UserId, Vec<Socket>>> {
         // A panic while holding this lock can't leave the map inconsistent (every operation on
-        // it is a single insert, get or remove), so a poisoned lock is safe to keep using.
-        self.channels.lock().unwrap_or_else(PoisonError::into_inner)
+        // it is a single insert, push, get or remove), so a poisoned lock is safe to keep using.
+        self.sockets.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
-/// A live subscription. When dropped, it removes its user's channel if it was the last one
-/// listening, so the map holds only users who are connected.
+/// A live subscription. When dropped, it removes its socket, and its user's entry if that was
+/// the last, so the map holds only users who are connected.
 struct Subscription {
-    receiver: broadcast::Receiver<RealtimeEvent>,
+    queue: mpsc::Receiver<RealtimeEvent>,
+    lagging: Arc<AtomicBool>,
+    id: u64,
     user: UserId,
-    channels: Arc<Channels>,
-    membership: Option<mpsc::UnboundedSender<(UserId, bool)>>,
+    realtime: LocalRealtime,
+}
+
+impl Subscription {
+    async fn next(&mut self) -> Option<RealtimeEvent> {
+        if self.lagging.swap(false, Ordering::AcqRel) {
+            return Some(RealtimeEvent::Lagged);
+        }
+        self.queue.recv().await
+    }
 }
 
 impl Drop for Subscription {
     fn drop(&mut self) {
-        let mut channels = self.channels.lock().unwrap_or_else(PoisonError::into_inner);
-        // `self.receiver` is still alive here, hence `<= 1`.
-        if channels
-            .get(&self.user)
-            .is_some_and(|sender| sender.receiver_count() <= 1)
-        {
-            channels.remove(&self.user);
-            if let Some(membership) = &self.membership {
+        let mut sockets = self.realtime.lock();
+        let Some(mine) = sockets.get_mut(&self.user) else {
+            return;
+        };
+        mine.retain(|socket| socket.id != self.id);
+        if mine.is_empty() {
+            sockets.remove(&self.user);
+            if let Some(membership) = &self.realtime.membership {
                 let _ = membership.send((self.user, false));
             }
         }
@@ -117,55 +151,54 @@ impl Drop for Subscription {
 #[async_trait::async_trait]
 impl Realtime for LocalRealtime {
     async fn publish(&self, to: &[UserId], frame: &ServerFrame) -> Result<(), RealtimeError> {
-        let event = RealtimeEvent::Frame(serde_json::to_string(frame)?.into());
-        self.deliver(to, &event);
+        self.deliver(to, &RealtimeEvent::encode(frame)?);
         Ok(())
     }
 
     async fn end_sessions(&self, user: UserId, ended: EndedSessions) -> Result<(), RealtimeError> {
-        if let Some(sender) = self.lock().get(&user) {
-            let _ = sender.send(RealtimeEvent::SessionsEnded(ended));
-        }
+        self.deliver(&[user], &RealtimeEvent::SessionsEnded(ended));
         Ok(())
     }
 
     async fn online(&self, users: &[UserId]) -> Result<HashSet<UserId>, RealtimeError> {
-        let channels = self.lock();
+        let sockets = self.lock();
         Ok(users
             .iter()
-            .filter(|user| channels.contains_key(user))
+            .filter(|user| sockets.contains_key(user))
             .copied()
             .collect())
     }
 
     async fn subscribe(&self, user: UserId) -> Result<EventStream, RealtimeError> {
-        let receiver = {
-            let mut channels = self.lock();
+        let (sender, queue) = mpsc::channel(QUEUE_CAPACITY);
+        let lagging = Arc::new(AtomicBool::new(false));
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        {
+            let mut sockets = self.lock();
             // Told under the lock, like departures, so the two can't arrive out of order.
-            if !channels.contains_key(&user)
+            if !sockets.contains_key(&user)
                 && let Some(membership) = &self.membership
             {
                 let _ = membership.send((user, true));
             }
-            channels
-                .entry(user)
-                .or_insert_with(|| broadcast::channel(CHANNEL_CAPACITY).0)
-                .subscribe()
-        };
+            sockets.entry(user).or_default().push(Socket {
+                id,
+                queue: sender,
+                lagging: lagging.clone(),
+            });
+        }
         let subscription = Subscription {
-            receiver,
+            queue,
+            lagging,
+            id,
             user,
-            channels: self.channels.clone(),
-            membership: self.membership.clone(),
+            realtime: self.clone(),
         };
         Ok(Box::pin(stream::unfold(
             subscription,
-            |mut sub| async move {
-                match sub.receiver.recv().await {
-                    Ok(event) => Some((event, sub)),
-                    Err(RecvError::Lagged(_)) => Some((RealtimeEvent::Lagged, sub)),
-                    Err(RecvError::Closed) => None,
-                }
+            |mut subscription| async move {
+                let event = subscription.next().await?;
+                Some((event, subscription))
             },
         )))
     }
@@ -219,7 +252,7 @@ mod tests {
     async fn a_slow_subscriber_is_told_it_lagged() {
         let realtime = LocalRealtime::new();
         let mut slow = realtime.subscribe(UserId(1)).await.unwrap();
-        for _ in 0..CHANNEL_CAPACITY + 10 {
+        for _ in 0..QUEUE_CAPACITY + 10 {
             realtime
                 .publish(&[UserId(1)], &ServerFrame::Pong)
                 .await

@@ -28,7 +28,7 @@ use std::{
         Arc,
         atomic::{AtomicBool, Ordering},
     },
-    time::{Duration, Instant},
+    time::{Duration, Instant, UNIX_EPOCH},
 };
 
 use futures::StreamExt;
@@ -70,6 +70,11 @@ struct Envelope {
     to: Vec<UserId>,
     #[serde(flatten)]
     event: Carried,
+    /// For a new message's frame: when it was published (microseconds since 1970), so the
+    /// receiving instance can measure the delivery time. Optional, so that instances of the
+    /// previous version read these envelopes and this one reads theirs during a rollout.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    published_us: Option<u64>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -191,6 +196,7 @@ impl RedisRealtime {
                         }
                     }
                     self.subscribed.store(false, Ordering::SeqCst);
+                    metrics::counter!(crate::metrics::FANOUT_ERRORS).increment(1);
                     tracing::warn!("the Redis subscription was lost; subscribing again");
                     if since.elapsed() > HEALTHY_AFTER {
                         failures = 0;
@@ -227,9 +233,13 @@ impl RedisRealtime {
         if envelope.from == *self.instance && !self.own.claim(envelope.id) {
             return;
         }
-        let event = match envelope.event {
-            Carried::Frame(text) => RealtimeEvent::Frame(text.into()),
-            Carried::Ended(ended) => RealtimeEvent::SessionsEnded(ended),
+        let event = match (envelope.event, envelope.published_us) {
+            (Carried::Frame(text), Some(micros)) => RealtimeEvent::Message {
+                text: text.into(),
+                published_at: UNIX_EPOCH + Duration::from_micros(micros),
+            },
+            (Carried::Frame(text), None) => RealtimeEvent::Frame(text.into()),
+            (Carried::Ended(ended), _) => RealtimeEvent::SessionsEnded(ended),
         };
         self.local.deliver(&envelope.to, &event);
     }
@@ -239,22 +249,31 @@ impl RedisRealtime {
     /// get it directly. Either way, whichever copy comes first is delivered and the other is
     /// dropped (a publication can fail after Redis has passed it on), so a socket never gets
     /// an event twice.
-    async fn broadcast(
-        &self,
-        to: &[UserId],
-        event: Carried,
-        local: RealtimeEvent,
-    ) -> Result<(), RealtimeError> {
+    async fn broadcast(&self, to: &[UserId], local: RealtimeEvent) -> Result<(), RealtimeError> {
         let id = self.own.next_id();
         let subscribed = self.subscribed.load(Ordering::SeqCst);
         if !subscribed && self.own.claim(id) {
             self.local.deliver(to, &local);
         }
+        let (event, published_us) = match &local {
+            RealtimeEvent::Frame(text) => (Carried::Frame(text.to_string()), None),
+            RealtimeEvent::Message { text, published_at } => (
+                Carried::Frame(text.to_string()),
+                published_at
+                    .duration_since(UNIX_EPOCH)
+                    .ok()
+                    .and_then(|since| u64::try_from(since.as_micros()).ok()),
+            ),
+            RealtimeEvent::SessionsEnded(ended) => (Carried::Ended(ended.clone()), None),
+            // Never published: each instance tells its own sockets.
+            RealtimeEvent::Lagged => return Ok(()),
+        };
         let payload = serde_json::to_string(&Envelope {
             from: self.instance.to_string(),
             id,
             to: to.to_vec(),
             event,
+            published_us,
         })?;
         let mut publisher = self.publisher.clone();
         let published = bounded(
@@ -264,8 +283,11 @@ impl RedisRealtime {
                 .query_async::<i64>(&mut publisher),
         )
         .await;
-        if published.is_err() && subscribed && self.own.claim(id) {
-            self.local.deliver(to, &local);
+        if published.is_err() {
+            metrics::counter!(crate::metrics::FANOUT_ERRORS).increment(1);
+            if subscribed && self.own.claim(id) {
+                self.local.deliver(to, &local);
+            }
         }
         published.map(|_| ())
     }
@@ -425,14 +447,12 @@ fn backend(error: redis::RedisError) -> RealtimeError {
 #[async_trait::async_trait]
 impl Realtime for RedisRealtime {
     async fn publish(&self, to: &[UserId], frame: &ServerFrame) -> Result<(), RealtimeError> {
-        let text = serde_json::to_string(frame)?;
-        let local = RealtimeEvent::Frame(text.clone().into());
-        self.broadcast(to, Carried::Frame(text), local).await
+        self.broadcast(to, RealtimeEvent::encode(frame)?).await
     }
 
     async fn end_sessions(&self, user: UserId, ended: EndedSessions) -> Result<(), RealtimeError> {
-        let local = RealtimeEvent::SessionsEnded(ended.clone());
-        self.broadcast(&[user], Carried::Ended(ended), local).await
+        self.broadcast(&[user], RealtimeEvent::SessionsEnded(ended))
+            .await
     }
 
     async fn subscribe(&self, user: UserId) -> Result<EventStream, RealtimeError> {
@@ -483,6 +503,7 @@ mod tests {
             id: 7,
             to: vec![UserId(1), UserId(2)],
             event: Carried::Frame(r#"{"type":"pong"}"#.into()),
+            published_us: None,
         };
         let text = serde_json::to_string(&frame).unwrap();
         assert_eq!(
@@ -498,6 +519,7 @@ mod tests {
             id: 8,
             to: vec![UserId(3)],
             event: Carried::Ended(EndedSessions::AllBut("kept".into())),
+            published_us: None,
         };
         let text = serde_json::to_string(&ended).unwrap();
         assert_eq!(

@@ -31,7 +31,7 @@ use app::{
 };
 
 use super::{Heartbeat, Shutdown};
-use crate::sessions::DbSessionStore;
+use crate::{metrics as names, sessions::DbSessionStore};
 
 /// How often a connection checks that its session still exists (it may have expired, or ended
 /// on another server instance).
@@ -78,6 +78,9 @@ pub async fn serve(
         return;
     }
     super::presence::arrived(&presence_state, user_id).await;
+    let opened = Instant::now();
+    metrics::gauge!(names::CONNECTIONS).increment(1);
+    tracing::info!(user = %user_id, "socket opened");
 
     // Pings also keep proxies from closing an idle connection.
     let mut ping = tokio::time::interval(heartbeat.ping_every);
@@ -85,35 +88,44 @@ pub async fn serve(
     ping.reset();
     let mut session_check = tokio::time::interval(SESSION_CHECK_EVERY);
     session_check.reset();
-    loop {
+    let reason = loop {
         tokio::select! {
             event = events.next() => {
                 let sent = match event {
                     Some(RealtimeEvent::Frame(text)) => {
                         socket.send(Message::Text(text.as_ref().into())).await
                     }
+                    Some(RealtimeEvent::Message { text, published_at }) => {
+                        let sent = socket.send(Message::Text(text.as_ref().into())).await;
+                        if sent.is_ok() {
+                            metrics::counter!(names::MESSAGES_DELIVERED).increment(1);
+                            names::record_since(names::DELIVERY, published_at);
+                        }
+                        sent
+                    }
                     // Too far behind to catch up live: close, and the client reconnects and
                     // fetches what it missed from the database. A slow reader never holds
                     // anyone else up.
                     Some(RealtimeEvent::Lagged) => {
                         let _ = socket.send(close(close_code::AGAIN, "fell behind")).await;
-                        break;
+                        break "fell behind";
                     }
                     Some(RealtimeEvent::SessionsEnded(ended)) => {
                         if ended.includes(&session) {
                             let _ = socket.send(close(close_code::POLICY, "signed out")).await;
-                            break;
+                            break "signed out";
                         }
                         Ok(())
                     }
-                    None => break,
+                    None => break "live updates ended",
                 };
                 if sent.is_err() {
-                    break;
+                    break "could not write";
                 }
             }
             incoming = socket.recv() => {
                 last_heard = Instant::now();
+                let received = std::time::SystemTime::now();
                 let reply = match incoming {
                     Some(Ok(Message::Text(text))) => connection.handle(text.as_str()).await,
                     Some(Ok(Message::Binary(_))) => Some(ServerFrame::error(
@@ -125,15 +137,19 @@ pub async fn serve(
                     Some(Err(error)) => {
                         if let Some(reason) = close_for(error) {
                             let _ = socket.send(reason).await;
+                            break "broke the protocol";
                         }
-                        break;
+                        break "connection lost";
                     }
-                    Some(Ok(Message::Close(_))) | None => break,
+                    Some(Ok(Message::Close(_))) | None => break "closed by the client",
                 };
-                if let Some(reply) = reply
-                    && send(&mut socket, &reply).await.is_err()
-                {
-                    break;
+                if let Some(reply) = reply {
+                    if send(&mut socket, &reply).await.is_err() {
+                        break "could not write";
+                    }
+                    if matches!(reply, ServerFrame::Ack { .. }) {
+                        names::record_since(names::SEND_TO_ACK, received);
+                    }
                 }
             }
             _ = ping.tick() => {
@@ -141,25 +157,32 @@ pub async fn serve(
                     // The peer has vanished (or stopped answering): it goes offline now, not
                     // whenever TCP gives up.
                     let _ = socket.send(close(close_code::AWAY, "no answer to pings")).await;
-                    break;
+                    break "no answer to pings";
                 }
                 if socket.send(Message::Ping(Default::default())).await.is_err() {
-                    break;
+                    break "could not write";
                 }
             }
             _ = session_check.tick() => {
                 // A database error is not proof that the session ended; check again later.
                 if let Ok(false) = sessions.is_live(&session).await {
                     let _ = socket.send(close(close_code::POLICY, "session ended")).await;
-                    break;
+                    break "session ended";
                 }
             }
             _ = shutdown.changed() => {
                 let _ = socket.send(close(close_code::AWAY, "server is restarting")).await;
-                break;
+                break "server stopping";
             }
         }
-    }
+    };
+    metrics::gauge!(names::CONNECTIONS).decrement(1);
+    tracing::info!(
+        user = %user_id,
+        reason,
+        open_s = opened.elapsed().as_secs_f64(),
+        "socket closed"
+    );
     // The subscription goes first, so that `left` sees whether another socket remains.
     drop(events);
     connection.leave().await;
@@ -332,7 +355,10 @@ impl Session {
             Err(problem) => return refuse(ErrorCode::InvalidInput, problem, &client_msg_id),
         };
         let content = messages::Content { body, attachments };
-        let sent = match messages::send(&self.state.db, &self.user, conversation_id, &id, &content)
+        let sent = match self
+            .state
+            .messages
+            .send(self.user.view(), conversation_id, id, content)
             .await
         {
             Ok(sent) => sent,
@@ -360,6 +386,7 @@ impl Session {
         // Sending a message ends "typing" on the other side by itself.
         self.typing.remove(&conversation_id);
         if sent.created {
+            metrics::counter!(names::MESSAGES_PERSISTED).increment(1);
             match self.other(conversation_id).await {
                 Ok(other) => {
                     let frame = ServerFrame::Message {

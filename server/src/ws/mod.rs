@@ -24,8 +24,11 @@ use app::{accounts::AuthSession, error::AppError, state::AppState};
 /// frame is refused with an `error` frame and the connection stays open.
 pub const TRANSPORT_MAX_BYTES: usize = 1024 * 1024;
 
-/// How connections learn that the server is shutting down, and how the server learns that
-/// they have all finished (mini-redis' shutdown pattern).
+/// What a socket's read buffer starts at. The library's default (128 KiB) would cost an idle
+/// connection eight times its whole budget; frames are small, and the buffer grows for the
+/// rare big one.
+const READ_BUFFER_BYTES: usize = 4 * 1024;
+
 /// How the server tells a live connection from a dead one: it pings every `ping_every`, and a
 /// connection that has sent nothing at all (not even a pong) for `silent_limit` is closed, so
 /// that a peer whose network vanished goes offline within about half a minute.
@@ -44,6 +47,8 @@ impl Default for Heartbeat {
     }
 }
 
+/// How connections learn that the server is shutting down, and how the server learns that
+/// they have all finished (mini-redis' shutdown pattern).
 #[derive(Clone)]
 pub struct Shutdown {
     /// Becomes `true` when the server stops: connections send Close (1001) and end.
@@ -67,6 +72,7 @@ pub async fn upgrade(
     let session = session.to_string();
     ws.max_message_size(TRANSPORT_MAX_BYTES)
         .max_frame_size(TRANSPORT_MAX_BYTES)
+        .read_buffer_size(READ_BUFFER_BYTES)
         .on_upgrade(move |socket| {
             connection::serve(socket, state, user, session, shutdown, heartbeat)
         })

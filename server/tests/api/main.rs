@@ -9,8 +9,23 @@
 )]
 
 mod helpers;
+#[allow(
+    dead_code,
+    reason = "shared with the fault harness, which uses all of it"
+)]
+#[path = "../common/server_process.rs"]
+mod server_process;
 #[path = "../common/tcp_proxy.rs"]
 mod tcp_proxy;
+// The load benchmark's simulated people and scenarios, run small by `load`.
+#[path = "../../benches/load/driver.rs"]
+mod driver;
+#[allow(
+    dead_code,
+    reason = "the history scenario needs a large table: scripts/bench runs it"
+)]
+#[path = "../../benches/load/scenarios.rs"]
+mod scenarios;
 
 mod access;
 mod accounts;
@@ -26,6 +41,8 @@ mod https;
 mod instances;
 mod limits;
 mod live;
+mod load;
+mod observability;
 mod passwords;
 mod presence;
 mod receipts;

@@ -15,27 +15,15 @@ use std::{
 };
 
 use futures::{SinkExt, StreamExt};
-use reqwest::{
-    Url,
-    cookie::{CookieStore, Jar},
-    header::{HeaderMap, HeaderValue},
-};
-use tokio::{net::TcpStream, time::Instant};
-use tokio_tungstenite::{
-    MaybeTlsStream, WebSocketStream, connect_async,
-    tungstenite::{Message, client::IntoClientRequest, protocol::frame::coding::CloseCode},
-};
+use tokio::time::Instant;
+use tokio_tungstenite::tungstenite::{Message, protocol::frame::coding::CloseCode};
 
 use app::{
-    model::{ConversationId, ConversationSummary, HistoryPage, MessageView, UserId, UserView},
+    model::{ConversationId, HistoryPage, MessageView, UserId, UserView},
     protocol::{ClientFrame, ErrorCode, ServerFrame},
 };
 
-type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
-
-const PASSWORD: &str = "correct horse battery";
-/// Longest wait for `ready` after connecting, and for one history request.
-const ANSWER_WITHIN: Duration = Duration::from_secs(5);
+use crate::driver::{Account, Socket, Target};
 /// After a send is refused with `internal`, the outbox goes out again after this long (what a
 /// user pressing Retry does).
 const RETRY_AFTER: Duration = Duration::from_millis(250);
@@ -119,59 +107,31 @@ impl Report {
 /// A signed-up user with a conversation to chat in.
 pub(crate) struct Chatter {
     pub(crate) user: UserView,
-    addr: SocketAddr,
-    origin: String,
-    http: reqwest::Client,
-    jar: Arc<Jar>,
+    account: Account,
+    target: Target,
     pub(crate) conversation: Option<ConversationId>,
 }
 
 impl Chatter {
     pub(crate) async fn sign_up(addr: SocketAddr, username: &str) -> Self {
-        let origin = format!("http://{addr}");
-        let jar = Arc::new(Jar::default());
-        let mut headers = HeaderMap::new();
-        headers.insert("origin", HeaderValue::from_str(&origin).expect("origin"));
-        let http = reqwest::Client::builder()
-            .cookie_provider(jar.clone())
-            .default_headers(headers)
-            .timeout(ANSWER_WITHIN)
-            .build()
-            .expect("client");
-        let mut chatter = Self {
-            user: UserView {
-                id: UserId(0),
-                username: String::new(),
-                display_name: String::new(),
-            },
-            addr,
-            origin,
-            http,
-            jar,
+        let target = Target::new(addr, None).expect("client");
+        let account = Account::sign_up(&target, username).await.expect("sign up");
+        Self {
+            user: account.user.clone(),
+            account,
+            target,
             conversation: None,
-        };
-        chatter.user = chatter
-            .post(
-                "register",
-                &[
-                    ("username", username),
-                    ("display_name", username),
-                    ("password", PASSWORD),
-                    ("password_confirm", PASSWORD),
-                ],
-            )
-            .await
-            .expect("sign up");
-        chatter
+        }
     }
 
     /// Opens the conversation with `other`.
     pub(crate) async fn talk_to(&mut self, other: &str) {
-        let summary: ConversationSummary = self
-            .post("open_conversation", &[("username", other)])
+        let id = self
+            .account
+            .open_conversation(&self.target, other)
             .await
             .expect("open a conversation");
-        self.conversation = Some(summary.id);
+        self.conversation = Some(id);
     }
 
     async fn post<T: serde::de::DeserializeOwned>(
@@ -179,39 +139,11 @@ impl Chatter {
         endpoint: &str,
         form: &[(&str, &str)],
     ) -> Result<T, String> {
-        let response = self
-            .http
-            .post(format!("http://{}/api/{endpoint}", self.addr))
-            .form(form)
-            .send()
-            .await
-            .map_err(|e| e.to_string())?;
-        if !response.status().is_success() {
-            return Err(format!("{endpoint}: {}", response.status()));
-        }
-        response.json().await.map_err(|e| e.to_string())
+        self.account.post(&self.target, endpoint, form).await
     }
 
     async fn connect(&self) -> Result<Socket, String> {
-        let mut request = format!("ws://{}/ws", self.addr)
-            .into_client_request()
-            .map_err(|e| e.to_string())?;
-        let base = Url::parse(&format!("http://{}/", self.addr)).map_err(|e| e.to_string())?;
-        if let Some(cookie) = self.jar.cookies(&base) {
-            request.headers_mut().insert("cookie", cookie);
-        }
-        request.headers_mut().insert(
-            "origin",
-            HeaderValue::from_str(&self.origin).map_err(|e| e.to_string())?,
-        );
-        let (mut socket, _) = tokio::time::timeout(ANSWER_WITHIN, connect_async(request))
-            .await
-            .map_err(|_| "connect timed out".to_owned())?
-            .map_err(|e| e.to_string())?;
-        match tokio::time::timeout(ANSWER_WITHIN, next_frame(&mut socket)).await {
-            Ok(Some(ServerFrame::Ready { .. })) => Ok(socket),
-            other => Err(format!("no ready frame: {other:?}")),
-        }
+        self.account.connect(&self.target).await
     }
 
     /// Fetches everything after the complete part of the view.
@@ -393,15 +325,6 @@ fn send_frame(conversation: ConversationId, id: &str) -> Message {
         attachment_ids: Vec::new(),
     };
     Message::Text(serde_json::to_string(&frame).expect("encode").into())
-}
-
-async fn next_frame(socket: &mut Socket) -> Option<ServerFrame> {
-    while let Some(Ok(message)) = socket.next().await {
-        if let Message::Text(text) = message {
-            return serde_json::from_str(&text).ok();
-        }
-    }
-    None
 }
 
 /// 50 ms doubling to 1 s, with up to 50 % random spread.

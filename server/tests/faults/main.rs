@@ -24,13 +24,17 @@
 )]
 
 mod client;
+// Signing up and connecting like a browser: the load benchmark's simulated people.
+#[allow(dead_code, reason = "the benchmark uses all of it")]
+#[path = "../../benches/load/driver.rs"]
+mod driver;
+#[path = "../common/server_process.rs"]
 mod server_process;
 #[path = "../common/tcp_proxy.rs"]
 mod tcp_proxy;
 
 use std::{
     collections::{BTreeMap, HashMap},
-    net::SocketAddr,
     sync::{Arc, atomic::Ordering},
     time::{Duration, Instant},
 };
@@ -40,7 +44,7 @@ use sea_orm::{ConnectionTrait, Database, DatabaseConnection, Statement};
 
 use app::model::{ConversationId, UserId};
 use client::{Chatter, Plan, Progress, Report};
-use server_process::ServerProcess;
+use server_process::{ServerProcess, free_port};
 use tcp_proxy::TcpProxy;
 
 /// The faults, in the order they happen, spread over the exchange.
@@ -491,24 +495,6 @@ fn check(
 
 fn unix_micros() -> i64 {
     chrono::Utc::now().timestamp_micros()
-}
-
-/// A port nothing listens on, for the server to take (and take again after each restart).
-/// It is chosen below the kernel's range for outgoing connections, so that none of the
-/// clients' own connections can be holding it when the server comes back.
-fn free_port() -> SocketAddr {
-    let ephemeral_start = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
-        .ok()
-        .and_then(|range| range.split_whitespace().next()?.parse::<u16>().ok())
-        .unwrap_or(32_768);
-    let low = 10_000.min(ephemeral_start / 2);
-    for _ in 0..1_000 {
-        let port = fastrand::u16(low..ephemeral_start);
-        if let Ok(listener) = std::net::TcpListener::bind(("127.0.0.1", port)) {
-            return listener.local_addr().expect("address");
-        }
-    }
-    panic!("no free port below {ephemeral_start}");
 }
 
 /// Where the server keeps its data for one run.

@@ -121,10 +121,33 @@ impl ServerProcess {
         took
     }
 
+    /// Everything the server has written so far.
+    pub(crate) fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
     /// The last lines the server wrote, for a failure report.
     pub(crate) fn log_tail(&self, lines: usize) -> String {
-        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let text = self.log();
         let all: Vec<&str> = text.lines().collect();
         all[all.len().saturating_sub(lines)..].join("\n")
     }
+}
+
+/// A port nothing listens on, for the server to take (and take again after each restart).
+/// It is chosen below the kernel's range for outgoing connections, so that none of the
+/// clients' own connections can be holding it when the server comes back.
+pub(crate) fn free_port() -> SocketAddr {
+    let ephemeral_start = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|range| range.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(32_768);
+    let low = 10_000.min(ephemeral_start / 2);
+    for _ in 0..1_000 {
+        let port = fastrand::u16(low..ephemeral_start);
+        if let Ok(listener) = std::net::TcpListener::bind(("127.0.0.1", port)) {
+            return listener.local_addr().expect("address");
+        }
+    }
+    panic!("no free port below {ephemeral_start}");
 }
