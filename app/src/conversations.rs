@@ -116,7 +116,6 @@ async fn create_pair(
         user_low_id: Set(low),
         user_high_id: Set(high),
         last_seq: Set(0),
-        last_message_id: Set(None),
         last_activity_at: Set(now),
         created_at: Set(now),
         ..Default::default()
@@ -253,7 +252,12 @@ async fn summarise(
     let ids: Vec<i64> = rows.iter().map(|c| c.id).collect();
     let mut people: Vec<i64> = rows.iter().map(|c| other_of(c, me)).collect();
     people.push(me.0);
-    let last_message_ids: Vec<i64> = rows.iter().filter_map(|c| c.last_message_id).collect();
+    // A conversation's last message is the one at its counter.
+    let last_positions: Vec<(i64, i64)> = rows
+        .iter()
+        .filter(|c| c.last_seq > 0)
+        .map(|c| (c.id, c.last_seq))
+        .collect();
 
     let users: HashMap<i64, users::Model> = users::Entity::find()
         .filter(users::Column::Id.is_in(people))
@@ -269,15 +273,23 @@ async fn summarise(
         .into_iter()
         .map(|p| ((p.conversation_id, p.user_id), p))
         .collect();
-    let last_messages: HashMap<i64, messages::Model> = if last_message_ids.is_empty() {
+    let last_messages: HashMap<i64, messages::Model> = if last_positions.is_empty() {
         HashMap::new()
     } else {
+        // In scope here only: its `min` and `max` would shadow the integers' elsewhere.
+        use sea_orm::ExprTrait;
         messages::Entity::find()
-            .filter(messages::Column::Id.is_in(last_message_ids))
+            .filter(
+                Expr::tuple([
+                    Expr::col(messages::Column::ConversationId),
+                    Expr::col(messages::Column::Seq),
+                ])
+                .in_tuples(last_positions),
+            )
             .all(db)
             .await?
             .into_iter()
-            .map(|m| (m.id, m))
+            .map(|m| (m.conversation_id, m))
             .collect()
     };
     let i_share = users.get(&me.0).is_some_and(|u| u.read_receipts);
@@ -289,9 +301,8 @@ async fn summarise(
             let mine = positions.get(&(conversation.id, me.0));
             let theirs = positions.get(&(conversation.id, other.id));
             let last_read = mine.map_or(0, |p| p.last_read_seq);
-            let last_message = conversation
-                .last_message_id
-                .and_then(|id| last_messages.get(&id))
+            let last_message = last_messages
+                .get(&conversation.id)
                 .map(|m| MessagePreview::new(UserId(m.sender_id), &m.body, m.created_at));
             Some(ConversationSummary {
                 id: ConversationId(conversation.id),

@@ -219,10 +219,6 @@ async fn insert(
             conversation_rows::Column::LastActivityAt,
             Expr::value(created_at),
         )
-        .col_expr(
-            conversation_rows::Column::LastMessageId,
-            Expr::value(row.id),
-        )
         .filter(conversation_rows::Column::Id.eq(conversation_id.0))
         .exec(&txn)
         .await?;

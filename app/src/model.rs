@@ -4,11 +4,11 @@
 //! Validation lives here, not on the server only, so that the browser can tell a user what is
 //! wrong before a round trip and the server applies exactly the same rules when it matters.
 
-use std::fmt;
+use std::{borrow::Cow, fmt};
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use unicode_normalization::UnicodeNormalization;
+use unicode_normalization::{IsNormalized, UnicodeNormalization, is_nfc_quick};
 
 /// Longest message body, in characters (Unicode scalar values).
 pub const MESSAGE_MAX_CHARS: usize = 4_000;
@@ -415,11 +415,17 @@ impl MessageBody {
     /// # Errors
     /// A sentence saying what is wrong.
     pub fn parse_caption(input: &str) -> Result<Self, String> {
-        let normalised: String = input
-            .replace("\r\n", "\n")
-            .replace('\r', "\n")
-            .nfc()
-            .collect();
+        // Most text needs neither step: it is checked, not copied (this runs on every message).
+        let unified = if input.contains('\r') {
+            Cow::Owned(input.replace("\r\n", "\n").replace('\r', "\n"))
+        } else {
+            Cow::Borrowed(input)
+        };
+        let normalised = if is_nfc_quick(unified.chars()) == IsNormalized::Yes {
+            unified
+        } else {
+            Cow::Owned(unified.nfc().collect())
+        };
         let trimmed = normalised.trim();
         let length = trimmed.chars().count();
         if length > MESSAGE_MAX_CHARS {

@@ -27,6 +27,8 @@ pub enum RealtimeEvent {
     Message {
         text: Arc<str>,
         published_at: SystemTime,
+        /// The socket the message was sent on, which has had it in its `ack` and skips it.
+        origin: Option<SocketId>,
     },
     /// Some of the user's sessions have ended: sockets opened with them must close. Never
     /// sent to a client.
@@ -38,21 +40,26 @@ pub enum RealtimeEvent {
 
 impl RealtimeEvent {
     /// Encodes `frame` once for every socket it goes to: a `message` frame stamped with the
-    /// time of publication, any other as a plain frame.
+    /// time of publication and the socket it came from, any other as a plain frame.
     ///
     /// # Errors
     /// The frame could not be encoded.
-    pub fn encode(frame: &ServerFrame) -> Result<Self, RealtimeError> {
+    pub fn encode(frame: &ServerFrame, origin: Option<SocketId>) -> Result<Self, RealtimeError> {
         let text: Arc<str> = serde_json::to_string(frame)?.into();
         Ok(match frame {
             ServerFrame::Message { .. } => Self::Message {
                 text,
                 published_at: SystemTime::now(),
+                origin,
             },
             _ => Self::Frame(text),
         })
     }
 }
+
+/// Names one socket, on whichever instance: random, so that instances need not agree on
+/// numbers.
+pub type SocketId = u64;
 
 /// Which of a user's sessions have ended (by session id). Serialisable, to travel between
 /// server instances.
@@ -95,7 +102,22 @@ pub trait Realtime: Send + Sync + 'static {
     /// # Errors
     /// The frame could not be encoded or handed to the backend. Nothing is retried: the
     /// recipients catch up from the database.
-    async fn publish(&self, to: &[UserId], frame: &ServerFrame) -> Result<(), RealtimeError>;
+    async fn publish(&self, to: &[UserId], frame: &ServerFrame) -> Result<(), RealtimeError> {
+        self.publish_from(None, to, frame).await
+    }
+
+    /// [`Self::publish`] for a frame that answers something the socket `origin` sent: a new
+    /// message goes to every socket of its sender and recipient but that one, which already
+    /// has it in its `ack`.
+    ///
+    /// # Errors
+    /// As [`Self::publish`].
+    async fn publish_from(
+        &self,
+        origin: Option<SocketId>,
+        to: &[UserId],
+        frame: &ServerFrame,
+    ) -> Result<(), RealtimeError>;
 
     /// Tells every socket of `user` opened with one of the `ended` sessions to close.
     ///

@@ -3,7 +3,8 @@
 //! The server runs [`Migrator::up`] at start-up, so a fresh SQLite file or an empty PostgreSQL
 //! database becomes a working Parley without a separate step. Migrations are frozen history:
 //! once one has shipped it is never edited; a change to the schema is a new migration. They use
-//! sea-query builders (never raw SQL) so that the same file runs on SQLite and PostgreSQL.
+//! sea-query builders so that the same file runs on SQLite and PostgreSQL (where a statement is
+//! written out, it is standard SQL that both accept).
 
 pub use sea_orm_migration::prelude::*;
 
@@ -12,6 +13,7 @@ mod m20261125_000002_create_chat;
 mod m20261125_000003_create_attachments;
 mod m20261125_000004_users_last_seen;
 mod m20261125_000005_receipts;
+mod m20261129_000006_lighter_message_writes;
 
 /// Every migration Parley has, oldest first.
 pub struct Migrator;
@@ -25,6 +27,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000003_create_attachments::Migration),
             Box::new(m20261125_000004_users_last_seen::Migration),
             Box::new(m20261125_000005_receipts::Migration),
+            Box::new(m20261129_000006_lighter_message_writes::Migration),
         ]
     }
 }

@@ -68,10 +68,18 @@ pub struct Config {
     /// `PARLEY_REDIS_PREFIX` (default `parley`): the start of every Redis key and channel name,
     /// so that several deployments can share one Redis.
     pub redis_prefix: String,
+    /// `PARLEY_WRITER_LANES` (PostgreSQL only, default 2): how many transactions of messages
+    /// are written at once (see `app::messages::writer`). More lanes take more of the
+    /// database's cores at full load; fewer make bigger batches. SQLite always has one.
+    pub writer_lanes: usize,
     /// `PARLEY_METRICS_TOKEN`: the bearer token `GET /metrics` asks for. Without it, metrics
     /// are answered only to a client on this machine that did not come through a proxy.
     pub metrics_token: Option<String>,
 }
+
+/// Message-writing lanes on PostgreSQL when `PARLEY_WRITER_LANES` is not set: on this 2-core
+/// machine two gave the most messages per second (docs/performance.md).
+pub const DEFAULT_WRITER_LANES: usize = 2;
 
 /// The Redis key prefix when `PARLEY_REDIS_PREFIX` is not set.
 pub const DEFAULT_REDIS_PREFIX: &str = "parley";
@@ -282,6 +290,17 @@ impl Config {
             redis_url: optional("REDIS_URL"),
             redis_prefix: optional("PARLEY_REDIS_PREFIX")
                 .unwrap_or_else(|| DEFAULT_REDIS_PREFIX.to_owned()),
+            writer_lanes: match optional("PARLEY_WRITER_LANES") {
+                None => DEFAULT_WRITER_LANES,
+                Some(lanes) => lanes
+                    .parse::<usize>()
+                    .ok()
+                    .filter(|lanes| (1..=32).contains(lanes))
+                    .ok_or(ConfigError::Invalid {
+                        name: "PARLEY_WRITER_LANES",
+                        reason: "expected a whole number from 1 to 32".into(),
+                    })?,
+            },
             metrics_token: optional("PARLEY_METRICS_TOKEN"),
         })
     }
@@ -308,6 +327,7 @@ impl Config {
             heartbeat: crate::ws::Heartbeat::default(),
             redis_url: None,
             redis_prefix: DEFAULT_REDIS_PREFIX.to_owned(),
+            writer_lanes: DEFAULT_WRITER_LANES,
             metrics_token: None,
         }
     }

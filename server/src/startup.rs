@@ -77,7 +77,7 @@ impl Application {
     /// The database is unreachable, a migration fails, or the address can't be bound.
     pub async fn build(config: Config) -> anyhow::Result<Self> {
         check_configuration(&config)?;
-        let db = connect(&config.database_url).await?;
+        let db = connect(&config.database_url, |_| {}).await?;
         Migrator::up(&db, None)
             .await
             .context("failed to bring the database schema up to date")?;
@@ -93,7 +93,7 @@ impl Application {
         };
         let state = AppState {
             leptos_options: config.leptos_options.clone(),
-            messages: MessageWriter::start(&db, writer_lanes(&config.database_url)),
+            messages: message_writer(&config, &db).await?,
             db: db.clone(),
             realtime,
             page_policy: page_policy(&config),
@@ -284,31 +284,39 @@ fn local_port(listener: &TcpListener) -> u16 {
     listener.local_addr().map_or(443, |addr| addr.port())
 }
 
-/// Opens the connection pool. SQLite gets a busy timeout so that concurrent writers wait for
-/// each other instead of failing.
-async fn connect(url: &str) -> anyhow::Result<DatabaseConnection> {
+/// Opens a connection pool, with `tune` applied to its options. SQLite gets a small pool: one
+/// writer at a time is its nature, and more connections would only queue on its lock.
+async fn connect(
+    url: &str,
+    tune: impl FnOnce(&mut ConnectOptions),
+) -> anyhow::Result<DatabaseConnection> {
     let mut options = ConnectOptions::new(url.to_owned());
     options
         .sqlx_logging(false)
         .connect_timeout(Duration::from_secs(10))
         .acquire_timeout(Duration::from_secs(10));
     if url.starts_with("sqlite:") {
-        // One writer at a time is SQLite's nature; a small pool avoids queueing on its lock.
         options.max_connections(4);
     }
+    tune(&mut options);
     Database::connect(options)
         .await
         .context("failed to connect to the database (check DATABASE_URL)")
 }
 
-/// How many transactions of messages may be written at once: PostgreSQL writes several in
-/// parallel (each conversation always in the same lane); SQLite has one writer anyway.
-fn writer_lanes(database_url: &str) -> usize {
-    if database_url.starts_with("sqlite:") {
-        1
-    } else {
-        4
+/// The message writer (group commit). On PostgreSQL it has a pool of its own, one connection
+/// per lane, tuned for its statements (`app::messages::writer::connect_options`); SQLite has
+/// one writer anyway, and the writer shares the pool.
+async fn message_writer(config: &Config, db: &DatabaseConnection) -> anyhow::Result<MessageWriter> {
+    if config.database_url.starts_with("sqlite:") {
+        return Ok(MessageWriter::start(db, 1));
     }
+    let lanes = config.writer_lanes;
+    let writer_db = connect(&config.database_url, |options| {
+        app::messages::writer::connect_options(options, lanes);
+    })
+    .await?;
+    Ok(MessageWriter::start(&writer_db, lanes))
 }
 
 /// The pages' Content-Security-Policy. Under `cargo leptos watch` pages also talk to its

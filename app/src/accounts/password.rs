@@ -4,14 +4,29 @@
 //! parameters that the argon2 crate uses by default). On the async runtime it would stall every
 //! other request on that worker, so both functions move the work to `spawn_blocking`.
 
-use std::{collections::HashSet, sync::LazyLock};
+use std::{collections::HashSet, num::NonZero, sync::LazyLock, thread::available_parallelism};
 
 use argon2::{
     Argon2, PasswordHash, PasswordHasher, PasswordVerifier,
     password_hash::{SaltString, rand_core::OsRng},
 };
 
+use tokio::sync::{Semaphore, SemaphorePermit};
+
 use super::AccountsError;
+
+/// Hashes computed at once, at most one per core. More would only queue for the CPU while
+/// each held its 19 MiB (a burst of sign-ups once left the server holding gigabytes), so the
+/// rest wait here, where waiting costs nothing.
+static HASHING: LazyLock<Semaphore> =
+    LazyLock::new(|| Semaphore::new(available_parallelism().map_or(2, NonZero::get)));
+
+async fn hashing_turn() -> Result<SemaphorePermit<'static>, AccountsError> {
+    HASHING
+        .acquire()
+        .await
+        .map_err(|error| AccountsError::Hashing(error.to_string()))
+}
 
 /// The common-password list, loaded once.
 static COMMON_PASSWORDS: LazyLock<HashSet<&'static str>> = LazyLock::new(|| {
@@ -45,6 +60,7 @@ fn hash_blocking(password: &str) -> Result<String, String> {
 /// # Errors
 /// [`AccountsError::Hashing`] if argon2 fails or the blocking task is lost.
 pub async fn hash_password(password: String) -> Result<String, AccountsError> {
+    let _turn = hashing_turn().await?;
     tokio::task::spawn_blocking(move || hash_blocking(&password))
         .await
         .map_err(|error| AccountsError::Hashing(error.to_string()))?
@@ -60,6 +76,7 @@ pub async fn verify_password(
     password: String,
     stored: Option<String>,
 ) -> Result<bool, AccountsError> {
+    let _turn = hashing_turn().await?;
     tokio::task::spawn_blocking(move || {
         let (hash, real) = match &stored {
             Some(hash) => (hash.as_str(), true),

@@ -12,7 +12,6 @@ pub struct Model {
     /// The larger of the two user ids.
     pub user_high_id: i64,
     pub last_seq: i64,
-    pub last_message_id: Option<i64>,
     pub last_activity_at: DateTimeUtc,
     pub created_at: DateTimeUtc,
 }

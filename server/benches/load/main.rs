@@ -294,9 +294,7 @@ async fn history(args: &Args, target: &Target, prefix: &str) -> Result<(), Strin
              WHERE c.id IN ({id_list})"
         ),
         format!(
-            "UPDATE conversations SET last_seq = {per_conversation}, last_activity_at = now(), \
-             last_message_id = (SELECT m.id FROM messages m \
-                                WHERE m.conversation_id = conversations.id AND m.seq = {per_conversation}) \
+            "UPDATE conversations SET last_seq = {per_conversation}, last_activity_at = now() \
              WHERE id IN ({id_list})"
         ),
         "ANALYZE messages".to_owned(),

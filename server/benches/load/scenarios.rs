@@ -87,9 +87,7 @@ pub(crate) async fn idle(
     hold: Duration,
 ) -> Result<IdleReport, String> {
     let accounts = sign_up_many(target, prefix, users).await?;
-    // Let the server settle after the sign-ups before the baseline.
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    let rss_before = target.resident_bytes().await?;
+    let rss_before = settled_resident_bytes(target).await?;
 
     let started = Instant::now();
     let (stop, stopped) = watch::channel(false);
@@ -105,9 +103,7 @@ pub(crate) async fn idle(
         .into_iter()
         .collect::<Result<_, _>>()?;
     let connect_seconds = started.elapsed().as_secs_f64();
-    // Presence announcements and the like finish, then the server is measured.
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    let rss_after = target.resident_bytes().await?;
+    let rss_after = settled_resident_bytes(target).await?;
     tokio::time::sleep(hold).await;
     let still_open = holders.iter().filter(|task| !task.is_finished()).count();
     let _ = stop.send(true);
@@ -121,6 +117,21 @@ pub(crate) async fn idle(
         rss_after,
         connect_seconds,
     })
+}
+
+/// The server's resident memory once it has stopped changing (by less than 1% over half a
+/// second, within ten seconds): what a burst of work freed has gone back to the system.
+async fn settled_resident_bytes(target: &Target) -> Result<u64, String> {
+    let mut last = target.resident_bytes().await?;
+    for _ in 0..20 {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let now = target.resident_bytes().await?;
+        if now.abs_diff(last) * 100 < last {
+            return Ok(now);
+        }
+        last = now;
+    }
+    Ok(last)
 }
 
 /// Reads (and so answers pings) until told to stop, then closes.
@@ -249,6 +260,7 @@ pub(crate) async fn exchange(
         .into_iter()
         .collect::<Result<_, _>>()?;
 
+    eprintln!("{pairs} conversations ready; sending for {duration:?}");
     let base = Instant::now();
     let sending_ends = base + duration;
     let mut tasks = Vec::new();

@@ -24,7 +24,7 @@ use tokio::sync::mpsc::{self, error::TrySendError};
 use app::{
     model::UserId,
     protocol::ServerFrame,
-    realtime::{EndedSessions, EventStream, Realtime, RealtimeError, RealtimeEvent},
+    realtime::{EndedSessions, EventStream, Realtime, RealtimeError, RealtimeEvent, SocketId},
 };
 
 /// Events a socket's queue holds before the socket counts as lagging.
@@ -150,8 +150,13 @@ impl Drop for Subscription {
 
 #[async_trait::async_trait]
 impl Realtime for LocalRealtime {
-    async fn publish(&self, to: &[UserId], frame: &ServerFrame) -> Result<(), RealtimeError> {
-        self.deliver(to, &RealtimeEvent::encode(frame)?);
+    async fn publish_from(
+        &self,
+        origin: Option<SocketId>,
+        to: &[UserId],
+        frame: &ServerFrame,
+    ) -> Result<(), RealtimeError> {
+        self.deliver(to, &RealtimeEvent::encode(frame, origin)?);
         Ok(())
     }
 

@@ -39,7 +39,7 @@ use tokio::sync::mpsc;
 use app::{
     model::UserId,
     protocol::ServerFrame,
-    realtime::{EndedSessions, EventStream, Realtime, RealtimeError, RealtimeEvent},
+    realtime::{EndedSessions, EventStream, Realtime, RealtimeError, RealtimeEvent, SocketId},
 };
 
 use super::local::LocalRealtime;
@@ -75,6 +75,10 @@ struct Envelope {
     /// previous version read these envelopes and this one reads theirs during a rollout.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     published_us: Option<u64>,
+    /// For a new message's frame: the socket it was sent on (which skips it). Optional, as
+    /// above.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    origin: Option<SocketId>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -237,6 +241,7 @@ impl RedisRealtime {
             (Carried::Frame(text), Some(micros)) => RealtimeEvent::Message {
                 text: text.into(),
                 published_at: UNIX_EPOCH + Duration::from_micros(micros),
+                origin: envelope.origin,
             },
             (Carried::Frame(text), None) => RealtimeEvent::Frame(text.into()),
             (Carried::Ended(ended), _) => RealtimeEvent::SessionsEnded(ended),
@@ -255,16 +260,21 @@ impl RedisRealtime {
         if !subscribed && self.own.claim(id) {
             self.local.deliver(to, &local);
         }
-        let (event, published_us) = match &local {
-            RealtimeEvent::Frame(text) => (Carried::Frame(text.to_string()), None),
-            RealtimeEvent::Message { text, published_at } => (
+        let (event, published_us, origin) = match &local {
+            RealtimeEvent::Frame(text) => (Carried::Frame(text.to_string()), None, None),
+            RealtimeEvent::Message {
+                text,
+                published_at,
+                origin,
+            } => (
                 Carried::Frame(text.to_string()),
                 published_at
                     .duration_since(UNIX_EPOCH)
                     .ok()
                     .and_then(|since| u64::try_from(since.as_micros()).ok()),
+                *origin,
             ),
-            RealtimeEvent::SessionsEnded(ended) => (Carried::Ended(ended.clone()), None),
+            RealtimeEvent::SessionsEnded(ended) => (Carried::Ended(ended.clone()), None, None),
             // Never published: each instance tells its own sockets.
             RealtimeEvent::Lagged => return Ok(()),
         };
@@ -274,6 +284,7 @@ impl RedisRealtime {
             to: to.to_vec(),
             event,
             published_us,
+            origin,
         })?;
         let mut publisher = self.publisher.clone();
         let published = bounded(
@@ -446,8 +457,14 @@ fn backend(error: redis::RedisError) -> RealtimeError {
 
 #[async_trait::async_trait]
 impl Realtime for RedisRealtime {
-    async fn publish(&self, to: &[UserId], frame: &ServerFrame) -> Result<(), RealtimeError> {
-        self.broadcast(to, RealtimeEvent::encode(frame)?).await
+    async fn publish_from(
+        &self,
+        origin: Option<SocketId>,
+        to: &[UserId],
+        frame: &ServerFrame,
+    ) -> Result<(), RealtimeError> {
+        self.broadcast(to, RealtimeEvent::encode(frame, origin)?)
+            .await
     }
 
     async fn end_sessions(&self, user: UserId, ended: EndedSessions) -> Result<(), RealtimeError> {
@@ -504,6 +521,7 @@ mod tests {
             to: vec![UserId(1), UserId(2)],
             event: Carried::Frame(r#"{"type":"pong"}"#.into()),
             published_us: None,
+            origin: None,
         };
         let text = serde_json::to_string(&frame).unwrap();
         assert_eq!(
@@ -520,6 +538,7 @@ mod tests {
             to: vec![UserId(3)],
             event: Carried::Ended(EndedSessions::AllBut("kept".into())),
             published_us: None,
+            origin: None,
         };
         let text = serde_json::to_string(&ended).unwrap();
         assert_eq!(

@@ -10,7 +10,8 @@
 
 use std::{
     collections::HashMap,
-    time::{Duration, Instant},
+    pin::Pin,
+    time::{Duration, Instant, SystemTime},
 };
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket, close_code};
@@ -26,7 +27,7 @@ use app::{
         TYPING_THROTTLE_MS, TYPING_TTL_MS, UserId,
     },
     protocol::{ClientFrame, ErrorCode, MAX_FRAME_BYTES, ServerFrame},
-    realtime::RealtimeEvent,
+    realtime::{RealtimeEvent, SocketId},
     state::AppState,
 };
 
@@ -65,7 +66,8 @@ pub async fn serve(
     let sessions = DbSessionStore::new(state.db.clone());
     let presence_state = state.clone();
     let user_id = user.id;
-    let mut connection = Session::new(state, user);
+    let connection = Session::new(state, user);
+    let socket_id = connection.id;
     if send(
         &mut socket,
         &ServerFrame::Ready {
@@ -82,20 +84,28 @@ pub async fn serve(
     metrics::gauge!(names::CONNECTIONS).increment(1);
     tracing::info!(user = %user_id, "socket opened");
 
+    // The frame being handled, if any. The session goes into its future and comes back out
+    // with the reply: frames are handled one at a time and answered in order, while live
+    // events keep flowing to the socket (a message from the other person never waits for
+    // this socket's own send to be stored).
+    let mut idle = Some(connection);
+    let mut in_flight: Option<(SystemTime, Handling)> = None;
     // Pings also keep proxies from closing an idle connection.
     let mut ping = tokio::time::interval(heartbeat.ping_every);
     let mut last_heard = Instant::now();
     ping.reset();
     let mut session_check = tokio::time::interval(SESSION_CHECK_EVERY);
     session_check.reset();
-    let reason = loop {
+    let (reason, farewell) = loop {
         tokio::select! {
             event = events.next() => {
                 let sent = match event {
                     Some(RealtimeEvent::Frame(text)) => {
                         socket.send(Message::Text(text.as_ref().into())).await
                     }
-                    Some(RealtimeEvent::Message { text, published_at }) => {
+                    // This socket's own message: its `ack` carries it.
+                    Some(RealtimeEvent::Message { origin, .. }) if origin == Some(socket_id) => Ok(()),
+                    Some(RealtimeEvent::Message { text, published_at, .. }) => {
                         let sent = socket.send(Message::Text(text.as_ref().into())).await;
                         if sent.is_ok() {
                             metrics::counter!(names::MESSAGES_DELIVERED).increment(1);
@@ -107,75 +117,101 @@ pub async fn serve(
                     // fetches what it missed from the database. A slow reader never holds
                     // anyone else up.
                     Some(RealtimeEvent::Lagged) => {
-                        let _ = socket.send(close(close_code::AGAIN, "fell behind")).await;
-                        break "fell behind";
+                        break ("fell behind", Some(close(close_code::AGAIN, "fell behind")));
                     }
                     Some(RealtimeEvent::SessionsEnded(ended)) => {
                         if ended.includes(&session) {
-                            let _ = socket.send(close(close_code::POLICY, "signed out")).await;
-                            break "signed out";
+                            break ("signed out", Some(close(close_code::POLICY, "signed out")));
                         }
                         Ok(())
                     }
-                    None => break "live updates ended",
+                    None => break ("live updates ended", None),
                 };
                 if sent.is_err() {
-                    break "could not write";
+                    break ("could not write", None);
                 }
             }
-            incoming = socket.recv() => {
+            (connection, reply) = async {
+                match in_flight.as_mut() {
+                    Some((_, handling)) => handling.await,
+                    None => std::future::pending().await,
+                }
+            } => {
+                idle = Some(connection);
+                let received = in_flight.take().map(|(received, _)| received);
+                if let Some(reply) = reply {
+                    if send(&mut socket, &reply).await.is_err() {
+                        break ("could not write", None);
+                    }
+                    if let (ServerFrame::Ack { .. }, Some(received)) = (&reply, received) {
+                        names::record_since(names::SEND_TO_ACK, received);
+                    }
+                }
+            }
+            incoming = socket.recv(), if in_flight.is_none() => {
                 last_heard = Instant::now();
-                let received = std::time::SystemTime::now();
                 let reply = match incoming {
-                    Some(Ok(Message::Text(text))) => connection.handle(text.as_str()).await,
+                    Some(Ok(Message::Text(text))) => {
+                        if let Some(mut connection) = idle.take() {
+                            let handling: Handling = Box::pin(async move {
+                                let reply = connection.handle(text.as_str()).await;
+                                (connection, reply)
+                            });
+                            in_flight = Some((SystemTime::now(), handling));
+                        }
+                        None
+                    }
                     Some(Ok(Message::Binary(_))) => Some(ServerFrame::error(
                         ErrorCode::InvalidFrame,
                         "binary frames are not supported; send JSON text frames",
                     )),
                     // Pings are answered by the WebSocket layer itself.
                     Some(Ok(Message::Ping(_) | Message::Pong(_))) => None,
-                    Some(Err(error)) => {
-                        if let Some(reason) = close_for(error) {
-                            let _ = socket.send(reason).await;
-                            break "broke the protocol";
-                        }
-                        break "connection lost";
-                    }
-                    Some(Ok(Message::Close(_))) | None => break "closed by the client",
+                    Some(Err(error)) => match close_for(error) {
+                        Some(reason) => break ("broke the protocol", Some(reason)),
+                        None => break ("connection lost", None),
+                    },
+                    Some(Ok(Message::Close(_))) | None => break ("closed by the client", None),
                 };
-                if let Some(reply) = reply {
-                    if send(&mut socket, &reply).await.is_err() {
-                        break "could not write";
-                    }
-                    if matches!(reply, ServerFrame::Ack { .. }) {
-                        names::record_since(names::SEND_TO_ACK, received);
-                    }
+                if let Some(reply) = reply
+                    && send(&mut socket, &reply).await.is_err()
+                {
+                    break ("could not write", None);
                 }
             }
             _ = ping.tick() => {
                 if last_heard.elapsed() > heartbeat.silent_limit {
                     // The peer has vanished (or stopped answering): it goes offline now, not
                     // whenever TCP gives up.
-                    let _ = socket.send(close(close_code::AWAY, "no answer to pings")).await;
-                    break "no answer to pings";
+                    break ("no answer to pings", Some(close(close_code::AWAY, "no answer to pings")));
                 }
                 if socket.send(Message::Ping(Default::default())).await.is_err() {
-                    break "could not write";
+                    break ("could not write", None);
                 }
             }
             _ = session_check.tick() => {
                 // A database error is not proof that the session ended; check again later.
                 if let Ok(false) = sessions.is_live(&session).await {
-                    let _ = socket.send(close(close_code::POLICY, "session ended")).await;
-                    break "session ended";
+                    break ("session ended", Some(close(close_code::POLICY, "session ended")));
                 }
             }
             _ = shutdown.changed() => {
-                let _ = socket.send(close(close_code::AWAY, "server is restarting")).await;
-                break "server stopping";
+                break ("server stopping", Some(close(close_code::AWAY, "server is restarting")));
             }
         }
     };
+    // The frame being handled is finished and answered before the close (a message being
+    // stored is stored and acknowledged), whatever ended the connection.
+    if let Some((_, handling)) = in_flight.take() {
+        let (connection, reply) = handling.await;
+        idle = Some(connection);
+        if let Some(reply) = reply {
+            let _ = send(&mut socket, &reply).await;
+        }
+    }
+    if let Some(farewell) = farewell {
+        let _ = socket.send(farewell).await;
+    }
     metrics::gauge!(names::CONNECTIONS).decrement(1);
     tracing::info!(
         user = %user_id,
@@ -185,9 +221,14 @@ pub async fn serve(
     );
     // The subscription goes first, so that `left` sees whether another socket remains.
     drop(events);
-    connection.leave().await;
+    if let Some(connection) = idle {
+        connection.leave().await;
+    }
     super::presence::left(&presence_state, user_id).await;
 }
+
+/// A frame being handled: the session it borrowed comes back with the reply.
+type Handling = Pin<Box<dyn Future<Output = (Session, Option<ServerFrame>)> + Send>>;
 
 async fn send(socket: &mut WebSocket, frame: &ServerFrame) -> Result<(), axum::Error> {
     match serde_json::to_string(frame) {
@@ -259,6 +300,8 @@ pub fn parse(text: &str) -> Result<ClientFrame, (ErrorCode, String)> {
 
 /// What a connection remembers between frames.
 struct Session {
+    /// This socket, for the fan-out (which skips it for the messages it sent).
+    id: SocketId,
     state: AppState,
     user: User,
     /// The other participant of each conversation this socket has used. Membership of a
@@ -275,6 +318,7 @@ impl Session {
     fn new(state: AppState, user: User) -> Self {
         let limits = state.limits.connection();
         Self {
+            id: uuid::Uuid::new_v4().as_u64_pair().0,
             state,
             user,
             others: HashMap::new(),
@@ -395,7 +439,7 @@ impl Session {
                     if let Err(error) = self
                         .state
                         .realtime
-                        .publish(&[self.user.id, other], &frame)
+                        .publish_from(Some(self.id), &[self.user.id, other], &frame)
                         .await
                     {
                         // Stored but not delivered live: both sides catch up from history.

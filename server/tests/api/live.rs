@@ -11,7 +11,8 @@ use app::{
 
 for_each_db! {
     /// A sent message is acknowledged to its sender and appears at once in every open socket
-    /// of both participants: the recipient's and the sender's other tab.
+    /// of both participants: the recipient's and the sender's other tab. The socket it was
+    /// sent on has it in its ack, and gets no second copy.
     async fn messages_reach_both_sides_live(app) {
         let (ann, ann_user, bob, _, conversation) = app.pair().await;
         let mut bob_socket = bob.socket().await;
@@ -44,6 +45,11 @@ for_each_db! {
             })
             .await;
         assert_eq!(other_tab, acked);
+        ann_tab_one
+            .expect_silence(Duration::from_millis(300), |frame| {
+                !matches!(frame, ServerFrame::Message { .. })
+            })
+            .await;
         let age = chrono::Utc::now() - acked.created_at;
         assert!(age.num_seconds().abs() < 5, "created_at is server time");
     }
