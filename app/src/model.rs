@@ -8,6 +8,7 @@ use std::{borrow::Cow, fmt};
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+#[cfg(any(feature = "ssr", not(feature = "hydrate")))]
 use unicode_normalization::{IsNormalized, UnicodeNormalization, is_nfc_quick};
 
 /// Longest message body, in characters (Unicode scalar values).
@@ -127,8 +128,8 @@ pub struct FileName(String);
 impl FileName {
     pub fn sanitise(input: &str) -> Self {
         let last = input.rsplit(['/', '\\']).next().unwrap_or_default();
-        let cleaned: String = last
-            .nfc()
+        let cleaned: String = nfc(last)
+            .chars()
             .filter(|c| !c.is_control() && !is_bidi_control(*c))
             .collect();
         let trimmed = cleaned.trim().trim_start_matches('.').trim_start();
@@ -317,6 +318,23 @@ impl Username {
     }
 }
 
+/// `text` in Unicode NFC, copied only if that changes it. The server normalises everything it
+/// stores; the browser's copy of these checks leaves text as typed (the server has the last
+/// word), which keeps the normalisation tables out of the WASM bundle.
+#[cfg(any(feature = "ssr", not(feature = "hydrate")))]
+fn nfc(text: &str) -> Cow<'_, str> {
+    if is_nfc_quick(text.chars()) == IsNormalized::Yes {
+        Cow::Borrowed(text)
+    } else {
+        Cow::Owned(text.nfc().collect())
+    }
+}
+
+#[cfg(not(any(feature = "ssr", not(feature = "hydrate"))))]
+fn nfc(text: &str) -> Cow<'_, str> {
+    Cow::Borrowed(text)
+}
+
 /// Characters that reorder the text around them (bidirectional embeddings, overrides and
 /// isolates). In a name they can make it display as someone else's, so names refuse them.
 fn is_bidi_control(c: char) -> bool {
@@ -332,8 +350,8 @@ impl DisplayName {
     /// # Errors
     /// A sentence saying what is wrong, for display beside the field.
     pub fn parse(input: &str) -> Result<Self, String> {
-        let normalised: String = input.trim().nfc().collect();
-        let trimmed = normalised.as_str();
+        let normalised = nfc(input.trim());
+        let trimmed = normalised.as_ref();
         let length = trimmed.chars().count();
         if length == 0 {
             return Err("Display name is required.".into());
@@ -421,10 +439,9 @@ impl MessageBody {
         } else {
             Cow::Borrowed(input)
         };
-        let normalised = if is_nfc_quick(unified.chars()) == IsNormalized::Yes {
-            unified
-        } else {
-            Cow::Owned(unified.nfc().collect())
+        let normalised = match nfc(&unified) {
+            Cow::Borrowed(_) => unified,
+            Cow::Owned(changed) => Cow::Owned(changed),
         };
         let trimmed = normalised.trim();
         let length = trimmed.chars().count();

@@ -3,8 +3,7 @@
 //! The server runs [`Migrator::up`] at start-up, so a fresh SQLite file or an empty PostgreSQL
 //! database becomes a working Parley without a separate step. Migrations are frozen history:
 //! once one has shipped it is never edited; a change to the schema is a new migration. They use
-//! sea-query builders so that the same file runs on SQLite and PostgreSQL (where a statement is
-//! written out, it is standard SQL that both accept).
+//! sea-query builders (never raw SQL) so that the same file runs on SQLite and PostgreSQL.
 
 pub use sea_orm_migration::prelude::*;
 

@@ -36,8 +36,9 @@ pub const SEND_TO_ACK: &str = "parley_send_ack_seconds";
 /// From a stored message's publication to its frame going out on a recipient's socket, across
 /// instances included (histogram, seconds).
 pub const DELIVERY: &str = "parley_delivery_seconds";
-/// Messages stored per database transaction by the group commit (histogram).
-pub use app::messages::writer::MESSAGES_PER_COMMIT;
+/// Messages stored per database transaction by the group commit (histogram), and the time to
+/// write and commit each batch (histogram, seconds).
+pub use app::messages::writer::{COMMIT_DURATION, MESSAGES_PER_COMMIT};
 /// Events that could not be handed to the fan-out (counter).
 pub const FANOUT_ERRORS: &str = "parley_fanout_errors_total";
 /// HTTP requests answered, by status class (counter, label `status`: `2xx`, `4xx`…).
@@ -125,6 +126,11 @@ fn describe() {
     describe_histogram!(
         MESSAGES_PER_COMMIT,
         "Messages stored per database transaction (group commit)."
+    );
+    describe_histogram!(
+        COMMIT_DURATION,
+        Unit::Seconds,
+        "Time to write and commit a batch of messages."
     );
     describe_counter!(FANOUT_ERRORS, "Events the live fan-out could not take.");
     describe_counter!(HTTP_REQUESTS, "HTTP requests answered, by status class.");

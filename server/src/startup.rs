@@ -4,7 +4,7 @@
 //! binds the listener (port 0 picks a free port, which the tests use); `run_until_stopped`
 //! serves until the shutdown future resolves.
 
-use std::{net::SocketAddr, sync::Arc, time::Duration};
+use std::{net::SocketAddr, path::Path, sync::Arc, time::Duration};
 
 use anyhow::Context;
 use axum::{Extension, Router, middleware, routing::get, serve::ListenerExt};
@@ -14,7 +14,7 @@ use tokio::{
     net::TcpListener,
     sync::{mpsc, watch},
 };
-use tower_http::trace::TraceLayer;
+use tower_http::{services::ServeDir, trace::TraceLayer};
 use tower_sessions::{Expiry, SessionManagerLayer, cookie::SameSite};
 
 use app::{
@@ -33,7 +33,7 @@ use crate::{
     config::{Config, Mode},
     deploy_check::{self, Severity},
     files::{self, FileService},
-    http::{api_body, api_status, headers, health, origin, pages, transport},
+    http::{api_body, api_status, assets, headers, health, origin, pages, transport},
     metrics::{self, MetricsEndpoint},
     realtime::{local::LocalRealtime, redis::RedisRealtime},
     sessions::DbSessionStore,
@@ -367,6 +367,12 @@ fn router(config: &Config, state: AppState, files: FileService) -> anyhow::Resul
             db: state.db.clone(),
             token: config.metrics_token.clone(),
         });
+    // The site's bundle, served by tower-http itself (not through leptos_axum's fallback, which
+    // drops the conditional headers a 304 answers).
+    let options = &config.leptos_options;
+    let pkg = ServeDir::new(Path::new(&*options.site_root).join(&*options.site_pkg_dir))
+        .precompressed_br()
+        .precompressed_gzip();
     let router = Router::new()
         .route("/ws", get(ws::upgrade).layer(Extension(config.heartbeat)))
         .route("/healthz", get(health::healthz))
@@ -383,7 +389,11 @@ fn router(config: &Config, state: AppState, files: FileService) -> anyhow::Resul
         .layer(middleware::from_fn_with_state(
             origin_policy,
             origin::cross_origin_guard,
-        ));
+        ))
+        // Added after the session layer: a file of the bundle needs no session (which would
+        // otherwise be loaded and saved for each one).
+        .nest_service(&format!("/{}", options.site_pkg_dir), pkg)
+        .layer(middleware::from_fn(assets::cache_static_files));
     let router = headers::add_security_headers(router, &config.allowed_origins)
         .context("invalid PARLEY_ALLOWED_ORIGINS")?;
     let transport = transport::Transport {

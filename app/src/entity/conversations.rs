@@ -12,6 +12,8 @@ pub struct Model {
     /// The larger of the two user ids.
     pub user_high_id: i64,
     pub last_seq: i64,
+    // `last_message_id` is no longer read or written (the message at `last_seq` is the last
+    // one); the column goes in a later release (migration 6 explains why not now).
     pub last_activity_at: DateTimeUtc,
     pub created_at: DateTimeUtc,
 }

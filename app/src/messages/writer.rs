@@ -47,6 +47,8 @@ use crate::{
 pub const MAX_BATCH: usize = 64;
 /// The histogram of messages per transaction (exported by the server's `/metrics`).
 pub const MESSAGES_PER_COMMIT: &str = "parley_messages_per_commit";
+/// The histogram of the time to write and commit a batch, in seconds.
+pub const COMMIT_DURATION: &str = "parley_commit_seconds";
 /// Sends queued per lane before senders wait for room.
 const LANE_QUEUE: usize = 4 * MAX_BATCH;
 
@@ -147,7 +149,9 @@ async fn run_lane(db: DatabaseConnection, mut jobs: mpsc::Receiver<Job>) {
         let (single, grouped): (Vec<Job>, Vec<Job>) = batch
             .drain(..)
             .partition(|job| !job.content.attachments.is_empty());
+        let started = std::time::Instant::now();
         store_batch(&db, grouped).await;
+        metrics::histogram!(COMMIT_DURATION).record(started.elapsed().as_secs_f64());
         for job in single {
             answer_alone(&db, job).await;
         }

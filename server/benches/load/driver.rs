@@ -134,6 +134,32 @@ impl Account {
         answer(response, endpoint).await
     }
 
+    /// Fetches `path` as this person's browser would on a first visit (nothing cached, every
+    /// compression it knows offered): the status, the encoding, and the body as it came over
+    /// the wire (still compressed).
+    pub(crate) async fn fetch(
+        &self,
+        target: &Target,
+        path: &str,
+    ) -> Result<(StatusCode, Option<String>, Vec<u8>), String> {
+        let response = target
+            .http
+            .get(format!("{}{path}", target.origin()))
+            .header(header::COOKIE, &self.cookie)
+            .header(header::ACCEPT_ENCODING, "br, gzip")
+            .send()
+            .await
+            .map_err(|e| format!("{path}: {e}"))?;
+        let status = response.status();
+        let encoding = response
+            .headers()
+            .get(header::CONTENT_ENCODING)
+            .and_then(|value| value.to_str().ok())
+            .map(str::to_owned);
+        let body = response.bytes().await.map_err(|e| format!("{path}: {e}"))?;
+        Ok((status, encoding, body.to_vec()))
+    }
+
     /// Opens (or finds) the conversation with `other`.
     pub(crate) async fn open_conversation(
         &self,

@@ -8,6 +8,7 @@
 //!   pairs   [--pairs 500] [--rate 5] [--seconds 20]        fixed rate per person: throughput, latency
 //!   max     [--pairs 100] [--window 16] [--seconds 20]     as fast as the server takes them
 //!   history --database-url postgres://… [--messages 1000000] [--conversations 10] [--requests 300]
+//!   page                                                   bytes of the chat page's first load
 //! ```
 //!
 //! The server must allow the traffic: `PARLEY_REGISTRATIONS_PER_HOUR` and
@@ -172,6 +173,7 @@ async fn run() -> Result<(), String> {
             }
         }
         "history" => history(&args, &target, &prefix).await?,
+        "page" => page(&target, &prefix).await?,
         other => return Err(format!("unknown scenario `{other}`")),
     }
     Ok(())
@@ -381,6 +383,39 @@ async fn history(args: &Args, target: &Target, prefix: &str) -> Result<(), Strin
             "latest": summary(&report.latest_us),
             "before": summary(&report.before_us),
             "after": summary(&report.after_us),
+        })
+    );
+    Ok(())
+}
+
+/// Weighs the chat page's first load, as a browser with an empty cache fetches it.
+async fn page(target: &Target, prefix: &str) -> Result<(), String> {
+    let reader = scenarios::sign_up_many(target, prefix, 1)
+        .await?
+        .pop()
+        .ok_or("no account")?;
+    let report = scenarios::page(target, &reader).await?;
+    println!("{:<36}{:>10}{:>12}", "file", "encoding", "bytes");
+    for (path, encoding, bytes) in &report.files {
+        println!(
+            "{:<36}{:>10}{:>12}",
+            path,
+            encoding.as_deref().unwrap_or("-"),
+            bytes
+        );
+    }
+    println!("{:<36}{:>10}{:>12}", "total", "", report.total_bytes());
+    println!(
+        "{}",
+        json!({
+            "bench": "parley-load",
+            "scenario": "page",
+            "total_bytes": report.total_bytes(),
+            "files": report
+                .files
+                .iter()
+                .map(|(path, encoding, bytes)| json!({"path": path, "encoding": encoding, "bytes": bytes}))
+                .collect::<Vec<_>>(),
         })
     );
     Ok(())

@@ -621,3 +621,52 @@ pub(crate) async fn history(
     report.after_us.sort_unstable();
     Ok(report)
 }
+
+/// What [`page`] measured: each file of the chat page's first load, as sent.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct PageReport {
+    /// Path, encoding (`br`, `gzip`, or none), bytes over the wire.
+    pub(crate) files: Vec<(String, Option<String>, usize)>,
+}
+
+impl PageReport {
+    pub(crate) fn total_bytes(&self) -> usize {
+        self.files.iter().map(|(_, _, bytes)| bytes).sum()
+    }
+}
+
+/// The first load of the chat page by a signed-in person with an empty cache: the page, then
+/// every file of this site it names (`href`/`src` starting with `/`: the script, the WASM
+/// bundle it preloads, the stylesheet, the icon).
+pub(crate) async fn page(target: &Target, reader: &Account) -> Result<PageReport, String> {
+    let (status, encoding, html) = reader.fetch(target, "/chat").await?;
+    if status != reqwest::StatusCode::OK {
+        return Err(format!("/chat answered {status}"));
+    }
+    let text = String::from_utf8_lossy(&html).into_owned();
+    let mut report = PageReport {
+        files: vec![("/chat".to_owned(), encoding, html.len())],
+    };
+    let mut seen = HashSet::new();
+    for attribute in ["href=\"", "src=\""] {
+        for (at, _) in text.match_indices(attribute) {
+            let rest = &text[at + attribute.len()..];
+            let Some(path) = rest.split('"').next() else {
+                continue;
+            };
+            if !path.starts_with('/') || path.starts_with("//") || !seen.insert(path.to_owned()) {
+                continue;
+            }
+            // Links to other pages are not part of this one's load.
+            if !path.contains('.') {
+                continue;
+            }
+            let (status, encoding, body) = reader.fetch(target, path).await?;
+            if status != reqwest::StatusCode::OK {
+                return Err(format!("{path} answered {status}"));
+            }
+            report.files.push((path.to_owned(), encoding, body.len()));
+        }
+    }
+    Ok(report)
+}

@@ -1,5 +1,6 @@
 //! What every HTTP request passes through besides its handler, and the health check.
 //!
+//! - [`assets`]: caching of the site's static files.
 //! - [`api_body`]: bounds server-function bodies and refuses unknown fields.
 //! - [`origin`]: refuses state-changing requests and WebSocket upgrades from other sites.
 //! - [`pages`]: sends signed-out visitors of the chat pages to the log-in page and back.
@@ -10,6 +11,7 @@
 
 pub mod api_body;
 pub mod api_status;
+pub mod assets;
 pub mod headers;
 pub mod health;
 pub mod origin;

@@ -29,6 +29,7 @@ mod scenarios;
 
 mod access;
 mod accounts;
+mod assets;
 mod bad_input;
 mod conversations;
 mod deploy;
