@@ -3,11 +3,18 @@
 //! Sessions live in the `sessions` table so that they survive a restart and are shared by
 //! every server instance. (tower-sessions' ready-made SQL stores are tied to a different sqlx
 //! version than sea-orm's, and two copies of SQLite can't be linked into one binary.)
+//!
+//! Every request renews its session (`with_always_save`), but a write per request would cost
+//! a database commit, and so a disk sync, on every page, API call and socket: most of a
+//! history page's time. So [`SessionStore::save`] writes only when the data changed or the
+//! stored expiry is more than [`RENEW_AFTER_SECONDS`] old; otherwise its `UPDATE` matches no
+//! row and commits nothing. A session therefore ends at most that much earlier than exactly
+//! `PARLEY_SESSION_IDLE_DAYS` after its last use.
 
 use async_trait::async_trait;
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, SqlErr,
-    sea_query::OnConflict,
+    ActiveValue::Set, ColumnTrait, Condition, DatabaseConnection, DbErr, EntityTrait, QueryFilter,
+    SqlErr, sea_query::Expr,
 };
 use time::OffsetDateTime;
 use tower_sessions::{
@@ -17,6 +24,9 @@ use tower_sessions::{
 };
 
 use app::entity::sessions;
+
+/// How stale a session's stored expiry may get before a request writes the renewed one.
+pub const RENEW_AFTER_SECONDS: i64 = 5 * 60;
 
 /// Sessions in the database.
 #[derive(Debug, Clone)]
@@ -34,13 +44,14 @@ fn backend(error: DbErr) -> session_store::Error {
     session_store::Error::Backend(error.to_string())
 }
 
-fn row(record: &Record) -> Result<sessions::ActiveModel, session_store::Error> {
+/// The row of a session: its id, its data as JSON, and when it expires (Unix seconds).
+fn encode(record: &Record) -> Result<sessions::Model, session_store::Error> {
     let data = serde_json::to_string(&record.data)
         .map_err(|error| session_store::Error::Encode(error.to_string()))?;
-    Ok(sessions::ActiveModel {
-        id: Set(record.id.to_string()),
-        data: Set(data),
-        expires_at: Set(record.expiry_date.unix_timestamp()),
+    Ok(sessions::Model {
+        id: record.id.to_string(),
+        data,
+        expires_at: record.expiry_date.unix_timestamp(),
     })
 }
 
@@ -50,7 +61,13 @@ impl SessionStore for DbSessionStore {
     /// random one is taken: an existing session is never overwritten by a new one.
     async fn create(&self, record: &mut Record) -> session_store::Result<()> {
         loop {
-            match sessions::Entity::insert(row(record)?).exec(&self.db).await {
+            let row = encode(record)?;
+            let new = sessions::ActiveModel {
+                id: Set(row.id),
+                data: Set(row.data),
+                expires_at: Set(row.expires_at),
+            };
+            match sessions::Entity::insert(new).exec(&self.db).await {
                 Ok(_) => return Ok(()),
                 Err(error)
                     if matches!(error.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) =>
@@ -62,12 +79,20 @@ impl SessionStore for DbSessionStore {
         }
     }
 
+    /// Updates a session that exists, when it changed or its expiry is due for renewal (see
+    /// the module's documentation). Never inserts: tower-sessions calls `create` for new
+    /// sessions (and for new ids), so a session missing here was deleted while the request
+    /// was being answered (a sign-out in another tab, a password change), and must stay gone.
     async fn save(&self, record: &Record) -> session_store::Result<()> {
-        sessions::Entity::insert(row(record)?)
-            .on_conflict(
-                OnConflict::column(sessions::Column::Id)
-                    .update_columns([sessions::Column::Data, sessions::Column::ExpiresAt])
-                    .to_owned(),
+        let row = encode(record)?;
+        sessions::Entity::update_many()
+            .col_expr(sessions::Column::Data, Expr::value(row.data.clone()))
+            .col_expr(sessions::Column::ExpiresAt, Expr::value(row.expires_at))
+            .filter(sessions::Column::Id.eq(row.id))
+            .filter(
+                Condition::any()
+                    .add(sessions::Column::Data.ne(row.data))
+                    .add(sessions::Column::ExpiresAt.lt(row.expires_at - RENEW_AFTER_SECONDS)),
             )
             .exec(&self.db)
             .await

@@ -58,6 +58,28 @@ impl Target {
 
     /// The server's resident memory, from its `/metrics`.
     pub(crate) async fn resident_bytes(&self) -> Result<u64, String> {
+        let metrics = self.metrics().await?;
+        metric(&metrics, "process_resident_memory_bytes")
+            .map(|bytes| bytes as u64)
+            .ok_or_else(|| "/metrics has no process_resident_memory_bytes".to_owned())
+    }
+
+    /// How many HTTP requests the server has answered, and how many of those within
+    /// `seconds` (a bucket bound of its latency histogram), from its `/metrics`.
+    pub(crate) async fn requests_within(&self, seconds: &str) -> Result<(f64, f64), String> {
+        let metrics = self.metrics().await?;
+        let bucket = format!("parley_http_request_seconds_bucket{{le=\"{seconds}\"}}");
+        match (
+            metric(&metrics, "parley_http_request_seconds_count"),
+            metric(&metrics, &bucket),
+        ) {
+            (Some(all), Some(within)) => Ok((all, within)),
+            _ => Err(format!("/metrics has no {bucket}")),
+        }
+    }
+
+    /// The server's `/metrics` page.
+    async fn metrics(&self) -> Result<String, String> {
         let mut request = self.http.get(format!("{}/metrics", self.origin()));
         if let Some(token) = &self.metrics_token {
             request = request.bearer_auth(token);
@@ -69,13 +91,15 @@ impl Target {
                 response.status()
             ));
         }
-        let text = response.text().await.map_err(|e| e.to_string())?;
-        text.lines()
-            .find_map(|line| line.strip_prefix("process_resident_memory_bytes "))
-            .and_then(|value| value.trim().parse::<f64>().ok())
-            .map(|bytes| bytes as u64)
-            .ok_or_else(|| "/metrics has no process_resident_memory_bytes".to_owned())
+        response.text().await.map_err(|e| e.to_string())
     }
+}
+
+/// The value of the sample `name` (with its labels, if any) in a Prometheus text page.
+fn metric(page: &str, name: &str) -> Option<f64> {
+    page.lines()
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' '))
+        .and_then(|value| value.trim().parse().ok())
 }
 
 /// A signed-in person.

@@ -2,9 +2,16 @@
 
 use reqwest::StatusCode;
 
+use sea_orm::{ColumnTrait, Database, EntityTrait, QueryFilter, sea_query::Expr};
+use tower_sessions::{SessionStore, session::Id};
+
 use crate::helpers::{PASSWORD, TestApp, expect_error, expect_json, for_each_db};
-use app::model::UserView;
-use server::{config::Config, startup::SESSION_COOKIE};
+use app::{entity::sessions, model::UserView};
+use server::{
+    config::Config,
+    sessions::{DbSessionStore, RENEW_AFTER_SECONDS},
+    startup::SESSION_COOKIE,
+};
 
 for_each_db! {
     /// A new account is signed in at once, with its username folded to lower case.
@@ -208,6 +215,48 @@ for_each_db! {
         let cookie = browser.cookie_header().unwrap();
         let app = app.restart().await;
         assert_eq!(app.me_with_cookie(&cookie).await, Some(user));
+    }
+}
+
+for_each_db! {
+    /// Requests renew their session without writing it each time (a write is a commit), and
+    /// a request answered while its session was deleted does not bring the session back.
+    async fn sessions_are_renewed_sparingly_and_never_brought_back(app) {
+        let (browser, _) = app.user("jane").await;
+        let cookie = browser.cookie_header().unwrap();
+        let id = cookie.split_once('=').unwrap().1.to_owned();
+        let db = Database::connect(&app.scratch.url).await.unwrap();
+        let stored_expiry = || async {
+            sessions::Entity::find_by_id(id.clone())
+                .one(&db)
+                .await
+                .unwrap()
+                .map(|row| row.expires_at)
+        };
+        let written = stored_expiry().await.unwrap();
+        assert!(browser.me().await.is_some());
+        assert_eq!(stored_expiry().await, Some(written), "renewed too soon");
+
+        // As if the last write were older than the renewal period.
+        let stale = written - RENEW_AFTER_SECONDS - 60;
+        sessions::Entity::update_many()
+            .col_expr(sessions::Column::ExpiresAt, Expr::value(stale))
+            .filter(sessions::Column::Id.eq(id.clone()))
+            .exec(&db)
+            .await
+            .unwrap();
+        assert!(browser.me().await.is_some());
+        assert!(stored_expiry().await.unwrap() >= written, "not renewed");
+
+        // A request loaded the session, then a sign-out elsewhere deleted it: the request's
+        // save at the end must not resurrect it.
+        let store = DbSessionStore::new(db.clone());
+        let session_id: Id = id.parse().unwrap();
+        let loaded = store.load(&session_id).await.unwrap().unwrap();
+        store.delete(&session_id).await.unwrap();
+        store.save(&loaded).await.unwrap();
+        assert_eq!(store.load(&session_id).await.unwrap(), None);
+        assert_eq!(app.me_with_cookie(&cookie).await, None);
     }
 }
 

@@ -151,17 +151,22 @@ for_each_db! {
 }
 
 /// The benchmark's three scenarios, small: people connect and sit idle (and the server's
-/// memory is read from `/metrics`); pairs chat at a fixed rate; pairs chat as fast as they can.
+/// memory and request timings are read from `/metrics`); pairs chat at a fixed rate; pairs chat as fast as they can.
 /// Nothing is lost, duplicated or left unanswered, live or in the stored history.
 async fn load_scenarios_run_small(db: TestDb) {
     let app = roomy(db).await;
     let target = Target::new(app.addr, None).unwrap();
 
+    let (answered_before, quick_before) = target.requests_within("0.005").await.unwrap();
     let idle = scenarios::idle(&target, "idle", 20, Duration::from_millis(200))
         .await
         .unwrap();
     assert_eq!(idle.connected, 20);
     assert!(idle.rss_before > 0 && idle.rss_after > 0);
+    // The server's own request timings (what `history` reports): every sign-up counted.
+    let (answered, quick) = target.requests_within("0.005").await.unwrap();
+    assert!(answered - answered_before >= 20.0, "{answered_before} → {answered}");
+    assert!(quick - quick_before <= answered - answered_before);
 
     for (prefix, pace) in [("rate", Pace::Rate(20.0)), ("max", Pace::Window(4))] {
         let report = scenarios::exchange(&target, prefix, 3, pace, Duration::from_secs(2))
