@@ -165,7 +165,10 @@ async fn load_scenarios_run_small(db: TestDb) {
     assert!(idle.rss_before > 0 && idle.rss_after > 0);
     // The server's own request timings (what `history` reports): every sign-up counted.
     let (answered, quick) = target.requests_within("0.005").await.unwrap();
-    assert!(answered - answered_before >= 20.0, "{answered_before} → {answered}");
+    assert!(
+        answered - answered_before >= 20.0,
+        "{answered_before} → {answered}"
+    );
     assert!(quick - quick_before <= answered - answered_before);
 
     for (prefix, pace) in [("rate", Pace::Rate(20.0)), ("max", Pace::Window(4))] {
