@@ -330,7 +330,7 @@ fn nfc(text: &str) -> Cow<'_, str> {
     }
 }
 
-#[cfg(not(any(feature = "ssr", not(feature = "hydrate"))))]
+#[cfg(all(feature = "hydrate", not(feature = "ssr")))]
 fn nfc(text: &str) -> Cow<'_, str> {
     Cow::Borrowed(text)
 }

@@ -6,9 +6,12 @@
 
 use std::{
     env,
+    fmt::Display,
     net::{IpAddr, SocketAddr},
     num::NonZeroU32,
+    ops::RangeInclusive,
     path::PathBuf,
+    str::FromStr,
 };
 
 use app::{
@@ -115,18 +118,13 @@ impl FilesConfig {
     fn from_env() -> Result<Self, ConfigError> {
         let defaults =
             Self::new(optional("PARLEY_DATA_DIR").map_or_else(|| "data".into(), PathBuf::from));
-        let max_bytes = match optional("PARLEY_UPLOAD_MAX_MB") {
-            None => defaults.rules.max_bytes,
-            Some(mb) => mb
-                .parse::<u64>()
-                .ok()
-                .filter(|mb| (1..=1024).contains(mb))
-                .map(|mb| mb * 1024 * 1024)
-                .ok_or(ConfigError::Invalid {
-                    name: "PARLEY_UPLOAD_MAX_MB",
-                    reason: "expected a whole number of megabytes from 1 to 1024".into(),
-                })?,
-        };
+        const MB: u64 = 1024 * 1024;
+        let max_bytes = number_in(
+            "PARLEY_UPLOAD_MAX_MB",
+            "megabytes",
+            1..=1024,
+            defaults.rules.max_bytes / MB,
+        )? * MB;
         let kinds = match optional("PARLEY_UPLOAD_TYPES") {
             None => defaults.rules.kinds,
             Some(list) => list
@@ -144,17 +142,12 @@ impl FilesConfig {
                 })
                 .collect::<Result<Vec<_>, _>>()?,
         };
-        let unsent_upload_hours = match optional("PARLEY_UNSENT_UPLOAD_HOURS") {
-            None => defaults.unsent_upload_hours,
-            Some(hours) => hours
-                .parse::<u32>()
-                .ok()
-                .filter(|h| (1..=24 * 30).contains(h))
-                .ok_or(ConfigError::Invalid {
-                    name: "PARLEY_UNSENT_UPLOAD_HOURS",
-                    reason: "expected a whole number of hours from 1 to 720".into(),
-                })?,
-        };
+        let unsent_upload_hours = number_in(
+            "PARLEY_UNSENT_UPLOAD_HOURS",
+            "hours",
+            1..=24 * 30,
+            defaults.unsent_upload_hours,
+        )?;
         Ok(Self {
             storage_url: optional("PARLEY_STORAGE_URL"),
             rules: UploadRules { max_bytes, kinds },
@@ -196,17 +189,12 @@ impl Config {
             })
             .transpose()?
             .unwrap_or_default();
-        let session_idle_days = match optional("PARLEY_SESSION_IDLE_DAYS") {
-            None => DEFAULT_SESSION_IDLE_DAYS,
-            Some(days) => days
-                .parse::<i64>()
-                .ok()
-                .filter(|d| (1..=365).contains(d))
-                .ok_or(ConfigError::Invalid {
-                    name: "PARLEY_SESSION_IDLE_DAYS",
-                    reason: "expected a whole number of days from 1 to 365".into(),
-                })?,
-        };
+        let session_idle_days = number_in(
+            "PARLEY_SESSION_IDLE_DAYS",
+            "days",
+            1..=365,
+            DEFAULT_SESSION_IDLE_DAYS,
+        )?;
         let trusted_proxies = optional("PARLEY_TRUSTED_PROXIES")
             .map(|list| {
                 list.split(',')
@@ -290,17 +278,7 @@ impl Config {
             redis_url: optional("REDIS_URL"),
             redis_prefix: optional("PARLEY_REDIS_PREFIX")
                 .unwrap_or_else(|| DEFAULT_REDIS_PREFIX.to_owned()),
-            writer_lanes: match optional("PARLEY_WRITER_LANES") {
-                None => DEFAULT_WRITER_LANES,
-                Some(lanes) => lanes
-                    .parse::<usize>()
-                    .ok()
-                    .filter(|lanes| (1..=32).contains(lanes))
-                    .ok_or(ConfigError::Invalid {
-                        name: "PARLEY_WRITER_LANES",
-                        reason: "expected a whole number from 1 to 32".into(),
-                    })?,
-            },
+            writer_lanes: number_in("PARLEY_WRITER_LANES", "lanes", 1..=32, DEFAULT_WRITER_LANES)?,
             metrics_token: optional("PARLEY_METRICS_TOKEN"),
         })
     }
@@ -395,6 +373,47 @@ fn flag(name: &'static str) -> Result<bool, ConfigError> {
     }
 }
 
+/// A whole number of `unit` within `range` from the environment, or `default` when unset.
+fn number_in<T>(
+    name: &'static str,
+    unit: &str,
+    range: RangeInclusive<T>,
+    default: T,
+) -> Result<T, ConfigError>
+where
+    T: FromStr + PartialOrd + Display,
+{
+    match optional(name) {
+        None => Ok(default),
+        Some(value) => parse_number_in(name, unit, &range, &value),
+    }
+}
+
+/// `value` as a whole number of `unit` within `range`; the error names the variable.
+fn parse_number_in<T>(
+    name: &'static str,
+    unit: &str,
+    range: &RangeInclusive<T>,
+    value: &str,
+) -> Result<T, ConfigError>
+where
+    T: FromStr + PartialOrd + Display,
+{
+    value
+        .trim()
+        .parse::<T>()
+        .ok()
+        .filter(|number| range.contains(number))
+        .ok_or_else(|| ConfigError::Invalid {
+            name,
+            reason: format!(
+                "expected a whole number of {unit} from {} to {}",
+                range.start(),
+                range.end()
+            ),
+        })
+}
+
 /// A positive whole number from the environment, or `default`.
 fn quota(name: &'static str, default: NonZeroU32) -> Result<NonZeroU32, ConfigError> {
     match optional(name) {
@@ -428,6 +447,23 @@ fn parse_origin(name: &'static str, value: &str) -> Result<String, ConfigError> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn numbers_must_be_whole_and_in_range() {
+        let lanes =
+            |value| parse_number_in::<usize>("PARLEY_WRITER_LANES", "lanes", &(1..=32), value);
+        assert_eq!(lanes(" 4 ").ok(), Some(4));
+        assert_eq!(lanes("32").ok(), Some(32));
+        for bad in ["0", "33", "-1", "2.5", "two"] {
+            match lanes(bad) {
+                Err(ConfigError::Invalid { name, reason }) => {
+                    assert_eq!(name, "PARLEY_WRITER_LANES");
+                    assert_eq!(reason, "expected a whole number of lanes from 1 to 32");
+                }
+                other => panic!("{bad}: {other:?}"),
+            }
+        }
+    }
 
     #[test]
     fn origins_are_normalised() {

@@ -393,7 +393,10 @@ fn router(config: &Config, state: AppState, files: FileService) -> anyhow::Resul
         // Added after the session layer: a file of the bundle needs no session (which would
         // otherwise be loaded and saved for each one).
         .nest_service(&format!("/{}", options.site_pkg_dir), pkg)
-        .layer(middleware::from_fn(assets::cache_static_files));
+        .layer(middleware::from_fn_with_state(
+            assets::BundlePath::new(&options.site_pkg_dir),
+            assets::cache_static_files,
+        ));
     let router = headers::add_security_headers(router, &config.allowed_origins)
         .context("invalid PARLEY_ALLOWED_ORIGINS")?;
     let transport = transport::Transport {

@@ -145,13 +145,10 @@ fn stopped() -> MessagesError {
 async fn run_lane(db: DatabaseConnection, mut jobs: mpsc::Receiver<Job>) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while jobs.recv_many(&mut batch, MAX_BATCH).await > 0 {
-        metrics::histogram!(MESSAGES_PER_COMMIT).record(batch.len() as f64);
         let (single, grouped): (Vec<Job>, Vec<Job>) = batch
             .drain(..)
             .partition(|job| !job.content.attachments.is_empty());
-        let started = std::time::Instant::now();
         store_batch(&db, grouped).await;
-        metrics::histogram!(COMMIT_DURATION).record(started.elapsed().as_secs_f64());
         for job in single {
             answer_alone(&db, job).await;
         }
@@ -177,7 +174,11 @@ async fn store_batch(db: &DatabaseConnection, jobs: Vec<Job>) {
     if jobs.is_empty() {
         return;
     }
-    match write(db, &jobs).await {
+    metrics::histogram!(MESSAGES_PER_COMMIT).record(jobs.len() as f64);
+    let started = std::time::Instant::now();
+    let written = write(db, &jobs).await;
+    metrics::histogram!(COMMIT_DURATION).record(started.elapsed().as_secs_f64());
+    match written {
         Ok(results) => {
             for (job, result) in jobs.into_iter().zip(results) {
                 let _ = job.answer.send(result);

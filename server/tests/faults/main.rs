@@ -592,9 +592,13 @@ impl ScratchDatabase {
     async fn create() -> Self {
         let admin = std::env::var("PARLEY_TEST_POSTGRES_URL")
             .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned());
+        // The harness's runs start at once: the counter keeps their names apart even within
+        // one microsecond.
+        static COUNTER: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
         let name = format!(
-            "parley_faults_{}_{}",
+            "parley_faults_{}_{}_{}",
             std::process::id(),
+            COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             chrono::Utc::now().timestamp_micros()
         );
         let db = Database::connect(&admin)
