@@ -10,9 +10,8 @@ use wasm_bindgen::prelude::wasm_bindgen;
 #[wasm_bindgen]
 pub fn hydrate() {
     console_error_panic_hook::set_once();
-    leptos::mount::hydrate_body(app::App);
-    // Marks the page as interactive; end-to-end tests wait for it before they type.
-    if let Some(body) = leptos::prelude::document().body() {
-        let _ = body.set_attribute("data-hydrated", "true");
-    }
+    // Asynchronous hydration, which waits for a lazy route's piece of the bundle to arrive
+    // before it hydrates that page. Each page marks itself interactive once hydrated
+    // (`app::ui::mark_interactive`).
+    leptos::mount::hydrate_lazy(app::App);
 }

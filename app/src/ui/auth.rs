@@ -67,6 +67,7 @@ fn form_error<T: Send + Sync + 'static>(value: AnyOutcome<T>) -> Signal<Option<S
 /// The log-in page.
 #[component]
 pub fn LoginPage() -> impl IntoView {
+    super::mark_interactive();
     let login = ServerAction::<Login>::new();
     let next = next_path();
     let value: Outcome = Signal::derive(move || login.value().get());
@@ -104,6 +105,7 @@ pub fn LoginPage() -> impl IntoView {
 /// The sign-up page.
 #[component]
 pub fn RegisterPage() -> impl IntoView {
+    super::mark_interactive();
     let register = ServerAction::<Register>::new();
     let next = next_path();
     let value: Outcome = Signal::derive(move || register.value().get());
@@ -163,6 +165,7 @@ pub fn RegisterPage() -> impl IntoView {
 /// `/settings`: read receipts, and changing the password.
 #[component]
 pub fn SettingsPage() -> impl IntoView {
+    super::mark_interactive();
     let change = ServerAction::<ChangePassword>::new();
     let value: AnyOutcome<()> = Signal::derive(move || change.value().get());
     let error = form_error(value);

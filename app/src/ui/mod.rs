@@ -3,6 +3,12 @@
 //! Rendered on the server (SSR) and hydrated in the browser. The sign-in pages work as plain
 //! HTML forms before the WASM has loaded; the chat pages fetch their data after hydration, so
 //! nothing user-specific is rendered twice or in the server's time zone.
+//!
+//! The sign-in, sign-up and settings pages are *lazy routes*: `cargo leptos build --split`
+//! moves their code out of the main WASM bundle into pieces of their own, fetched only by the
+//! pages that need them (the server names them in `<link rel="preload">` when it renders such
+//! a page). The chat page, the one most visits open, is in the main bundle and so hydrates as
+//! soon as it has arrived; see docs/performance.md for what each piece weighs.
 
 pub mod auth;
 pub mod chat;
@@ -11,8 +17,9 @@ pub mod time;
 use leptos::prelude::*;
 use leptos_meta::{MetaTags, Stylesheet, Title, provide_meta_context};
 use leptos_router::{
+    Lazy, LazyRoute,
     components::{ParentRoute, Route, Router, Routes},
-    path,
+    lazy_route, path,
 };
 
 use self::{
@@ -74,9 +81,9 @@ pub fn App() -> impl IntoView {
         <Router>
             <div class="app">
                 <Routes fallback=NotFound>
-                    <Route path=path!("/login") view=LoginPage/>
-                    <Route path=path!("/register") view=RegisterPage/>
-                    <Route path=path!("/settings") view=SettingsPage/>
+                    <Route path=path!("/login") view={Lazy::<SignInRoute>::new()}/>
+                    <Route path=path!("/register") view={Lazy::<SignUpRoute>::new()}/>
+                    <Route path=path!("/settings") view={Lazy::<SettingsRoute>::new()}/>
                     <ParentRoute path=path!("/chat") view=ChatLayout>
                         <Route path=path!(":handle") view=ConversationView/>
                         <Route path=path!("") view=NoConversation/>
@@ -87,9 +94,64 @@ pub fn App() -> impl IntoView {
     }
 }
 
+/// `/login`, loaded on demand (see the module's documentation).
+struct SignInRoute;
+
+#[lazy_route]
+impl LazyRoute for SignInRoute {
+    fn data() -> Self {
+        Self
+    }
+
+    fn view(_route: Self) -> AnyView {
+        view! { <LoginPage/> }.into_any()
+    }
+}
+
+/// `/register`, loaded on demand.
+struct SignUpRoute;
+
+#[lazy_route]
+impl LazyRoute for SignUpRoute {
+    fn data() -> Self {
+        Self
+    }
+
+    fn view(_route: Self) -> AnyView {
+        view! { <RegisterPage/> }.into_any()
+    }
+}
+
+/// `/settings`, loaded on demand.
+struct SettingsRoute;
+
+#[lazy_route]
+impl LazyRoute for SettingsRoute {
+    fn data() -> Self {
+        Self
+    }
+
+    fn view(_route: Self) -> AnyView {
+        view! { <SettingsPage/> }.into_any()
+    }
+}
+
+/// Marks the page interactive (`<body data-hydrated="true">`) once the page calling it has
+/// hydrated; end-to-end tests wait for this before they type. Each page calls it, not the
+/// WASM entry point: a lazy route hydrates only once its piece of the bundle has arrived,
+/// after the entry point has returned. (An effect: it never runs on the server.)
+pub fn mark_interactive() {
+    Effect::new(|_| {
+        if let Some(body) = document().body() {
+            let _ = body.set_attribute("data-hydrated", "true");
+        }
+    });
+}
+
 /// Any other address.
 #[component]
 fn NotFound() -> impl IntoView {
+    mark_interactive();
     #[cfg(feature = "ssr")]
     if let Some(response) = use_context::<leptos_axum::ResponseOptions>() {
         response.set_status(axum::http::StatusCode::NOT_FOUND);

@@ -166,11 +166,21 @@ impl Account {
         target: &Target,
         path: &str,
     ) -> Result<(StatusCode, Option<String>, Vec<u8>), String> {
+        self.fetch_encoded(target, path, "br, gzip").await
+    }
+
+    /// `GET path` as [`Self::fetch`] does, accepting only `accept_encoding`.
+    pub(crate) async fn fetch_encoded(
+        &self,
+        target: &Target,
+        path: &str,
+        accept_encoding: &str,
+    ) -> Result<(StatusCode, Option<String>, Vec<u8>), String> {
         let response = target
             .http
             .get(format!("{}{path}", target.origin()))
             .header(header::COOKIE, &self.cookie)
-            .header(header::ACCEPT_ENCODING, "br, gzip")
+            .header(header::ACCEPT_ENCODING, accept_encoding)
             .send()
             .await
             .map_err(|e| format!("{path}: {e}"))?;

@@ -13,7 +13,7 @@
 //! "duplicated" are checked against what was stored, not only against what arrived live.
 
 use std::{
-    collections::{HashMap, HashSet},
+    collections::{HashMap, HashSet, VecDeque},
     sync::{
         Arc,
         atomic::{AtomicBool, AtomicUsize, Ordering},
@@ -622,6 +622,21 @@ pub(crate) async fn history(
     Ok(report)
 }
 
+/// The paths of the modules a script at `path` imports statically (`from"./x.js"`, as the
+/// minified glue writes it, or `from "./x.js"`).
+fn imported_modules(path: &str, source: &str) -> Vec<String> {
+    let directory = path.rsplit_once('/').map_or("", |(directory, _)| directory);
+    let mut modules = Vec::new();
+    for quote in ["from\"./", "from \"./"] {
+        for (at, _) in source.match_indices(quote) {
+            if let Some(name) = source[at + quote.len()..].split('"').next() {
+                modules.push(format!("{directory}/{name}"));
+            }
+        }
+    }
+    modules
+}
+
 /// What [`page`] measured: each file of the chat page's first load, as sent.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct PageReport {
@@ -637,7 +652,8 @@ impl PageReport {
 
 /// The first load of the chat page by a signed-in person with an empty cache: the page, then
 /// every file of this site it names (`href`/`src` starting with `/`: the script, the WASM
-/// bundle it preloads, the stylesheet, the icon).
+/// bundle it preloads, the stylesheet, the icon), then the modules those scripts import (the
+/// loader of the lazily loaded pieces of the bundle).
 pub(crate) async fn page(target: &Target, reader: &Account) -> Result<PageReport, String> {
     let (status, encoding, html) = reader.fetch(target, "/chat").await?;
     if status != reqwest::StatusCode::OK {
@@ -648,24 +664,35 @@ pub(crate) async fn page(target: &Target, reader: &Account) -> Result<PageReport
         files: vec![("/chat".to_owned(), encoding, html.len())],
     };
     let mut seen = HashSet::new();
+    let mut queue = VecDeque::new();
     for attribute in ["href=\"", "src=\""] {
         for (at, _) in text.match_indices(attribute) {
             let rest = &text[at + attribute.len()..];
             let Some(path) = rest.split('"').next() else {
                 continue;
             };
-            if !path.starts_with('/') || path.starts_with("//") || !seen.insert(path.to_owned()) {
-                continue;
+            // Links to other pages (no file extension) are not part of this one's load.
+            if path.starts_with('/') && !path.starts_with("//") && path.contains('.') {
+                queue.push_back(path.to_owned());
             }
-            // Links to other pages are not part of this one's load.
-            if !path.contains('.') {
-                continue;
-            }
-            let (status, encoding, body) = reader.fetch(target, path).await?;
-            if status != reqwest::StatusCode::OK {
-                return Err(format!("{path} answered {status}"));
-            }
-            report.files.push((path.to_owned(), encoding, body.len()));
+        }
+    }
+    // Bounded: every file is fetched once, and this site has a few dozen.
+    while let Some(path) = queue.pop_front() {
+        if !seen.insert(path.clone()) {
+            continue;
+        }
+        if seen.len() > 64 {
+            return Err("the page names more than 64 files".into());
+        }
+        let (status, encoding, body) = reader.fetch(target, &path).await?;
+        if status != reqwest::StatusCode::OK {
+            return Err(format!("{path} answered {status}"));
+        }
+        report.files.push((path.clone(), encoding, body.len()));
+        if path.ends_with(".js") {
+            let (_, _, source) = reader.fetch_encoded(target, &path, "identity").await?;
+            queue.extend(imported_modules(&path, &String::from_utf8_lossy(&source)));
         }
     }
     Ok(report)

@@ -360,7 +360,7 @@ mod browser {
                 let status = xhr.status().unwrap_or_default();
                 let body = xhr.response_text().ok().flatten().unwrap_or_default();
                 done(match status {
-                    201 => serde_json::from_str(&body).map_or_else(
+                    201 => serde_json::from_slice(body.as_bytes()).map_or_else(
                         |_| DraftState::Failed("The server's answer could not be read.".into()),
                         DraftState::Stored,
                     ),
@@ -390,7 +390,7 @@ mod browser {
 
     /// Why the server refused an upload, in words.
     fn failure(name: &str, status: u16, body: &str) -> String {
-        match serde_json::from_str::<AppError>(body) {
+        match serde_json::from_slice::<AppError>(body.as_bytes()) {
             Ok(AppError::PayloadTooLarge { limit_bytes }) => {
                 format!(
                     "{name} is too large; the limit is {}",

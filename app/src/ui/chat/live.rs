@@ -187,7 +187,7 @@ mod browser {
                 incoming = stream.next() => match incoming {
                     Some(Ok(Message::Text(text))) => {
                         last_heard = now_ms();
-                        match serde_json::from_str::<ServerFrame>(&text) {
+                        match serde_json::from_slice::<ServerFrame>(text.as_bytes()) {
                             Ok(ServerFrame::Ready { user }) => {
                                 ready = true;
                                 store.apply(ServerFrame::Ready { user }, last_heard);

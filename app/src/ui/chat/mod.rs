@@ -31,6 +31,7 @@ use crate::{
 /// `/chat` and everything under it.
 #[component]
 pub fn ChatLayout() -> impl IntoView {
+    super::mark_interactive();
     let store = ChatStore::new();
     provide_context(store);
     live::start(store);

@@ -23,7 +23,7 @@ pub fn load(user: UserId) -> Vec<Pending> {
     {
         storage()
             .and_then(|storage| storage.get_item(&key(user)).ok().flatten())
-            .and_then(|json| serde_json::from_str(&json).ok())
+            .and_then(|json| serde_json::from_slice(json.as_bytes()).ok())
             .unwrap_or_default()
     }
     #[cfg(not(feature = "hydrate"))]
