@@ -104,6 +104,27 @@ test("the sign-in forms work before the WASM has loaded", async ({ browser }) =>
   await signedOut.close();
 });
 
+test("the chat page loads without the other pages' code, which arrives when one is opened", async ({ browser }) => {
+  const ann = await signUp(browser, "ann", "Ann");
+  const page = await ann.context.newPage();
+  const requested: string[] = [];
+  page.on("request", (request) => requested.push(new URL(request.url()).pathname));
+  await page.goto("/chat");
+  await hydrated(page);
+  await online(page);
+  // The sign-in, sign-up and settings pages are lazy routes, split out of the main bundle.
+  expect(requested.filter((path) => path.includes("/split___"))).toEqual([]);
+
+  await page.getByRole("link", { name: "Settings" }).click();
+  await page.waitForURL("**/settings");
+  // The settings page (a page load of its own) fetched its piece, and hydrated with it.
+  const toggle = page.getByLabel("Read receipts");
+  await expect(toggle).toBeChecked();
+  await toggle.uncheck();
+  await expect(page.getByRole("status")).toHaveText("Saved. Read receipts are off.");
+  expect(requested.filter((path) => path.includes("/split___settings_route"))).toHaveLength(1);
+});
+
 test("changing the password signs every other device out", async ({ browser }) => {
   const ann = await signUp(browser, "ann", "Ann");
   // Ann is also signed in on her phone, with the chat open.

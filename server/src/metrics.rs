@@ -45,9 +45,10 @@ pub const FANOUT_ERRORS: &str = "parley_fanout_errors_total";
 pub const HTTP_REQUESTS: &str = "parley_http_requests_total";
 /// Time to answer an HTTP request (histogram, seconds; a WebSocket counts until its upgrade).
 pub const HTTP_DURATION: &str = "parley_http_request_seconds";
-/// Database connections, label `state`: `in_use` or `idle` (gauge, sampled when scraped).
+/// Database connections, labels `pool` (`requests`, or `writer`: the message writer's own
+/// pool on PostgreSQL) and `state` (`in_use` or `idle`) (gauge, sampled when scraped).
 pub const DB_POOL: &str = "parley_db_pool_connections";
-/// The most connections the database pool opens (gauge).
+/// The most connections a database pool opens, label `pool` (gauge).
 pub const DB_POOL_MAX: &str = "parley_db_pool_max_connections";
 /// The process's resident memory (gauge, sampled when scraped; the name Prometheus' own
 /// client libraries use).
@@ -157,11 +158,12 @@ pub fn record_since(histogram: &'static str, since: SystemTime) {
     metrics::histogram!(histogram).record(elapsed.as_secs_f64());
 }
 
-/// What `/metrics` needs: the renderer, the pool to sample, and who may read.
+/// What `/metrics` needs: the renderer, the pools to sample, and who may read.
 #[derive(Clone)]
 pub struct MetricsEndpoint {
     pub handle: PrometheusHandle,
-    pub db: DatabaseConnection,
+    /// Each database pool with its `pool` label.
+    pub pools: Vec<(&'static str, DatabaseConnection)>,
     /// `PARLEY_METRICS_TOKEN`, if set.
     pub token: Option<String>,
 }
@@ -175,7 +177,9 @@ pub async fn serve(
     if !endpoint.allows(peer, &headers) {
         return StatusCode::NOT_FOUND.into_response();
     }
-    sample_pool(&endpoint.db);
+    for (name, db) in &endpoint.pools {
+        sample_pool(name, db);
+    }
     if let Some(bytes) = resident_bytes() {
         metrics::gauge!(RESIDENT_MEMORY).set(bytes as f64);
     }
@@ -228,8 +232,8 @@ fn resident_bytes() -> Option<u64> {
     Some(kilobytes * 1024)
 }
 
-/// Samples the database pool's gauges.
-fn sample_pool(db: &DatabaseConnection) {
+/// Samples a database pool's gauges, labelled `pool = name`.
+fn sample_pool(name: &'static str, db: &DatabaseConnection) {
     let (size, idle, max) = match db.get_database_backend() {
         sea_orm::DbBackend::Postgres => {
             let pool = db.get_postgres_connection_pool();
@@ -251,9 +255,10 @@ fn sample_pool(db: &DatabaseConnection) {
         _ => return,
     };
     let idle = u32::try_from(idle).unwrap_or(u32::MAX);
-    metrics::gauge!(DB_POOL, "state" => "in_use").set(f64::from(size.saturating_sub(idle)));
-    metrics::gauge!(DB_POOL, "state" => "idle").set(f64::from(idle));
-    metrics::gauge!(DB_POOL_MAX).set(f64::from(max));
+    metrics::gauge!(DB_POOL, "pool" => name, "state" => "in_use")
+        .set(f64::from(size.saturating_sub(idle)));
+    metrics::gauge!(DB_POOL, "pool" => name, "state" => "idle").set(f64::from(idle));
+    metrics::gauge!(DB_POOL_MAX, "pool" => name).set(f64::from(max));
 }
 
 #[cfg(test)]

@@ -91,9 +91,10 @@ impl Application {
             ),
             None => Arc::new(LocalRealtime::new()),
         };
+        let (messages, writer_pool) = message_writer(&config, &db).await?;
         let state = AppState {
             leptos_options: config.leptos_options.clone(),
-            messages: message_writer(&config, &db).await?,
+            messages,
             db: db.clone(),
             realtime,
             page_policy: page_policy(&config),
@@ -103,7 +104,7 @@ impl Application {
         };
         let limits = state.limits.clone();
         let files = FileService::new(&config.files).context("failed to open file storage")?;
-        let router = router(&config, state, files.clone())?;
+        let router = router(&config, state, writer_pool, files.clone())?;
         let tls = config
             .tls
             .as_ref()
@@ -304,19 +305,23 @@ async fn connect(
         .context("failed to connect to the database (check DATABASE_URL)")
 }
 
-/// The message writer (group commit). On PostgreSQL it has a pool of its own, one connection
-/// per lane, tuned for its statements (`app::messages::writer::connect_options`); SQLite has
-/// one writer anyway, and the writer shares the pool.
-async fn message_writer(config: &Config, db: &DatabaseConnection) -> anyhow::Result<MessageWriter> {
+/// The message writer (group commit), and its pool when it has one of its own: on
+/// PostgreSQL, one connection per lane, tuned for its statements
+/// (`app::messages::writer::connect_options`). SQLite has one writer anyway, and the writer
+/// shares the pool.
+async fn message_writer(
+    config: &Config,
+    db: &DatabaseConnection,
+) -> anyhow::Result<(MessageWriter, Option<DatabaseConnection>)> {
     if config.database_url.starts_with("sqlite:") {
-        return Ok(MessageWriter::start(db, 1));
+        return Ok((MessageWriter::start(db, 1), None));
     }
     let lanes = config.writer_lanes;
     let writer_db = connect(&config.database_url, |options| {
         app::messages::writer::connect_options(options, lanes);
     })
     .await?;
-    Ok(MessageWriter::start(&writer_db, lanes))
+    Ok((MessageWriter::start(&writer_db, lanes), Some(writer_db)))
 }
 
 /// The pages' Content-Security-Policy. Under `cargo leptos watch` pages also talk to its
@@ -337,7 +342,12 @@ fn page_policy(config: &Config) -> PagePolicy {
 /// The whole HTTP surface. Requests pass the layers from the bottom of this list up: tracing,
 /// HTTPS (HSTS, redirects), security headers, the cross-origin guard, the server-function body
 /// gate, the session, the page redirects, then the route.
-fn router(config: &Config, state: AppState, files: FileService) -> anyhow::Result<Router> {
+fn router(
+    config: &Config,
+    state: AppState,
+    writer_pool: Option<DatabaseConnection>,
+    files: FileService,
+) -> anyhow::Result<Router> {
     let session_layer = SessionManagerLayer::new(DbSessionStore::new(state.db.clone()))
         .with_name(if config.secure_cookies() {
             SECURE_SESSION_COOKIE
@@ -364,7 +374,9 @@ fn router(config: &Config, state: AppState, files: FileService) -> anyhow::Resul
         .route("/metrics", get(metrics::serve))
         .with_state(MetricsEndpoint {
             handle: metrics::install(),
-            db: state.db.clone(),
+            pools: std::iter::once(("requests", state.db.clone()))
+                .chain(writer_pool.map(|db| ("writer", db)))
+                .collect(),
             token: config.metrics_token.clone(),
         });
     // The site's bundle, served by tower-http itself (not through leptos_axum's fallback, which

@@ -53,8 +53,23 @@ async fn metrics_count_connections_messages_and_latencies() {
     assert!(sample(&page, "parley_messages_per_commit_count").unwrap() >= 1.0);
     assert!(page.contains("parley_send_ack_seconds_bucket{le=\"0.005\"}"));
     assert!(page.contains("parley_http_requests_total{status=\"2xx\"}"));
-    assert!(page.contains("parley_db_pool_connections{state=\"idle\"}"));
-    assert!(sample(&page, "parley_db_pool_max_connections").unwrap() >= 1.0);
+    // Both pools on PostgreSQL: the requests' and the message writer's own.
+    for pool in ["requests", "writer"] {
+        assert!(
+            page.contains(&format!(
+                "parley_db_pool_connections{{pool=\"{pool}\",state=\"idle\"}}"
+            )),
+            "{page}"
+        );
+        assert!(
+            sample(
+                &page,
+                &format!("parley_db_pool_max_connections{{pool=\"{pool}\"}}")
+            )
+            .unwrap()
+                >= 1.0
+        );
+    }
     assert!(sample(&page, "process_resident_memory_bytes").unwrap() > 1_000_000.0);
 }
 
