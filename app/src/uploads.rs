@@ -137,7 +137,8 @@ impl UploadRules {
     pub fn check(&self, name: &str, size: u64) -> Result<(), String> {
         let extension = name
             .rsplit_once('.')
-            .map(|(_, ext)| ext.to_lowercase())
+            // ASCII folding, as `FileName::extension` does: the kinds' extensions are ASCII.
+            .map(|(_, ext)| ext.to_ascii_lowercase())
             .unwrap_or_default();
         if !self
             .kinds

@@ -35,7 +35,8 @@ pub fn ConversationView() -> impl IntoView {
     let username = Memo::new(move |_| {
         params.with(|p| {
             p.get("handle")
-                .map(|h| h.trim_start_matches('@').to_lowercase())
+                // Usernames are ASCII (`Username::parse`), so ASCII folding is enough.
+                .map(|h| h.trim_start_matches('@').to_ascii_lowercase())
                 .unwrap_or_default()
         })
     });
