@@ -151,7 +151,8 @@ for_each_db! {
 }
 
 /// The benchmark's three scenarios, small: people connect and sit idle (and the server's
-/// memory and request timings are read from `/metrics`); pairs chat at a fixed rate; pairs chat as fast as they can.
+/// memory and request timings are read from `/metrics`); pairs chat at a fixed rate; pairs
+/// chat as fast as they can.
 /// Nothing is lost, duplicated or left unanswered, live or in the stored history.
 async fn load_scenarios_run_small(db: TestDb) {
     let app = roomy(db).await;
@@ -197,4 +198,60 @@ async fn the_load_scenarios_run_and_find_nothing_lost_on_postgres() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_load_scenarios_run_and_find_nothing_lost_on_sqlite() {
     load_scenarios_run_small(TestDb::Sqlite).await;
+}
+
+/// The `page` scenario counts each file of the chat page's first load once, as sent: the
+/// files the page names (compressed when a compressed copy exists), and the modules its
+/// script imports, which the page itself does not name (the loader of the bundle's pieces).
+#[tokio::test]
+async fn the_page_scenario_counts_every_file_of_the_first_load() {
+    let site = tempfile::tempdir().unwrap();
+    let pkg = site.path().join("pkg");
+    std::fs::create_dir_all(&pkg).unwrap();
+    let glue = r#"import*as t from"./__wasm_split.js";export function hydrate(){}"#;
+    for (name, body) in [
+        ("parley.js", glue.as_bytes()),
+        ("parley.js.br", b"brotli-js".as_slice()),
+        ("__wasm_split.js", b"export{}".as_slice()),
+        ("parley.css", b"body{}".as_slice()),
+        // The page names `parley.wasm`, or `parley_bg.wasm` when not built by cargo-leptos.
+        ("parley.wasm", b"\0asm".as_slice()),
+        ("parley_bg.wasm", b"\0asm".as_slice()),
+    ] {
+        std::fs::write(pkg.join(name), body).unwrap();
+    }
+    std::fs::write(site.path().join("favicon.svg"), "<svg/>").unwrap();
+    let scratch = Arc::new(Scratch::create(TestDb::Sqlite).await);
+    let mut config = Config::for_tests(scratch.url.clone());
+    config.leptos_options.site_root = site.path().display().to_string().into();
+    let app = TestApp::start(config, scratch, TestDb::Sqlite).await;
+    let target = Target::new(app.addr, None).unwrap();
+    let reader = scenarios::sign_up_many(&target, "page", 1)
+        .await
+        .unwrap()
+        .pop()
+        .unwrap();
+
+    let report = scenarios::page(&target, &reader).await.unwrap();
+    let file = |path: &str| {
+        report
+            .files
+            .iter()
+            .filter(|(p, _, _)| p == path)
+            .map(|(_, encoding, bytes)| (encoding.as_deref(), *bytes))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(file("/chat").len(), 1);
+    assert_eq!(file("/pkg/parley.js"), [(Some("br"), 9)]);
+    assert_eq!(file("/pkg/__wasm_split.js"), [(None, 8)]);
+    assert_eq!(file("/pkg/parley.css"), [(None, 6)]);
+    assert_eq!(file("/favicon.svg"), [(None, 6)]);
+    assert_eq!(
+        report.total_bytes(),
+        report
+            .files
+            .iter()
+            .map(|(_, _, bytes)| bytes)
+            .sum::<usize>()
+    );
 }
