@@ -14,7 +14,7 @@ pub mod outbox;
 pub mod store;
 pub mod thread;
 
-use leptos::{form::ActionForm, prelude::*, task::spawn_local};
+use leptos::{ev::SubmitEvent, prelude::*, server_fn::ServerFn, task::spawn_local};
 use leptos_meta::Title;
 use leptos_router::hooks::use_location;
 
@@ -22,7 +22,7 @@ use self::store::{ChatStore, Connection};
 use super::time;
 use crate::{
     api::{
-        accounts::{Logout, current_user, search_users},
+        accounts::{Logout, current_user, logout, search_users},
         conversations::list_conversations,
     },
     model::{ConversationSummary, UserId, UserView},
@@ -129,12 +129,18 @@ pub fn NoConversation() -> impl IntoView {
 #[component]
 fn Sidebar() -> impl IntoView {
     let store = expect_context::<ChatStore>();
-    let logout = ServerAction::<Logout>::new();
-    Effect::new(move |_| {
-        if let Some(Ok(())) = logout.value().get() {
-            let _ = window().location().assign("/login");
-        }
-    });
+    // A plain form, so that signing out works before the WASM has loaded too; once it has,
+    // the request goes out from here and the page moves to the sign-in page. (Not an
+    // `ActionForm`: that would bring the form decoder of `serde_qs` into the chat page's
+    // bundle for a form without fields.)
+    let on_sign_out = move |ev: SubmitEvent| {
+        ev.prevent_default();
+        spawn_local(async {
+            if logout().await.is_ok() {
+                let _ = window().location().assign("/login");
+            }
+        });
+    };
 
     let query = RwSignal::new(String::new());
     let results = RwSignal::new(None::<Result<Vec<UserView>, String>>);
@@ -196,11 +202,11 @@ fn Sidebar() -> impl IntoView {
                             })
                     }}
                     <a href="/settings" rel="external">"Settings"</a>
-                    <ActionForm action=logout>
+                    <form method="post" action=Logout::PATH on:submit=on_sign_out>
                         <button type="submit" class="secondary">
                             "Log out"
                         </button>
-                    </ActionForm>
+                    </form>
                 </div>
             </header>
             <div class="search">
