@@ -9,12 +9,13 @@ use leptos::server_fn::{
     codec::JsonEncoding,
     error::{FromServerFnError, ServerFnErrorErr},
 };
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Serialize, de};
 
 use crate::model::FieldError;
 
-/// An error as a client sees it. On the wire: `{"error": "<kind>", "detail": …}`.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
+/// An error as a client sees it. On the wire: `{"error": "<kind>", "detail": …}`, `detail`
+/// only for the kinds that have one. Written by serde's derive, read by hand (below).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize)]
 #[serde(tag = "error", content = "detail", rename_all = "snake_case")]
 pub enum AppError {
     /// The request needs a signed-in user and there is none.
@@ -122,6 +123,135 @@ impl AppError {
     }
 }
 
+/// Reads an error whose `error` comes before its `detail`, as the server writes it.
+///
+/// serde's derived decoder accepts the two in either order, so it buffers the `detail` into an
+/// intermediate tree first: code for every detail type, twice, in the browser's bundle. Reading
+/// `error` first decodes the detail straight from the input (docs/performance.md).
+impl<'de> Deserialize<'de> for AppError {
+    fn deserialize<D: de::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_map(AppErrorVisitor)
+    }
+}
+
+/// The kinds of [`AppError`], as `error` names them.
+#[derive(Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum ErrorKind {
+    Unauthorized,
+    InvalidCredentials,
+    NotFound,
+    Invalid,
+    BadRequest,
+    CrossOrigin,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+    RateLimited,
+    Internal,
+    Transport,
+}
+
+/// The keys of an error object.
+#[derive(Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum ErrorKey {
+    Error,
+    Detail,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PayloadLimit {
+    limit_bytes: u64,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RetryAfter {
+    retry_after_secs: u64,
+}
+
+struct AppErrorVisitor;
+
+impl<'de> de::Visitor<'de> for AppErrorVisitor {
+    type Value = AppError;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(r#"an error object: {"error": kind, "detail": …}"#)
+    }
+
+    fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<AppError, A::Error> {
+        use de::Error;
+
+        if !matches!(map.next_key()?, Some(ErrorKey::Error)) {
+            return Err(A::Error::missing_field("error"));
+        }
+        let kind: ErrorKind = map.next_value()?;
+        let has_detail = match map.next_key()? {
+            None => false,
+            Some(ErrorKey::Detail) => true,
+            Some(ErrorKey::Error) => return Err(A::Error::duplicate_field("error")),
+        };
+        let needs_detail = |present: bool| {
+            if present {
+                Ok(())
+            } else {
+                Err(A::Error::missing_field("detail"))
+            }
+        };
+        let error = match kind {
+            ErrorKind::Unauthorized => AppError::Unauthorized,
+            ErrorKind::InvalidCredentials => AppError::InvalidCredentials,
+            ErrorKind::NotFound => AppError::NotFound,
+            ErrorKind::CrossOrigin => AppError::CrossOrigin,
+            ErrorKind::Internal => AppError::Internal,
+            ErrorKind::Invalid => {
+                needs_detail(has_detail)?;
+                AppError::Invalid(map.next_value()?)
+            }
+            ErrorKind::BadRequest => {
+                needs_detail(has_detail)?;
+                AppError::BadRequest(map.next_value()?)
+            }
+            ErrorKind::UnsupportedMediaType => {
+                needs_detail(has_detail)?;
+                AppError::UnsupportedMediaType(map.next_value()?)
+            }
+            ErrorKind::Transport => {
+                needs_detail(has_detail)?;
+                AppError::Transport(map.next_value()?)
+            }
+            ErrorKind::PayloadTooLarge => {
+                needs_detail(has_detail)?;
+                let PayloadLimit { limit_bytes } = map.next_value()?;
+                AppError::PayloadTooLarge { limit_bytes }
+            }
+            ErrorKind::RateLimited => {
+                needs_detail(has_detail)?;
+                let RetryAfter { retry_after_secs } = map.next_value()?;
+                AppError::RateLimited { retry_after_secs }
+            }
+        };
+        if has_detail {
+            let unit = matches!(
+                error,
+                AppError::Unauthorized
+                    | AppError::InvalidCredentials
+                    | AppError::NotFound
+                    | AppError::CrossOrigin
+                    | AppError::Internal
+            );
+            if unit {
+                return Err(A::Error::unknown_field("detail", &["error"]));
+            }
+            if map.next_key::<ErrorKey>()?.is_some() {
+                return Err(A::Error::custom("unexpected field after `detail`"));
+            }
+        }
+        Ok(error)
+    }
+}
+
 impl FromServerFnError for AppError {
     type Encoder = JsonEncoding;
 
@@ -177,6 +307,49 @@ mod tests {
             serde_json::to_string(&AppError::NotFound).unwrap(),
             r#"{"error":"not_found"}"#
         );
+    }
+
+    #[test]
+    fn every_error_round_trips() {
+        let errors = [
+            AppError::Unauthorized,
+            AppError::InvalidCredentials,
+            AppError::NotFound,
+            AppError::invalid("username", "taken"),
+            AppError::BadRequest("missing argument".into()),
+            AppError::CrossOrigin,
+            AppError::PayloadTooLarge { limit_bytes: 1024 },
+            AppError::UnsupportedMediaType("not a form".into()),
+            AppError::RateLimited {
+                retry_after_secs: 30,
+            },
+            AppError::Internal,
+            AppError::Transport("offline".into()),
+        ];
+        for error in errors {
+            let json = serde_json::to_string(&error).unwrap();
+            assert_eq!(
+                serde_json::from_str::<AppError>(&json).unwrap(),
+                error,
+                "{json}"
+            );
+        }
+    }
+
+    #[test]
+    fn errors_are_read_strictly() {
+        let refused = [
+            r#"{}"#,
+            r#"{"detail":"x","error":"bad_request"}"#,
+            r#"{"error":"bad_request"}"#,
+            r#"{"error":"not_found","detail":"x"}"#,
+            r#"{"error":"teapot"}"#,
+            r#"{"error":"rate_limited","detail":{"retry_after_secs":1,"more":2}}"#,
+            r#"{"error":"bad_request","detail":"x","error":"not_found"}"#,
+        ];
+        for json in refused {
+            assert!(serde_json::from_str::<AppError>(json).is_err(), "{json}");
+        }
     }
 
     #[test]
