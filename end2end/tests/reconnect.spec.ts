@@ -138,15 +138,19 @@ test("a tab that is online keeps another tab's unsent messages in the shared out
 
 test("a tab whose session ended elsewhere goes to the log-in page when it reconnects", async ({ browser }) => {
   const ann = await signUp(browser, "ann", "Ann");
-  const otherTab = await ann.context.newPage();
-  await otherTab.goto("/chat");
-  await online(otherTab);
-
-  await ann.page.getByRole("button", { name: "Log out" }).click();
-  await ann.page.waitForURL("**/login");
+  // The same session in another window (its cookie copied). The tab goes offline first, so
+  // it learns that the session ended only when it reconnects, whatever the timing.
+  const elsewhere = await browser.newContext({ storageState: await ann.context.storageState() });
+  const other = await elsewhere.newPage();
+  await other.goto("/chat");
+  await hydrated(other);
+  await online(other);
 
   await ann.context.setOffline(true);
-  await expect(otherTab.getByRole("status")).toHaveText("Reconnecting…");
+  await expect(ann.page.getByRole("status")).toHaveText("Reconnecting…");
+  await other.getByRole("button", { name: "Log out" }).click();
+  await other.waitForURL("**/login");
   await ann.context.setOffline(false);
-  await otherTab.waitForURL(/\/login\?next=%2Fchat$/);
+  await ann.page.waitForURL(/\/login\?next=%2Fchat$/);
+  await elsewhere.close();
 });
