@@ -192,61 +192,32 @@ impl<'de> de::Visitor<'de> for AppErrorVisitor {
             Some(ErrorKey::Detail) => true,
             Some(ErrorKey::Error) => return Err(A::Error::duplicate_field("error")),
         };
-        let needs_detail = |present: bool| {
-            if present {
-                Ok(())
-            } else {
-                Err(A::Error::missing_field("detail"))
-            }
-        };
-        let error = match kind {
-            ErrorKind::Unauthorized => AppError::Unauthorized,
-            ErrorKind::InvalidCredentials => AppError::InvalidCredentials,
-            ErrorKind::NotFound => AppError::NotFound,
-            ErrorKind::CrossOrigin => AppError::CrossOrigin,
-            ErrorKind::Internal => AppError::Internal,
-            ErrorKind::Invalid => {
-                needs_detail(has_detail)?;
-                AppError::Invalid(map.next_value()?)
-            }
-            ErrorKind::BadRequest => {
-                needs_detail(has_detail)?;
-                AppError::BadRequest(map.next_value()?)
-            }
-            ErrorKind::UnsupportedMediaType => {
-                needs_detail(has_detail)?;
+        let error = match (kind, has_detail) {
+            (ErrorKind::Unauthorized, false) => AppError::Unauthorized,
+            (ErrorKind::InvalidCredentials, false) => AppError::InvalidCredentials,
+            (ErrorKind::NotFound, false) => AppError::NotFound,
+            (ErrorKind::CrossOrigin, false) => AppError::CrossOrigin,
+            (ErrorKind::Internal, false) => AppError::Internal,
+            (ErrorKind::Invalid, true) => AppError::Invalid(map.next_value()?),
+            (ErrorKind::BadRequest, true) => AppError::BadRequest(map.next_value()?),
+            (ErrorKind::UnsupportedMediaType, true) => {
                 AppError::UnsupportedMediaType(map.next_value()?)
             }
-            ErrorKind::Transport => {
-                needs_detail(has_detail)?;
-                AppError::Transport(map.next_value()?)
-            }
-            ErrorKind::PayloadTooLarge => {
-                needs_detail(has_detail)?;
+            (ErrorKind::Transport, true) => AppError::Transport(map.next_value()?),
+            (ErrorKind::PayloadTooLarge, true) => {
                 let PayloadLimit { limit_bytes } = map.next_value()?;
                 AppError::PayloadTooLarge { limit_bytes }
             }
-            ErrorKind::RateLimited => {
-                needs_detail(has_detail)?;
+            (ErrorKind::RateLimited, true) => {
                 let RetryAfter { retry_after_secs } = map.next_value()?;
                 AppError::RateLimited { retry_after_secs }
             }
+            // A kind without a detail was given one, or one with a detail has none.
+            (_, true) => return Err(A::Error::unknown_field("detail", &["error"])),
+            (_, false) => return Err(A::Error::missing_field("detail")),
         };
-        if has_detail {
-            let unit = matches!(
-                error,
-                AppError::Unauthorized
-                    | AppError::InvalidCredentials
-                    | AppError::NotFound
-                    | AppError::CrossOrigin
-                    | AppError::Internal
-            );
-            if unit {
-                return Err(A::Error::unknown_field("detail", &["error"]));
-            }
-            if map.next_key::<ErrorKey>()?.is_some() {
-                return Err(A::Error::custom("unexpected field after `detail`"));
-            }
+        if has_detail && map.next_key::<ErrorKey>()?.is_some() {
+            return Err(A::Error::custom("unexpected field after `detail`"));
         }
         Ok(error)
     }

@@ -159,95 +159,39 @@ impl<'de> serde::de::Visitor<'de> for ServerFrameVisitor {
         }
         let kind: fields::FrameType = map.next_value()?;
         let rest = MapAccessDeserializer::new(map);
+        // Decodes the rest of the object as `fields::$kind` and moves its fields into the
+        // variant of the same name.
+        macro_rules! frame {
+            ($kind:ident => $variant:ident { $($field:ident),* }) => {{
+                let fields::$kind { $($field),* } = Deserialize::deserialize(rest)?;
+                ServerFrame::$variant { $($field),* }
+            }};
+        }
         Ok(match kind {
-            fields::FrameType::Ready => {
-                let fields::Ready { user } = Deserialize::deserialize(rest)?;
-                ServerFrame::Ready { user }
-            }
-            fields::FrameType::Ack => {
-                let fields::Ack {
-                    client_msg_id,
-                    message,
-                } = Deserialize::deserialize(rest)?;
-                ServerFrame::Ack {
-                    client_msg_id,
-                    message,
-                }
-            }
-            fields::FrameType::Message => {
-                let fields::Message { message } = Deserialize::deserialize(rest)?;
-                ServerFrame::Message { message }
-            }
+            fields::FrameType::Ready => frame!(Ready => Ready { user }),
+            fields::FrameType::Ack => frame!(Ack => Ack { client_msg_id, message }),
+            fields::FrameType::Message => frame!(Message => Message { message }),
             fields::FrameType::Typing => {
-                let fields::Typing {
-                    conversation_id,
-                    user,
-                    active,
-                } = Deserialize::deserialize(rest)?;
-                ServerFrame::Typing {
-                    conversation_id,
-                    user,
-                    active,
-                }
+                frame!(Typing => Typing { conversation_id, user, active })
             }
             fields::FrameType::Delivered => {
-                let fields::Position {
-                    conversation_id,
-                    user_id,
-                    seq,
-                } = Deserialize::deserialize(rest)?;
-                ServerFrame::Delivered {
-                    conversation_id,
-                    user_id,
-                    seq,
-                }
+                frame!(Position => Delivered { conversation_id, user_id, seq })
             }
-            fields::FrameType::Read => {
-                let fields::Position {
-                    conversation_id,
-                    user_id,
-                    seq,
-                } = Deserialize::deserialize(rest)?;
-                ServerFrame::Read {
-                    conversation_id,
-                    user_id,
-                    seq,
-                }
-            }
+            fields::FrameType::Read => frame!(Position => Read { conversation_id, user_id, seq }),
             fields::FrameType::Presence => {
-                let fields::Presence {
-                    user_id,
-                    online,
-                    last_seen_at,
-                } = Deserialize::deserialize(rest)?;
-                ServerFrame::Presence {
-                    user_id,
-                    online,
-                    last_seen_at,
-                }
+                frame!(Presence => Presence { user_id, online, last_seen_at })
             }
-            fields::FrameType::Settings => {
-                let fields::Settings { settings } = Deserialize::deserialize(rest)?;
-                ServerFrame::Settings { settings }
-            }
+            fields::FrameType::Settings => frame!(Settings => Settings { settings }),
             fields::FrameType::Pong => {
                 let fields::Pong {} = Deserialize::deserialize(rest)?;
                 ServerFrame::Pong
             }
-            fields::FrameType::Error => {
-                let fields::Error {
-                    code,
-                    message,
-                    client_msg_id,
-                    retry_after_ms,
-                } = Deserialize::deserialize(rest)?;
-                ServerFrame::Error {
-                    code,
-                    message,
-                    client_msg_id,
-                    retry_after_ms,
-                }
-            }
+            fields::FrameType::Error => frame!(Error => Error {
+                code,
+                message,
+                client_msg_id,
+                retry_after_ms
+            }),
         })
     }
 }
