@@ -297,6 +297,10 @@ mod tests {
             AppError::Internal,
             AppError::Transport("offline".into()),
         ];
+        // Every kind is in the list, so a kind added to `AppError` but not to the decoder's
+        // `ErrorKind` fails here.
+        let kinds: std::collections::HashSet<_> = errors.iter().map(kind_number).collect();
+        assert_eq!(kinds.len(), ERROR_KINDS);
         for error in errors {
             let json = serde_json::to_string(&error).unwrap();
             assert_eq!(
@@ -304,6 +308,26 @@ mod tests {
                 error,
                 "{json}"
             );
+        }
+    }
+
+    const ERROR_KINDS: usize = 11;
+
+    /// Numbers the kinds of error. Without a wildcard, so a new kind does not compile until it
+    /// is numbered here (and `ERROR_KINDS` and the list above have it).
+    fn kind_number(error: &AppError) -> usize {
+        match error {
+            AppError::Unauthorized => 0,
+            AppError::InvalidCredentials => 1,
+            AppError::NotFound => 2,
+            AppError::Invalid(_) => 3,
+            AppError::BadRequest(_) => 4,
+            AppError::CrossOrigin => 5,
+            AppError::PayloadTooLarge { .. } => 6,
+            AppError::UnsupportedMediaType(_) => 7,
+            AppError::RateLimited { .. } => 8,
+            AppError::Internal => 9,
+            AppError::Transport(_) => 10,
         }
     }
 

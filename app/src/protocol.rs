@@ -409,10 +409,33 @@ mod tests {
                 retry_after_ms: Some(300),
             },
         ];
+        // Every variant is in the list, so a kind added to `ServerFrame` but not to the
+        // decoder's `fields` fails here.
+        let kinds: std::collections::HashSet<_> = frames.iter().map(kind_number).collect();
+        assert_eq!(kinds.len(), FRAME_KINDS);
         for frame in frames {
             let json = serde_json::to_string(&frame).unwrap();
             assert!(json.starts_with(r#"{"type":"#), "{json}");
             assert_eq!(serde_json::from_str::<ServerFrame>(&json).unwrap(), frame);
+        }
+    }
+
+    const FRAME_KINDS: usize = 10;
+
+    /// Numbers the kinds of frame. Without a wildcard, so a new kind does not compile until it
+    /// is numbered here (and `FRAME_KINDS` and the list above have it).
+    fn kind_number(frame: &ServerFrame) -> usize {
+        match frame {
+            ServerFrame::Ready { .. } => 0,
+            ServerFrame::Ack { .. } => 1,
+            ServerFrame::Message { .. } => 2,
+            ServerFrame::Typing { .. } => 3,
+            ServerFrame::Delivered { .. } => 4,
+            ServerFrame::Read { .. } => 5,
+            ServerFrame::Presence { .. } => 6,
+            ServerFrame::Settings { .. } => 7,
+            ServerFrame::Pong => 8,
+            ServerFrame::Error { .. } => 9,
         }
     }
 
