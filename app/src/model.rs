@@ -78,6 +78,7 @@ pub struct MessageView {
     /// The text; empty when the message is only attachments.
     pub body: String,
     /// Server time at which the message was stored (millisecond precision).
+    #[serde(with = "crate::timestamp")]
     pub created_at: DateTime<Utc>,
     /// Files sent with the message, in the order they were attached.
     #[serde(default)]
@@ -185,6 +186,7 @@ pub struct MessagePreview {
     pub sender_id: UserId,
     /// At most [`PREVIEW_MAX_CHARS`] characters of the body.
     pub body: String,
+    #[serde(with = "crate::timestamp")]
     pub created_at: DateTime<Utc>,
 }
 
@@ -234,6 +236,7 @@ pub struct ConversationSummary {
     pub other: UserView,
     pub last_message: Option<MessagePreview>,
     /// When the latest message was sent, or when the conversation was opened if it has none.
+    #[serde(with = "crate::timestamp")]
     pub last_activity_at: DateTime<Utc>,
     /// Sequence number of the latest message (0 when there is none).
     pub last_seq: i64,
@@ -243,7 +246,7 @@ pub struct ConversationSummary {
     #[serde(default)]
     pub other_online: bool,
     /// When the other participant's last connection ended; `None` if never.
-    #[serde(default)]
+    #[serde(default, with = "crate::timestamp::option")]
     pub other_last_seen_at: Option<DateTime<Utc>>,
     /// A device of the other participant has received every message up to this `seq`.
     #[serde(default)]

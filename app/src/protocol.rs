@@ -90,7 +90,11 @@ pub enum ServerFrame {
     Presence {
         user_id: UserId,
         online: bool,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[serde(
+            default,
+            skip_serializing_if = "Option::is_none",
+            with = "crate::timestamp::option"
+        )]
         last_seen_at: Option<DateTime<Utc>>,
     },
     /// The user changed their settings (in this tab or another).
@@ -267,7 +271,7 @@ mod fields {
     pub(super) struct Presence {
         pub user_id: UserId,
         pub online: bool,
-        #[serde(default)]
+        #[serde(default, with = "crate::timestamp::option")]
         pub last_seen_at: Option<DateTime<Utc>>,
     }
 

@@ -662,9 +662,12 @@ fn TypingIndicator() -> impl IntoView {
     let store = expect_context::<ChatStore>();
     let text = move || {
         let id = store.thread.with(|t| t.conversation_id)?;
-        store
-            .typing
-            .with(|typing| typing.get(&id).map(|t| format!("{} is typing…", t.name)))
+        store.typing.with(|typing| {
+            typing
+                .iter()
+                .find(|t| t.conversation_id == id)
+                .map(|t| format!("{} is typing…", t.name))
+        })
     };
     view! { <p class="typing" aria-live="polite">{text}</p> }
 }
@@ -819,9 +822,10 @@ fn Composer() -> impl IntoView {
             }
         >
             <ul class="drafts" aria-label="Files to send">
+                // A string key, as the other lists (see the conversation list).
                 <For
                     each=move || drafts.items.with(|items| items.iter().map(|d| d.key).collect::<Vec<_>>())
-                    key=|key| *key
+                    key=|key| key.to_string()
                     children=move |key| view! { <DraftLine key/> }
                 />
             </ul>

@@ -65,11 +65,7 @@ pub fn ChatLayout() -> impl IntoView {
                 store.restore_pending(outbox::load(me));
             }
             // Read (and so watched) on every run, the first included.
-            store.pending.with(|pending| {
-                store
-                    .settled
-                    .with_value(|settled| outbox::save(me, pending, settled));
-            });
+            store.save_outbox(me);
         }
         me.or(loaded_for)
     });
@@ -291,9 +287,11 @@ fn ConversationList() -> impl IntoView {
                 }
             >
                 <ul class="conversations" aria-label="Conversation list">
+                    // Keyed by a string, like every list on the page: each key type costs its
+                    // own copy of the list-diffing code in the bundle.
                     <For
                         each=move || store.conversations.get()
-                        key=|c| (c.id, c.last_seq, c.unread, c.last_activity_at)
+                        key=|c| format!("{}:{}:{}:{}", c.id, c.last_seq, c.unread, c.last_activity_at.timestamp_micros())
                         children=move |summary| view! { <ConversationItem summary/> }
                     />
                 </ul>

@@ -58,7 +58,7 @@ pub fn clear(conversation: ConversationId) {
 
 #[cfg(feature = "hydrate")]
 mod browser {
-    use std::{cell::RefCell, collections::HashMap};
+    use std::cell::RefCell;
 
     use wasm_bindgen::{JsCast, closure::Closure};
     use web_sys::{Notification, NotificationOptions, NotificationPermission};
@@ -80,7 +80,9 @@ mod browser {
 
     thread_local! {
         /// The notification shown for each conversation (the browser is single-threaded).
-        static SHOWN: RefCell<HashMap<ConversationId, Shown>> = RefCell::new(HashMap::new());
+        /// A list, not a map: there are few, and each map type adds its own code to the
+        /// bundle.
+        static SHOWN: RefCell<Vec<(ConversationId, Shown)>> = const { RefCell::new(Vec::new()) };
     }
 
     pub(super) fn supported() -> bool {
@@ -122,11 +124,12 @@ mod browser {
             _on_click: on_click,
         };
         // Replacing the conversation's previous one drops (and closes) it.
-        SHOWN.with(|all| all.borrow_mut().insert(message.conversation_id, shown));
+        clear(message.conversation_id);
+        SHOWN.with(|all| all.borrow_mut().push((message.conversation_id, shown)));
     }
 
     pub(super) fn clear(conversation: ConversationId) {
         // Dropping it closes it.
-        SHOWN.with(|all| all.borrow_mut().remove(&conversation));
+        SHOWN.with(|all| all.borrow_mut().retain(|(id, _)| *id != conversation));
     }
 }

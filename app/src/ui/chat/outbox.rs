@@ -7,8 +7,6 @@
 //! minus what it knows is settled (stored or deleted). Resending is safe whatever happened
 //! before: the server stores a message once per `client_msg_id`.
 
-use std::collections::HashSet;
-
 use super::thread::Pending;
 use crate::model::UserId;
 
@@ -35,7 +33,7 @@ pub fn load(user: UserId) -> Vec<Pending> {
 
 /// Saves `user`'s outbox: this tab's `pending`, plus what other tabs saved that is not
 /// `settled` here (removing the entry when nothing is left).
-pub fn save(user: UserId, pending: &[Pending], settled: &HashSet<String>) {
+pub fn save(user: UserId, pending: &[Pending], settled: &[String]) {
     let merged = merge(load(user), pending, settled);
     #[cfg(feature = "hydrate")]
     if let Some(storage) = storage() {
@@ -56,7 +54,7 @@ pub fn save(user: UserId, pending: &[Pending], settled: &HashSet<String>) {
 
 /// What stays saved: the stored entries other tabs wrote (in their order) that this tab
 /// neither holds nor knows to be settled, then this tab's own, in its order.
-fn merge(stored: Vec<Pending>, pending: &[Pending], settled: &HashSet<String>) -> Vec<Pending> {
+fn merge(stored: Vec<Pending>, pending: &[Pending], settled: &[String]) -> Vec<Pending> {
     let mut merged: Vec<Pending> = stored
         .into_iter()
         .filter(|item| !settled.contains(&item.client_msg_id))
@@ -95,7 +93,7 @@ mod tests {
     #[test]
     fn another_tabs_unsent_messages_are_kept() {
         let stored = vec![item("other-tab"), item("mine-1")];
-        let settled = HashSet::from(["done".to_owned()]);
+        let settled = ["done".to_owned()];
         let merged = merge(stored, &[item("mine-1"), item("mine-2")], &settled);
         assert_eq!(ids(&merged), ["other-tab", "mine-1", "mine-2"]);
     }
@@ -103,9 +101,9 @@ mod tests {
     #[test]
     fn settled_messages_are_dropped_even_from_other_tabs() {
         let stored = vec![item("other-tab"), item("stored-meanwhile")];
-        let settled = HashSet::from(["stored-meanwhile".to_owned()]);
+        let settled = ["stored-meanwhile".to_owned()];
         assert_eq!(ids(&merge(stored, &[], &settled)), ["other-tab"]);
-        assert!(merge(Vec::new(), &[], &HashSet::new()).is_empty());
+        assert!(merge(Vec::new(), &[], &[]).is_empty());
     }
 }
 

@@ -4,15 +4,18 @@
 //! The socket task (`live`) feeds frames in through [`ChatStore::apply`]; components read the
 //! signals and call [`ChatStore::send_message`] and friends. Everything here is signals, so the
 //! store is `Copy` and can be moved into any closure.
-
-use std::collections::{HashMap, HashSet};
+//!
+//! Every signal type and every map type costs its own copy of generic code in the WASM
+//! bundle, so the store keeps few of them: what the page never shows lives in one
+//! [`StoredValue`], and the small keyed collections are lists of pairs, not hash maps
+//! (docs/performance.md).
 
 use chrono::{DateTime, Utc};
 use futures::channel::mpsc::UnboundedSender;
 use leptos::prelude::*;
 
 use super::{
-    notify,
+    notify, outbox,
     thread::{Pending, Thread},
 };
 use crate::{
@@ -48,6 +51,7 @@ impl Connection {
 /// Someone typing in a conversation.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Typist {
+    pub conversation_id: ConversationId,
     pub name: String,
     /// When the indicator goes away unless renewed, in browser milliseconds.
     pub until_ms: f64,
@@ -68,41 +72,57 @@ pub struct ChatStore {
     pub thread: RwSignal<Thread>,
     /// Messages sent from this tab that the server has not confirmed, in any conversation.
     pub pending: RwSignal<Vec<Pending>>,
-    /// Who is typing, by conversation.
-    pub typing: RwSignal<HashMap<ConversationId, Typist>>,
+    /// Who is typing, at most one person per conversation.
+    pub typing: RwSignal<Vec<Typist>>,
     /// The live connection's state.
     pub connection: RwSignal<Connection>,
     /// Bumped whenever the conversation list should be fetched again.
     pub conversations_stale: RwSignal<u32>,
+    /// Bumped when what is on screen should be checked for messages now seen (the page became
+    /// visible, a catch-up finished); the message log does the checking.
+    pub seen_checks: RwSignal<u32>,
+    /// What the store keeps for itself and the page never shows.
+    inner: StoredValue<Inner>,
+}
+
+/// The store's unseen state (one `StoredValue` for all of it; see the module's documentation).
+#[derive(Default)]
+struct Inner {
     /// Frames to the server; `None` while disconnected (frames are then dropped, and pending
     /// messages are resent on reconnection instead).
-    outbox: StoredValue<Option<UnboundedSender<ClientFrame>>>,
+    outbox: Option<UnboundedSender<ClientFrame>>,
     /// Whether a catch-up is running, and how many have been asked for: asking while one runs
     /// makes it go round once more instead of starting a second one.
-    catch_up: StoredValue<CatchUp>,
+    catch_up: CatchUp,
     /// `client_msg_id`s this tab knows are done with (stored, or deleted by the user): the
     /// saved outbox, which other tabs of the user share, must not keep them.
-    pub settled: StoredValue<HashSet<String>>,
+    settled: Vec<String>,
     /// The delivery and read positions sent on this connection, per conversation: a receipt
     /// goes out only when it moves a position forward. Forgotten on reconnection, since frames
     /// sent while disconnected are lost.
-    reported: StoredValue<HashMap<ConversationId, Reported>>,
-    /// Bumped when what is on screen should be checked for messages now seen (the page became
-    /// visible, a catch-up finished); the message log does the checking.
-    pub seen_checks: RwSignal<u64>,
+    reported: Vec<(ConversationId, Reported)>,
     /// Presence frames heard, numbered in order of arrival: a list fetched before the latest
     /// of them must not undo it.
-    presence: StoredValue<PresenceLog>,
+    presence: PresenceLog,
     /// The user switched read receipts off while this page was open: read positions of others
     /// still on their way (a frame, a list asked for earlier) must not show.
-    receipts_hidden: StoredValue<bool>,
+    receipts_hidden: bool,
 }
 
 /// The latest presence frame heard about each person.
 #[derive(Debug, Clone, Default)]
 struct PresenceLog {
     heard: u64,
-    latest: HashMap<UserId, (u64, bool, Option<DateTime<Utc>>)>,
+    latest: Vec<Heard>,
+}
+
+/// The latest presence frame heard about one person, and its number.
+#[derive(Debug, Clone)]
+struct Heard {
+    user_id: UserId,
+    number: u64,
+    online: bool,
+    last_seen_at: Option<DateTime<Utc>>,
 }
 
 /// The positions reported for one conversation.
@@ -127,28 +147,23 @@ impl ChatStore {
             active: RwSignal::new(None),
             thread: RwSignal::new(Thread::default()),
             pending: RwSignal::new(Vec::new()),
-            typing: RwSignal::new(HashMap::new()),
+            typing: RwSignal::new(Vec::new()),
             connection: RwSignal::new(Connection::Connecting),
             conversations_stale: RwSignal::new(0),
-            outbox: StoredValue::new(None),
-            catch_up: StoredValue::new(CatchUp::default()),
-            settled: StoredValue::new(HashSet::new()),
-            reported: StoredValue::new(HashMap::new()),
             seen_checks: RwSignal::new(0),
-            presence: StoredValue::new(PresenceLog::default()),
-            receipts_hidden: StoredValue::new(false),
+            inner: StoredValue::new(Inner::default()),
         }
     }
 
     /// Hands the store the sender half of a new connection (or `None` when it drops).
     pub fn set_outbox(&self, outbox: Option<UnboundedSender<ClientFrame>>) {
-        self.outbox.set_value(outbox);
+        self.inner.update_value(|inner| inner.outbox = outbox);
     }
 
     /// Sends a frame if connected; otherwise drops it.
     pub fn send_frame(&self, frame: ClientFrame) {
-        self.outbox.with_value(|outbox| {
-            if let Some(outbox) = outbox {
+        self.inner.with_value(|inner| {
+            if let Some(outbox) = &inner.outbox {
                 // A closed channel means the socket task is reconnecting; see `outbox`.
                 let _ = outbox.unbounded_send(frame);
             }
@@ -220,11 +235,26 @@ impl ChatStore {
         self.resend_pending();
     }
 
+    /// Saves `user`'s outbox (see `outbox`); reads, and so tracks, [`ChatStore::pending`].
+    pub fn save_outbox(&self, user: UserId) {
+        self.pending.with(|pending| {
+            self.inner
+                .with_value(|inner| outbox::save(user, pending, &inner.settled));
+        });
+    }
+
+    /// Records that a message is done with (see [`Inner::settled`]).
+    fn settle(&self, client_msg_id: &str) {
+        self.inner.update_value(|inner| {
+            if !inner.settled.iter().any(|id| id == client_msg_id) {
+                inner.settled.push(client_msg_id.to_owned());
+            }
+        });
+    }
+
     /// The user gave up on a message the server refused: it is removed.
     pub fn discard(&self, client_msg_id: &str) {
-        self.settled.update_value(|settled| {
-            settled.insert(client_msg_id.to_owned());
-        });
+        self.settle(client_msg_id);
         self.pending
             .update(|pending| pending.retain(|p| p.client_msg_id != client_msg_id));
     }
@@ -261,7 +291,7 @@ impl ChatStore {
         match frame {
             ServerFrame::Ready { user } => {
                 self.me.set(Some(user));
-                self.reported.update_value(HashMap::clear);
+                self.inner.update_value(|inner| inner.reported.clear());
             }
             ServerFrame::Ack { message, .. } | ServerFrame::Message { message } => {
                 self.receive(message, true);
@@ -271,16 +301,13 @@ impl ChatStore {
                 user,
                 active,
             } => self.typing.update(|typing| {
+                typing.retain(|t| t.conversation_id != conversation_id);
                 if active {
-                    typing.insert(
+                    typing.push(Typist {
                         conversation_id,
-                        Typist {
-                            name: user.display_name,
-                            until_ms: now_ms + f64::from(TYPING_TTL_MS),
-                        },
-                    );
-                } else {
-                    typing.remove(&conversation_id);
+                        name: user.display_name,
+                        until_ms: now_ms + f64::from(TYPING_TTL_MS),
+                    });
                 }
             }),
             ServerFrame::Read {
@@ -295,7 +322,7 @@ impl ChatStore {
                         summary.unread = (summary.last_seq - seq).max(0).min(summary.unread);
                     });
                 } else {
-                    let hidden = self.receipts_hidden.get_value();
+                    let hidden = self.inner.with_value(|inner| inner.receipts_hidden);
                     self.update_summary(conversation_id, |summary| {
                         if !hidden {
                             summary.other_read_seq =
@@ -319,7 +346,8 @@ impl ChatStore {
             // Read receipts switched off: nobody's show any more. Switched on: the list,
             // fetched again, says how far the others have read.
             ServerFrame::Settings { settings } => {
-                self.receipts_hidden.set_value(!settings.read_receipts);
+                self.inner
+                    .update_value(|inner| inner.receipts_hidden = !settings.read_receipts);
                 if settings.read_receipts {
                     self.conversations_stale.update(|n| *n += 1);
                 } else {
@@ -352,10 +380,16 @@ impl ChatStore {
                 online,
                 last_seen_at,
             } => {
-                self.presence.update_value(|log| {
+                self.inner.update_value(|inner| {
+                    let log = &mut inner.presence;
                     log.heard += 1;
-                    log.latest
-                        .insert(user_id, (log.heard, online, last_seen_at));
+                    log.latest.retain(|heard| heard.user_id != user_id);
+                    log.latest.push(Heard {
+                        user_id,
+                        number: log.heard,
+                        online,
+                        last_seen_at,
+                    });
                 });
                 self.conversations.update(|list| {
                     for summary in list.iter_mut().filter(|s| s.other.id == user_id) {
@@ -383,15 +417,13 @@ impl ChatStore {
         let mine = self.is_me(message.sender.id);
         if mine {
             // Settled first: the pending change below saves the outbox.
-            self.settled.update_value(|settled| {
-                settled.insert(message.client_msg_id.clone());
-            });
+            self.settle(&message.client_msg_id);
             self.pending.update(|pending| {
                 pending.retain(|p| p.client_msg_id != message.client_msg_id);
             });
         } else {
             self.typing.update(|typing| {
-                typing.remove(&message.conversation_id);
+                typing.retain(|t| t.conversation_id != message.conversation_id);
             });
         }
 
@@ -479,12 +511,20 @@ impl ChatStore {
         seq: i64,
         position: impl FnOnce(&mut Reported) -> &mut i64,
     ) -> bool {
-        if self.outbox.with_value(Option::is_none) {
-            return false;
-        }
         let mut moved = false;
-        self.reported.update_value(|reported| {
-            let position = position(reported.entry(conversation_id).or_default());
+        self.inner.update_value(|inner| {
+            if inner.outbox.is_none() {
+                return;
+            }
+            let reported = &mut inner.reported;
+            let index = match reported.iter().position(|(id, _)| *id == conversation_id) {
+                Some(index) => index,
+                None => {
+                    reported.push((conversation_id, Reported::default()));
+                    reported.len() - 1
+                }
+            };
+            let position = position(&mut reported[index].1);
             if seq > *position {
                 *position = seq;
                 moved = true;
@@ -496,7 +536,7 @@ impl ChatStore {
     /// Receipts were refused for going too fast: forgets what was reported and reports again
     /// (the caller waits as long as the server said first).
     pub fn resend_receipts(&self) {
-        self.reported.update_value(HashMap::clear);
+        self.inner.update_value(|inner| inner.reported.clear());
         let (open, newest) = self
             .thread
             .with_untracked(|t| (t.conversation_id, t.last_seq()));
@@ -547,11 +587,12 @@ impl ChatStore {
     ) -> bool {
         let mut found = false;
         self.conversations.update(|list| {
-            if let Some(summary) = list.iter_mut().find(|s| s.id == conversation_id) {
-                change(summary);
+            if let Some(index) = list.iter().position(|s| s.id == conversation_id) {
+                change(&mut list[index]);
+                let summary = list.remove(index);
+                insert_by_activity(list, summary);
                 found = true;
             }
-            sort_by_activity(list);
         });
         found
     }
@@ -560,7 +601,7 @@ impl ChatStore {
     /// otherwise the running one will go round again.
     pub fn request_catch_up(&self) -> bool {
         let mut start = false;
-        self.catch_up.update_value(|c| {
+        self.inner.update_value(|Inner { catch_up: c, .. }| {
             c.requested += 1;
             start = !c.running;
             c.running = true;
@@ -570,14 +611,14 @@ impl ChatStore {
 
     /// How many catch-ups have been asked for so far.
     pub fn catch_up_requests(&self) -> u64 {
-        self.catch_up.with_value(|c| c.requested)
+        self.inner.with_value(|inner| inner.catch_up.requested)
     }
 
     /// A catch-up round that started when `handled` had been asked for is done. Returns
     /// `true` if more were asked for meanwhile and it must go round again.
     pub fn finish_catch_up(&self, handled: u64) -> bool {
         let mut again = false;
-        self.catch_up.update_value(|c| {
+        self.inner.update_value(|Inner { catch_up: c, .. }| {
             again = c.requested != handled;
             c.running = again;
         });
@@ -592,7 +633,7 @@ impl ChatStore {
     /// How many presence frames have been heard: taken just before asking for the list, and
     /// handed to [`ChatStore::replace_conversations`] with the answer.
     pub fn presence_heard(&self) -> u64 {
-        self.presence.with_value(|log| log.heard)
+        self.inner.with_value(|inner| inner.presence.heard)
     }
 
     /// Takes a freshly fetched conversation list, asked for when `presence_heard` said
@@ -600,15 +641,16 @@ impl ChatStore {
     /// conversation with a newer message keeps its local copy, receipt positions only move
     /// forward, and presence frames heard since the request win over the list's.
     pub fn replace_conversations(&self, fresh: Vec<ConversationSummary>, asked_at: u64) {
-        let presence = self.presence.get_value();
-        let receipts_hidden = self.receipts_hidden.get_value();
+        let (presence, receipts_hidden) = self
+            .inner
+            .with_value(|inner| (inner.presence.clone(), inner.receipts_hidden));
         self.conversations.update(|list| {
-            let mut merged = fresh;
-            for summary in &mut merged {
+            let mut merged = Vec::with_capacity(fresh.len());
+            for mut summary in fresh {
                 let local = list.iter().find(|l| l.id == summary.id);
                 if let Some(local) = local {
                     if local.last_seq > summary.last_seq {
-                        *summary = local.clone();
+                        insert_by_activity(&mut merged, local.clone());
                         continue;
                     }
                     summary.other_delivered_seq =
@@ -623,16 +665,19 @@ impl ChatStore {
                 if receipts_hidden {
                     summary.other_read_seq = None;
                 }
-                if let Some((heard, online, last_seen_at)) = presence.latest.get(&summary.other.id)
-                    && *heard > asked_at
+                if let Some(heard) = presence
+                    .latest
+                    .iter()
+                    .find(|heard| heard.user_id == summary.other.id)
+                    && heard.number > asked_at
                 {
-                    summary.other_online = *online;
-                    if last_seen_at.is_some() {
-                        summary.other_last_seen_at = *last_seen_at;
+                    summary.other_online = heard.online;
+                    if heard.last_seen_at.is_some() {
+                        summary.other_last_seen_at = heard.last_seen_at;
                     }
                 }
+                insert_by_activity(&mut merged, summary);
             }
-            sort_by_activity(&mut merged);
             *list = merged;
         });
         self.conversations_loaded.set(true);
@@ -643,24 +688,23 @@ impl ChatStore {
     pub fn upsert_summary(&self, summary: ConversationSummary) {
         self.conversations.update(|list| {
             list.retain(|s| s.id != summary.id);
-            list.push(summary);
-            sort_by_activity(list);
+            insert_by_activity(list, summary);
         });
     }
 
     /// Forgets every typing indicator (when disconnected nobody can tell who still types).
     pub fn clear_typing(&self) {
-        self.typing.update(HashMap::clear);
+        self.typing.update(Vec::clear);
     }
 
     /// Drops typing indicators that have not been renewed in time.
     pub fn expire_typing(&self, now_ms: f64) {
         let expired = self
             .typing
-            .with_untracked(|typing| typing.values().any(|t| t.until_ms <= now_ms));
+            .with_untracked(|typing| typing.iter().any(|t| t.until_ms <= now_ms));
         if expired {
             self.typing
-                .update(|typing| typing.retain(|_, t| t.until_ms > now_ms));
+                .update(|typing| typing.retain(|t| t.until_ms > now_ms));
         }
     }
 }
@@ -671,13 +715,14 @@ impl Default for ChatStore {
     }
 }
 
-/// Latest activity first; ties by id so the order is stable.
-fn sort_by_activity(list: &mut [ConversationSummary]) {
-    list.sort_by(|a, b| {
-        b.last_activity_at
-            .cmp(&a.last_activity_at)
-            .then(b.id.cmp(&a.id))
-    });
+/// Puts a conversation into a list kept in activity order: latest activity first, ties by id
+/// so the order is stable. (The list changes one conversation at a time, and the server sends
+/// it in this order, so an insertion costs little; the standard library's sort would add
+/// about 1.5 KB to the bundle for this one list.)
+fn insert_by_activity(list: &mut Vec<ConversationSummary>, summary: ConversationSummary) {
+    let key = |s: &ConversationSummary| (s.last_activity_at, s.id);
+    let at = list.partition_point(|other| key(other) > key(&summary));
+    list.insert(at, summary);
 }
 
 #[cfg(test)]
@@ -887,6 +932,39 @@ mod tests {
     }
 
     #[test]
+    fn the_list_stays_in_activity_order_whatever_order_it_arrives_in() {
+        with_store(|store, _frames| {
+            let at = |id: i64, minute: u32| {
+                let mut summary = summary(id);
+                summary.last_activity_at =
+                    chrono::TimeZone::with_ymd_and_hms(&Utc, 2026, 11, 30, 9, minute, 0).unwrap();
+                summary
+            };
+            let ids = || -> Vec<i64> {
+                store
+                    .conversations
+                    .get_untracked()
+                    .iter()
+                    .map(|s| s.id.0)
+                    .collect()
+            };
+            // Latest first; the same time puts the higher id first.
+            store.replace_conversations(
+                vec![at(1, 5), at(2, 9), at(3, 1), at(4, 9), at(5, 7)],
+                store.presence_heard(),
+            );
+            assert_eq!(ids(), [4, 2, 5, 1, 3]);
+            store.upsert_summary(at(3, 8));
+            assert_eq!(ids(), [4, 2, 3, 5, 1]);
+            store.upsert_summary(at(6, 0));
+            assert_eq!(ids(), [4, 2, 3, 5, 1, 6]);
+            // A new message moves its conversation to the top.
+            store.receive(message(1, 1, "now"), true);
+            assert_eq!(ids(), [1, 4, 2, 3, 5, 6]);
+        });
+    }
+
+    #[test]
     fn catch_ups_asked_for_while_one_runs_make_it_go_round_again() {
         with_store(|store, _frames| {
             assert!(store.request_catch_up(), "the first request starts one");
@@ -925,7 +1003,8 @@ mod tests {
                 store
                     .typing
                     .get_untracked()
-                    .contains_key(&ConversationId(1))
+                    .iter()
+                    .any(|t| t.conversation_id == ConversationId(1))
             );
             store.expire_typing(1_000.0 + f64::from(TYPING_TTL_MS));
             assert!(store.typing.get_untracked().is_empty());
