@@ -20,9 +20,21 @@ pub fn clock(t: DateTime<Utc>) -> String {
     format!("{:02}:{:02}", local.hour(), local.minute())
 }
 
-/// The machine-readable form for `<time datetime>`: RFC 3339 in UTC, milliseconds.
+/// The machine-readable form for `<time datetime>`: RFC 3339 in UTC, milliseconds (HTML
+/// allows at most three digits of a second's fraction). Written out by hand, as the rest of
+/// this module, so that chrono's general RFC 3339 writer stays out of the bundle.
 pub fn machine(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
+        t.year(),
+        t.month(),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second(),
+        // A leap second (which no clock here produces) is written as the 59th.
+        t.timestamp_subsec_millis().min(999)
+    )
 }
 
 /// The local date of `t`: its key (`2026-11-25`) and its label for a day separator.
@@ -142,5 +154,9 @@ mod tests {
     fn machine_time_is_utc_with_milliseconds() {
         let t = DateTime::from_timestamp_millis(1_795_000_000_123).unwrap();
         assert_eq!(machine(t), "2026-11-18T11:06:40.123Z");
+        let whole = DateTime::from_timestamp_millis(1_795_000_000_000).unwrap();
+        assert_eq!(machine(whole), "2026-11-18T11:06:40.000Z");
+        let early = DateTime::from_timestamp_millis(-62_135_596_800_000 + 7).unwrap();
+        assert_eq!(machine(early), "0001-01-01T00:00:00.007Z");
     }
 }

@@ -76,26 +76,29 @@ mod browser {
     /// A connection that has said nothing for this long is given up and replaced.
     const SILENT_LIMIT_MS: f64 = 40_000.0;
 
-    /// The browser's view of the network, from its `online` and `offline` events.
-    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-    enum Network {
-        Online,
-        Offline,
+    /// Rung by the browser's `online` and `offline` events; `navigator.onLine` then says
+    /// which. (A channel of `()`, which the reactive system already has, rather than one of
+    /// an enum: each channel type adds its own code to the bundle.)
+    type NetworkChanges = mpsc::UnboundedReceiver<()>;
+
+    /// Whether the browser thinks it is online.
+    fn online() -> bool {
+        window().navigator().on_line()
     }
 
     pub(super) fn start(store: ChatStore) {
         let stopped = Arc::new(AtomicBool::new(false));
-        let (network_tx, network_rx) = mpsc::unbounded::<Network>();
+        let (network_tx, network_rx) = mpsc::unbounded::<()>();
         // Going offline drops the connection at once (rather than when pings go unanswered),
         // and coming back online is the moment to retry, whatever the backoff says.
         let online = window_event_listener(ev::online, {
             let network_tx = network_tx.clone();
             move |_| {
-                let _ = network_tx.unbounded_send(Network::Online);
+                let _ = network_tx.unbounded_send(());
             }
         });
         let offline = window_event_listener(ev::offline, move |_| {
-            let _ = network_tx.unbounded_send(Network::Offline);
+            let _ = network_tx.unbounded_send(());
         });
         on_cleanup({
             let stopped = stopped.clone();
@@ -108,17 +111,13 @@ mod browser {
         spawn_local(run(store, stopped, network_rx));
     }
 
-    async fn run(
-        store: ChatStore,
-        stopped: Arc<AtomicBool>,
-        mut network: mpsc::UnboundedReceiver<Network>,
-    ) {
+    async fn run(store: ChatStore, stopped: Arc<AtomicBool>, mut network: NetworkChanges) {
         let mut failures = 0u32;
         while !stopped.load(Ordering::Relaxed) {
             // Offline, an attempt can only fail; wait for the `online` event (or the timer).
-            let online = window().navigator().on_line();
+            let was_online = online();
             let mut reached_ready = false;
-            if online && let Ok(socket) = WebSocket::open(&socket_url()) {
+            if was_online && let Ok(socket) = WebSocket::open(&socket_url()) {
                 reached_ready = session(store, socket, &stopped, &mut network).await;
             }
             store.set_outbox(None);
@@ -128,7 +127,7 @@ mod browser {
             }
             if reached_ready {
                 failures = 0;
-            } else if online && signed_out().await {
+            } else if was_online && signed_out().await {
                 // The session ended (signed out in another tab, or expired): no retry will
                 // help, so send the user to sign in again, then back here.
                 let location = window().location();
@@ -144,7 +143,7 @@ mod browser {
             loop {
                 select! {
                     () = sleep => break,
-                    change = network.next() => if change == Some(Network::Online) { break },
+                    _ = network.next() => if online() { break },
                 }
             }
         }
@@ -172,7 +171,7 @@ mod browser {
         store: ChatStore,
         socket: WebSocket,
         stopped: &AtomicBool,
-        network: &mut mpsc::UnboundedReceiver<Network>,
+        network: &mut NetworkChanges,
     ) -> bool {
         let (mut sink, stream) = socket.split();
         let mut stream = stream.fuse();
@@ -231,8 +230,8 @@ mod browser {
                         return ready;
                     }
                 },
-                change = network.next() => {
-                    if change == Some(Network::Offline) {
+                _ = network.next() => {
+                    if !online() {
                         let _ = sink.close().await;
                         return ready;
                     }
