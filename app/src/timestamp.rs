@@ -4,13 +4,15 @@
 //! `DateTime<Utc>` field that crosses the wire. chrono's own serde support writes this very
 //! format, but reads it through its general date parser (every RFC 2822 and strftime item
 //! included), which weighed about 6 KB of the browser's bundle, Brotli (docs/performance.md).
-//! The wire only ever carries what [`Wire`]'s `Display` writes, so this reads that format: any
-//! fraction of a second, and `Z` or a numeric offset. What it writes is byte for byte what
-//! chrono writes (the tests compare the two), so the wire format is unchanged.
+//! The wire only ever carries what this module writes, so it reads that format: four-digit
+//! years (0000 to 9999), any fraction of a second, and `Z` or a numeric offset. What it
+//! writes is byte for byte what chrono writes (the tests compare the two), so the wire format
+//! is unchanged; like chrono it writes a year outside that range with a sign, which it does
+//! not read back (no clock or database here makes one).
 
 use std::fmt;
 
-use chrono::{DateTime, Datelike, NaiveDate, TimeDelta, Timelike, Utc};
+use chrono::{DateTime, Datelike, FixedOffset, NaiveDate, Timelike, Utc};
 use serde::{Deserialize, Deserializer, Serialize, Serializer, de};
 
 /// Writes a timestamp (see the module's documentation).
@@ -154,7 +156,8 @@ fn parse(text: &str) -> Option<DateTime<Utc>> {
             if hours > 23 || minutes > 59 {
                 return None;
             }
-            let seconds = i64::from(hours * 3600 + minutes * 60);
+            // At most 23:59, so it fits.
+            let seconds = i32::try_from(hours * 3600 + minutes * 60).ok()?;
             if *sign == b'-' { -seconds } else { seconds }
         }
         _ => return None,
@@ -166,24 +169,29 @@ fn parse(text: &str) -> Option<DateTime<Utc>> {
     }
     let local = NaiveDate::from_ymd_opt(i32::try_from(year).ok()?, month, day)?
         .and_hms_nano_opt(hour, minute, second, nano)?;
+    // As chrono does: an offset moves the time, keeping a leap second one.
     Some(
         local
-            .checked_sub_signed(TimeDelta::seconds(offset_seconds))?
+            .checked_sub_offset(FixedOffset::east_opt(offset_seconds)?)?
             .and_utc(),
     )
 }
 
-/// The value of a run of ASCII digits (at most 9, so it fits); `None` if any is not a digit.
+/// The value of a run of ASCII digits; `None` if any is not a digit, or it does not fit (the
+/// callers pass at most 9).
 fn number(digits: &[u8]) -> Option<u32> {
     digits.iter().try_fold(0u32, |value, byte| {
-        byte.is_ascii_digit()
-            .then(|| value * 10 + u32::from(byte - b'0'))
+        if byte.is_ascii_digit() {
+            value.checked_mul(10)?.checked_add(u32::from(byte - b'0'))
+        } else {
+            None
+        }
     })
 }
 
 #[cfg(test)]
 mod tests {
-    use chrono::{SecondsFormat, TimeZone};
+    use chrono::{SecondsFormat, TimeDelta, TimeZone};
 
     use super::*;
 
@@ -251,6 +259,7 @@ mod tests {
             "2026-11-30T04:25:34.5-05:30",
             "2026-12-01T00:10:00.000000000001+14:00",
             "2026-11-30t09:55:34z",
+            "2017-01-01T00:59:60.25+01:00",
         ] {
             let expected = DateTime::parse_from_rfc3339(text).unwrap().to_utc();
             assert_eq!(parse(text), Some(expected), "{text}");
@@ -273,6 +282,7 @@ mod tests {
             "2026-11-30T24:00:00Z",
             "2026-11-30T09:60:00Z",
             "+2026-11-30T09:55:34Z",
+            "+10000-01-01T00:00:00Z",
             "2026-1a-30T09:55:34Z",
             "２０２６-11-30T09:55:34Z",
         ] {

@@ -91,21 +91,21 @@ mod browser {
         let (network_tx, network_rx) = mpsc::unbounded::<()>();
         // Going offline drops the connection at once (rather than when pings go unanswered),
         // and coming back online is the moment to retry, whatever the backoff says.
-        let online = window_event_listener(ev::online, {
+        let on_online = window_event_listener(ev::online, {
             let network_tx = network_tx.clone();
             move |_| {
                 let _ = network_tx.unbounded_send(());
             }
         });
-        let offline = window_event_listener(ev::offline, move |_| {
+        let on_offline = window_event_listener(ev::offline, move |_| {
             let _ = network_tx.unbounded_send(());
         });
         on_cleanup({
             let stopped = stopped.clone();
             move || {
                 stopped.store(true, Ordering::Relaxed);
-                online.remove();
-                offline.remove();
+                on_online.remove();
+                on_offline.remove();
             }
         });
         spawn_local(run(store, stopped, network_rx));

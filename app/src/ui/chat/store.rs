@@ -958,9 +958,13 @@ mod tests {
             assert_eq!(ids(), [4, 2, 3, 5, 1]);
             store.upsert_summary(at(6, 0));
             assert_eq!(ids(), [4, 2, 3, 5, 1, 6]);
-            // A new message moves its conversation to the top.
-            store.receive(message(1, 1, "now"), true);
+            // A new message moves its conversation to the top; an older time moves it down.
+            let mut newest = message(1, 1, "newest");
+            newest.created_at = at(1, 30).last_activity_at;
+            store.receive(newest, true);
             assert_eq!(ids(), [1, 4, 2, 3, 5, 6]);
+            store.upsert_summary(at(1, 4));
+            assert_eq!(ids(), [4, 2, 3, 5, 1, 6]);
         });
     }
 
@@ -1016,6 +1020,25 @@ mod tests {
             store.apply(typing(true), 0.0);
             store.apply(typing(false), 0.0);
             assert!(store.typing.get_untracked().is_empty());
+
+            // A renewal replaces the indicator; stopping in one conversation leaves the others.
+            store.apply(typing(true), 0.0);
+            store.apply(typing(true), 1_000.0);
+            let renewed = store.typing.get_untracked();
+            assert_eq!(renewed.len(), 1);
+            assert_eq!(renewed[0].until_ms, 1_000.0 + f64::from(TYPING_TTL_MS));
+            store.apply(
+                ServerFrame::Typing {
+                    conversation_id: ConversationId(2),
+                    user: user(3),
+                    active: true,
+                },
+                0.0,
+            );
+            store.apply(typing(false), 0.0);
+            let typing = store.typing.get_untracked();
+            assert_eq!(typing.len(), 1);
+            assert_eq!(typing[0].conversation_id, ConversationId(2));
         });
     }
 
