@@ -55,9 +55,11 @@ pub struct Drafts {
     pub notice: RwSignal<Option<String>>,
     #[cfg(feature = "hydrate")]
     next_key: StoredValue<u64>,
-    /// The browser's objects for each file: the file itself (to retry) and its upload.
+    /// The browser's objects for each file: the file itself (to retry) and its upload. A
+    /// list (at most [`crate::model::MAX_ATTACHMENTS_PER_MESSAGE`]), not a map: each map type
+    /// adds its own code to the bundle (docs/performance.md).
     #[cfg(feature = "hydrate")]
-    handles: StoredValue<std::collections::HashMap<u64, browser::Handle>, LocalStorage>,
+    handles: StoredValue<Vec<browser::Handle>, LocalStorage>,
 }
 
 impl Drafts {
@@ -69,7 +71,7 @@ impl Drafts {
             #[cfg(feature = "hydrate")]
             next_key: StoredValue::new(0),
             #[cfg(feature = "hydrate")]
-            handles: StoredValue::new_local(std::collections::HashMap::new()),
+            handles: StoredValue::new_local(Vec::new()),
         }
     }
 
@@ -110,7 +112,7 @@ impl Drafts {
     pub fn clear(&self) {
         // Dropping a handle stops its upload.
         #[cfg(feature = "hydrate")]
-        self.handles.update_value(std::collections::HashMap::clear);
+        self.handles.update_value(Vec::clear);
         self.items.set(Vec::new());
         self.notice.set(None);
     }
@@ -119,16 +121,14 @@ impl Drafts {
     /// shows it goes away (its signals may already be gone).
     pub fn stop_uploads(&self) {
         #[cfg(feature = "hydrate")]
-        self.handles
-            .try_update_value(std::collections::HashMap::clear);
+        self.handles.try_update_value(Vec::clear);
     }
 
     /// Removes one file, cancelling its upload if it is running.
     pub fn remove(&self, key: u64) {
         #[cfg(feature = "hydrate")]
-        self.handles.update_value(|handles| {
-            handles.remove(&key);
-        });
+        self.handles
+            .update_value(|handles| handles.retain(|handle| handle.key != key));
         self.items
             .update(|items| items.retain(|item| item.key != key));
         self.notice.set(None);
@@ -163,6 +163,8 @@ mod browser {
 
     /// A file's browser objects. Dropping it stops its upload.
     pub(super) struct Handle {
+        /// The draft's key.
+        pub(super) key: u64,
         file: File,
         /// Held for its `Drop`, which stops the request.
         _upload: Option<Upload>,
@@ -278,9 +280,12 @@ mod browser {
 
         /// Uploads a file that failed again.
         pub fn retry(&self, key: u64, conversation: ConversationId) {
-            let file = self
-                .handles
-                .with_value(|handles| handles.get(&key).map(|handle| handle.file.clone()));
+            let file = self.handles.with_value(|handles| {
+                handles
+                    .iter()
+                    .find(|handle| handle.key == key)
+                    .map(|handle| handle.file.clone())
+            });
             if let Some(file) = file {
                 self.set_state(key, DraftState::Uploading(0.0));
                 self.upload(key, conversation, file);
@@ -312,14 +317,14 @@ mod browser {
                     None
                 }
             };
+            // A retry replaces the file's earlier handle, which stops that upload.
             self.handles.update_value(|handles| {
-                handles.insert(
+                handles.retain(|handle| handle.key != key);
+                handles.push(Handle {
                     key,
-                    Handle {
-                        file,
-                        _upload: upload,
-                    },
-                );
+                    file,
+                    _upload: upload,
+                });
             });
         }
     }
