@@ -81,6 +81,8 @@ test("the sign-in forms work before the WASM has loaded", async ({ browser }) =>
   const page = await context.newPage();
   const username = unique("nojs");
   await page.goto("/register");
+  // The title is in the page the server sends.
+  await expect(page).toHaveTitle("Sign up · Parley");
   await page.getByLabel("Username").fill(username);
   await page.getByLabel("Display name").fill("No Script");
   await page.getByLabel("Password", { exact: true }).fill(PASSWORD);
@@ -115,8 +117,10 @@ test("the chat page loads without the other pages' code, which arrives when one 
   // The sign-in, sign-up and settings pages are lazy routes, split out of the main bundle.
   expect(requested.filter((path) => path.includes("/split___"))).toEqual([]);
 
+  await expect(page).toHaveTitle("Chat · Parley");
   await page.getByRole("link", { name: "Settings" }).click();
   await page.waitForURL("**/settings");
+  await expect(page).toHaveTitle("Settings · Parley");
   // The settings page (a page load of its own) fetched its piece, and hydrated with it.
   const toggle = page.getByLabel("Read receipts");
   await expect(toggle).toBeChecked();

@@ -15,6 +15,13 @@ test("two users chat in real time with names, times, day separators and a typing
   await online(bob.page);
   await expect(bob.page.getByRole("heading", { level: 2 })).toHaveText("Ann Seller");
   await expect(log(bob.page)).toContainText("No messages yet");
+  // The innermost view names the page; leaving it names the page as before.
+  await expect(bob.page).toHaveTitle("Ann Seller · Parley");
+  await bob.page.goBack();
+  await expect(bob.page).toHaveURL(/\/chat$/);
+  await expect(bob.page).toHaveTitle("Chat · Parley");
+  await bob.page.goForward();
+  await expect(bob.page).toHaveTitle("Ann Seller · Parley");
 
   // Ann follows the marketplace's deep link to Bob.
   await openConversation(ann, bob);

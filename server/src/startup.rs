@@ -33,7 +33,7 @@ use crate::{
     config::{Config, Mode},
     deploy_check::{self, Severity},
     files::{self, FileService},
-    http::{api_body, api_status, assets, headers, health, origin, pages, transport},
+    http::{api_body, api_status, assets, compression, headers, health, origin, pages, transport},
     metrics::{self, MetricsEndpoint},
     realtime::{local::LocalRealtime, redis::RedisRealtime},
     sessions::DbSessionStore,
@@ -386,14 +386,16 @@ fn router(
         .precompressed_br()
         .precompressed_gzip();
     let router = Router::new()
+        // Also registers every server function under /api/ and provides `AppState` to them.
+        .leptos_routes(&state, routes, move || shell(leptos_options.clone()))
+        .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
+        // Only the routes above: pages and server functions.
+        .layer(compression::layer())
         .route("/ws", get(ws::upgrade).layer(Extension(config.heartbeat)))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .merge(metrics_route)
         .merge(files::router(files))
-        // Also registers every server function under /api/ and provides `AppState` to them.
-        .leptos_routes(&state, routes, move || shell(leptos_options.clone()))
-        .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
         .layer(middleware::from_fn(api_status::server_fn_status))
         .layer(middleware::from_fn(pages::page_guard))
         .layer(auth_layer)

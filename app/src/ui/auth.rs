@@ -5,13 +5,13 @@
 //! what was typed, with each message beside its field) and moves on to the chat on success.
 
 use leptos::{form::ActionForm, prelude::*};
-use leptos_meta::Title;
 use leptos_router::hooks::use_query_map;
 
 use crate::{
     api::accounts::{ChangePassword, Login, Register, UpdateSettings, get_settings},
     error::AppError,
     model::{UserView, is_safe_next},
+    ui::title::page_title,
 };
 
 /// Where to go after signing in: `?next=` when it is a path on this site, else `/chat`.
@@ -74,8 +74,8 @@ pub fn LoginPage() -> impl IntoView {
     go_on_success(value, next);
     let error = form_error(value);
 
+    page_title("Log in");
     view! {
-        <Title text="Log in"/>
         <main class="auth">
             <div class="card">
                 <h1 class="brand">"Parley"</h1>
@@ -112,8 +112,8 @@ pub fn RegisterPage() -> impl IntoView {
     go_on_success(value, next);
     let error = form_error(value);
 
+    page_title("Sign up");
     view! {
-        <Title text="Sign up"/>
         <main class="auth">
             <div class="card">
                 <h1 class="brand">"Parley"</h1>
@@ -180,8 +180,8 @@ pub fn SettingsPage() -> impl IntoView {
         }
     });
 
+    page_title("Settings");
     view! {
-        <Title text="Settings"/>
         <main class="auth">
             <div class="card">
                 <p class="switch">

@@ -13,9 +13,10 @@
 pub mod auth;
 pub mod chat;
 pub mod time;
+pub mod title;
 
 use leptos::prelude::*;
-use leptos_meta::{MetaTags, Stylesheet, Title, provide_meta_context};
+use leptos_meta::MetaTags;
 use leptos_router::{
     Lazy, LazyRoute,
     components::{ParentRoute, Route, Router, Routes},
@@ -25,6 +26,7 @@ use leptos_router::{
 use self::{
     auth::{LoginPage, RegisterPage, SettingsPage},
     chat::{ChatLayout, NoConversation, conversation::ConversationView},
+    title::page_title,
 };
 
 /// The HTML document around the app, rendered once per page load on the server.
@@ -39,6 +41,8 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
                 <meta name="viewport" content="width=device-width, initial-scale=1"/>
                 <meta name="color-scheme" content="light"/>
                 <link rel="icon" href="/favicon.svg" type="image/svg+xml"/>
+                // `id="leptos"`: the stylesheet `cargo leptos watch` swaps when it changes.
+                <link rel="stylesheet" id="leptos" href="/pkg/parley.css"/>
                 <AutoReload options=options.clone()/>
                 <HydrationScripts options/>
                 <MetaTags/>
@@ -70,14 +74,16 @@ fn set_page_policy() {
     }
 }
 
-/// The app: its stylesheet, title and routes. Every page has a stable address the marketplace
-/// can link to: `/register`, `/login`, `/chat` and `/chat/@{username}`.
+/// The app: its routes, and the title each page gives itself (`title.rs`). Every page has a
+/// stable address the marketplace can link to: `/register`, `/login`, `/chat` and
+/// `/chat/@{username}`.
 #[component]
 pub fn App() -> impl IntoView {
-    provide_meta_context();
+    #[cfg(feature = "ssr")]
+    leptos_meta::provide_meta_context();
+    #[cfg(not(feature = "ssr"))]
+    title::Titles::provide();
     view! {
-        <Stylesheet id="leptos" href="/pkg/parley.css"/>
-        <Title formatter=|text: String| if text.is_empty() { "Parley".to_owned() } else { format!("{text} · Parley") }/>
         <Router>
             <div class="app">
                 <Routes fallback=NotFound>
@@ -156,8 +162,8 @@ fn NotFound() -> impl IntoView {
     if let Some(response) = use_context::<leptos_axum::ResponseOptions>() {
         response.set_status(axum::http::StatusCode::NOT_FOUND);
     }
+    page_title("Not found");
     view! {
-        <Title text="Not found"/>
         <main class="auth">
             <div class="card">
                 <h1>"Page not found"</h1>

@@ -1,13 +1,46 @@
 //! Times as people read them: in the browser's own time zone, relative to today.
 //!
 //! Message times are rendered only in the browser (the chat page's data is fetched after
-//! hydration), so `Local` is the reader's zone, not the server's.
+//! hydration), so the local zone is the reader's, not the server's.
+//!
+//! In the browser the clock and the zone come straight from JavaScript's `Date`, not through
+//! chrono's `Utc::now` and `Local`: those reach the same `Date` calls, but through checks
+//! whose failure messages bring chrono's `Debug` formatting into the bundle.
 
-use chrono::{DateTime, Datelike, Local, NaiveDate, Timelike, Utc, Weekday};
+use chrono::{DateTime, Datelike, FixedOffset, NaiveDate, Timelike, Utc, Weekday};
 
-/// Milliseconds since the epoch, from the browser's clock (chrono reads `Date.now()` in WASM).
+/// Milliseconds since the epoch, from the browser's clock (`Date.now()`).
 pub fn now_ms() -> f64 {
-    Utc::now().timestamp_millis() as f64
+    #[cfg(feature = "hydrate")]
+    {
+        js_sys::Date::now()
+    }
+    #[cfg(not(feature = "hydrate"))]
+    {
+        Utc::now().timestamp_millis() as f64
+    }
+}
+
+/// Now, from the browser's clock.
+pub fn now() -> DateTime<Utc> {
+    DateTime::from_timestamp_millis(now_ms() as i64).unwrap_or_default()
+}
+
+/// `t` in the reader's time zone, with the zone's offset at that instant (summer time
+/// included): from `Date.getTimezoneOffset()` in the browser, the machine's zone elsewhere.
+fn local(t: DateTime<Utc>) -> DateTime<FixedOffset> {
+    #[cfg(feature = "hydrate")]
+    {
+        let date = js_sys::Date::new(&wasm_bindgen::JsValue::from_f64(t.timestamp_millis() as f64));
+        // Minutes *behind* UTC: -60 in Paris in winter.
+        let offset = FixedOffset::west_opt((date.get_timezone_offset() * 60.0).round() as i32)
+            .unwrap_or_else(|| chrono::Offset::fix(&Utc));
+        t.with_timezone(&offset)
+    }
+    #[cfg(not(feature = "hydrate"))]
+    {
+        t.with_timezone(&chrono::Local).fixed_offset()
+    }
 }
 
 /// "14:05".
@@ -16,7 +49,7 @@ pub fn now_ms() -> f64 {
 /// strings are interpreted at run time, and that interpreter cost the browser's bundle about
 /// 4 KB compressed for five fixed patterns.
 pub fn clock(t: DateTime<Utc>) -> String {
-    let local = t.with_timezone(&Local);
+    let local = local(t);
     format!("{:02}:{:02}", local.hour(), local.minute())
 }
 
@@ -39,10 +72,10 @@ pub fn machine(t: DateTime<Utc>) -> String {
 
 /// The local date of `t`: its key (`2026-11-25`) and its label for a day separator.
 pub fn day(t: DateTime<Utc>) -> (String, String) {
-    let date = t.with_timezone(&Local).date_naive();
+    let date = local(t).date_naive();
     (
         format!("{:04}-{:02}-{:02}", date.year(), date.month(), date.day()),
-        day_label(date, Local::now().date_naive()),
+        day_label(date, local(now()).date_naive()),
     )
 }
 
@@ -65,12 +98,12 @@ pub fn day_label(date: NaiveDate, today: NaiveDate) -> String {
 
 /// For the conversation list: the time today, the weekday within a week, else the date.
 pub fn short(t: DateTime<Utc>) -> String {
-    let local = t.with_timezone(&Local);
+    let at = local(t);
     short_label(
-        local.date_naive(),
-        local.hour(),
-        local.minute(),
-        Local::now().date_naive(),
+        at.date_naive(),
+        at.hour(),
+        at.minute(),
+        local(now()).date_naive(),
     )
 }
 

@@ -659,7 +659,9 @@ pub(crate) async fn page(target: &Target, reader: &Account) -> Result<PageReport
     if status != reqwest::StatusCode::OK {
         return Err(format!("/chat answered {status}"));
     }
-    let text = String::from_utf8_lossy(&html).into_owned();
+    // The files it names, read from an uncompressed copy (the page is sent compressed).
+    let (_, _, plain) = reader.fetch_encoded(target, "/chat", "identity").await?;
+    let text = String::from_utf8_lossy(&plain).into_owned();
     let mut report = PageReport {
         files: vec![("/chat".to_owned(), encoding, html.len())],
     };

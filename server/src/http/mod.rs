@@ -1,6 +1,7 @@
 //! What every HTTP request passes through besides its handler, and the health check.
 //!
 //! - [`assets`]: caching of the site's static files.
+//! - [`compression`]: Brotli or gzip for pages and server-function answers.
 //! - [`api_body`]: bounds server-function bodies and refuses unknown fields.
 //! - [`origin`]: refuses state-changing requests and WebSocket upgrades from other sites.
 //! - [`pages`]: sends signed-out visitors of the chat pages to the log-in page and back.
@@ -12,6 +13,7 @@
 pub mod api_body;
 pub mod api_status;
 pub mod assets;
+pub mod compression;
 pub mod headers;
 pub mod health;
 pub mod origin;

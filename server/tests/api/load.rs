@@ -200,9 +200,10 @@ async fn the_load_scenarios_run_and_find_nothing_lost_on_sqlite() {
     load_scenarios_run_small(TestDb::Sqlite).await;
 }
 
-/// The `page` scenario counts each file of the chat page's first load once, as sent: the
-/// files the page names (compressed when a compressed copy exists), and the modules its
-/// script imports, which the page itself does not name (the loader of the bundle's pieces).
+/// The `page` scenario counts each file of the chat page's first load once, as sent: the page
+/// (compressed by the server), the files it names (compressed when a compressed copy
+/// exists), and the modules its script imports, which the page itself does not name (the
+/// loader of the bundle's pieces).
 #[tokio::test]
 async fn the_page_scenario_counts_every_file_of_the_first_load() {
     let site = tempfile::tempdir().unwrap();
@@ -241,7 +242,10 @@ async fn the_page_scenario_counts_every_file_of_the_first_load() {
             .map(|(_, encoding, bytes)| (encoding.as_deref(), *bytes))
             .collect::<Vec<_>>()
     };
-    assert_eq!(file("/chat").len(), 1);
+    // The page as sent: compressed by the server.
+    let page = file("/chat");
+    assert_eq!(page.len(), 1);
+    assert_eq!(page[0].0, Some("br"));
     assert_eq!(file("/pkg/parley.js"), [(Some("br"), 9)]);
     assert_eq!(file("/pkg/__wasm_split.js"), [(None, 8)]);
     assert_eq!(file("/pkg/parley.css"), [(None, 6)]);

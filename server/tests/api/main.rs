@@ -31,6 +31,7 @@ mod access;
 mod accounts;
 mod assets;
 mod bad_input;
+mod compression;
 mod conversations;
 mod deploy;
 mod files;

@@ -1,12 +1,18 @@
 //! One open conversation: its header, the message log, the typing indicator and the composer.
+//!
+//! A note on the views, which are written for the size of the browser's bundle: every type
+//! of view, attribute or reactive closure that reaches the page brings its own copy of the
+//! rendering code (docs/performance.md). So reactive parts are written as closures in the
+//! view itself (`{move || …}`, which the view macro turns into one shared type per result
+//! type) rather than passed as closure variables, optional parts are type-erased
+//! (`.into_any()`), and text closures give `String`s.
 
 use chrono::Utc;
 use leptos::{ev, html, prelude::*, task::spawn_local};
-use leptos_meta::Title;
 use leptos_router::hooks::use_params_map;
 
 use super::{
-    attach::{DraftState, Drafts},
+    attach::{Draft, DraftState, Drafts},
     links::{Segment, segments},
     live::new_client_msg_id,
     store::{ChatStore, Connection},
@@ -23,7 +29,10 @@ use crate::{
         TYPING_TTL_MS,
     },
     protocol::ClientFrame,
-    ui::time::{self, now_ms},
+    ui::{
+        time::{self, now_ms},
+        title::page_title,
+    },
     uploads::format_size,
 };
 
@@ -135,13 +144,11 @@ pub fn ConversationView() -> impl IntoView {
             last_seen.map(last_seen_text)
         }
     };
+    page_title(move || store.title(&other().map(|o| o.display_name).unwrap_or_default()));
     view! {
-        <Title text=move || {
-            store.title(&other().map(|o| o.display_name).unwrap_or_default())
-        }/>
         <section
             class="conversation-view"
-            class:dragging=dragging
+            class:dragging=move || dragging.get()
             aria-label="Conversation"
             on:dragover=move |ev: ev::DragEvent| {
                 ev.prevent_default();
@@ -152,13 +159,17 @@ pub fn ConversationView() -> impl IntoView {
         >
             <header class="thread-header">
                 <a href="/chat" class="back">"← Conversations"</a>
-                <div>
+                <div class="peer">
                     <h2>{move || other().map(|o| o.display_name)}</h2>
                     <span class="handle">{move || format!("@{}", username.get())}</span>
-                    <span class="presence">{presence}</span>
+                    <span class="presence">{move || presence()}</span>
                 </div>
             </header>
-            {move || problem.get().map(|p| view! { <p class="problem" role="alert">{p}</p> })}
+            {move || {
+                problem
+                    .get()
+                    .map(|p| view! { <p class="problem" role="alert">{p}</p> }.into_any())
+            }}
             <MessageLog/>
             <TypingIndicator/>
             <Composer/>
@@ -171,20 +182,34 @@ const STICKY_BOTTOM_PX: i32 = 80;
 /// How close to the top (in pixels) starts loading older messages.
 const LOAD_OLDER_PX: i32 = 120;
 
+/// Where the reader is in the log, kept between changes. Nothing is drawn from it, so it is
+/// one plain stored value, read and written whole (one type in the bundle, not five).
+#[derive(Clone, Default)]
+struct Scroll {
+    /// Reading the latest messages: new ones scroll into view.
+    near_bottom: bool,
+    /// Scroll height and position just before older messages were asked for, and the first
+    /// line then: the view is restored once a different line is first (the page has landed).
+    anchor: Option<(i32, i32, Option<String>)>,
+    /// The newest line's key after the last change.
+    last_row: Option<String>,
+    /// The conversation whose first page has been given its starting position.
+    placed: Option<ConversationId>,
+    /// The scroll position at the last scroll event.
+    last_top: i32,
+}
+
 /// The messages, oldest at the top. Scrolling up loads older pages without moving what is on
 /// screen; new messages scroll into view when the reader is at the bottom (or sent them).
 #[component]
 fn MessageLog() -> impl IntoView {
     let store = expect_context::<ChatStore>();
     let log = NodeRef::<html::Div>::new();
-    let near_bottom = StoredValue::new(true);
-    // Scroll height and position just before older messages were asked for, and the first
-    // line then: the view is restored once a different line is first (the page has landed).
-    let anchor = StoredValue::new(None::<(i32, i32, Option<String>)>);
-    let last_row = StoredValue::new(None::<String>);
+    let scroll = StoredValue::new(Scroll {
+        near_bottom: true,
+        ..Scroll::default()
+    });
     let loading_older = RwSignal::new(false);
-    // The conversation whose first page has been given its starting position.
-    let placed = StoredValue::new(None::<ConversationId>);
 
     // Reads what is on screen: the newest message at least half visible (and everything
     // before it) counts as seen, if the page itself is visible.
@@ -213,8 +238,13 @@ fn MessageLog() -> impl IntoView {
     };
     // An image that finishes loading makes the log taller: a reader at the bottom stays there.
     provide_context(FollowBottom(Callback::new(move |()| {
-        if near_bottom.get_value()
-            && anchor.get_value().is_none()
+        let Scroll {
+            near_bottom,
+            anchor,
+            ..
+        } = scroll.get_value();
+        if near_bottom
+            && anchor.is_none()
             && let Some(el) = log.get_untracked()
         {
             el.set_scroll_top(el.scroll_height());
@@ -244,10 +274,13 @@ fn MessageLog() -> impl IntoView {
             })
         });
         let new_own_line = match &newest {
-            Some((key, true)) => last_row.get_value().as_ref() != Some(key),
+            Some((key, true)) => scroll.get_value().last_row.as_ref() != Some(key),
             _ => false,
         };
-        last_row.set_value(newest.map(|(key, _)| key));
+        scroll.set_value(Scroll {
+            last_row: newest.map(|(key, _)| key),
+            ..scroll.get_value()
+        });
         request_animation_frame(move || {
             let Some(el) = log.get_untracked() else {
                 return;
@@ -257,25 +290,42 @@ fn MessageLog() -> impl IntoView {
             let (loaded, opened) = store
                 .thread
                 .with_untracked(|t| (t.loaded, t.conversation_id));
-            if loaded && placed.get_value() != opened {
-                placed.set_value(opened);
+            if loaded && scroll.get_value().placed != opened {
+                scroll.set_value(Scroll {
+                    placed: opened,
+                    ..scroll.get_value()
+                });
                 if let Some(top) = first_unread_top(log) {
                     el.set_scroll_top(top);
                     let distance = el.scroll_height() - el.scroll_top() - el.client_height();
-                    near_bottom.set_value(distance < STICKY_BOTTOM_PX);
+                    scroll.set_value(Scroll {
+                        near_bottom: distance < STICKY_BOTTOM_PX,
+                        ..scroll.get_value()
+                    });
                     check_seen();
                     return;
                 }
             }
-            if let Some((height, top, first)) = anchor.get_value() {
+            let Scroll {
+                near_bottom,
+                anchor,
+                ..
+            } = scroll.get_value();
+            if let Some((height, top, first)) = anchor {
                 // Until the older page lands, other changes (a live message) leave the view be.
                 if first_key() != first {
-                    anchor.set_value(None);
+                    scroll.set_value(Scroll {
+                        anchor: None,
+                        ..scroll.get_value()
+                    });
                     el.set_scroll_top(el.scroll_height() - height + top);
                 }
-            } else if near_bottom.get_value() || new_own_line {
+            } else if near_bottom || new_own_line {
                 el.set_scroll_top(el.scroll_height());
-                near_bottom.set_value(true);
+                scroll.set_value(Scroll {
+                    near_bottom: true,
+                    ..scroll.get_value()
+                });
             }
             check_seen();
         });
@@ -293,7 +343,10 @@ fn MessageLog() -> impl IntoView {
         };
         loading_older.set(true);
         if let Some(el) = log.get_untracked() {
-            anchor.set_value(Some((el.scroll_height(), el.scroll_top(), first_key())));
+            scroll.set_value(Scroll {
+                anchor: Some((el.scroll_height(), el.scroll_top(), first_key())),
+                ..scroll.get_value()
+            });
         }
         spawn_local(async move {
             match history(id, Some(first), None).await {
@@ -304,29 +357,38 @@ fn MessageLog() -> impl IntoView {
                     }
                 }),
                 Ok(page) => {
-                    anchor.set_value(None);
+                    scroll.set_value(Scroll {
+                        anchor: None,
+                        ..scroll.get_value()
+                    });
                     store
                         .thread
                         .update(|thread| thread.has_more_before = page.has_more);
                 }
-                Err(_) => anchor.set_value(None),
+                Err(_) => scroll.set_value(Scroll {
+                    anchor: None,
+                    ..scroll.get_value()
+                }),
             }
             loading_older.set(false);
         });
     };
     // Following the bottom stops only when the reader scrolls up: a burst of messages can
     // grow the log between our own scroll and its event, which must not count as leaving.
-    let last_top = StoredValue::new(0);
     let on_scroll = move |_| {
         if let Some(el) = log.get_untracked() {
             let top = el.scroll_top();
             let distance = el.scroll_height() - top - el.client_height();
-            if distance < STICKY_BOTTOM_PX {
-                near_bottom.set_value(true);
-            } else if top < last_top.get_value() {
-                near_bottom.set_value(false);
-            }
-            last_top.set_value(top);
+            let was = scroll.get_value();
+            scroll.set_value(Scroll {
+                near_bottom: if distance < STICKY_BOTTOM_PX {
+                    true
+                } else {
+                    was.near_bottom && top >= was.last_top
+                },
+                last_top: top,
+                ..was
+            });
             if top < LOAD_OLDER_PX {
                 load_older();
             }
@@ -334,17 +396,8 @@ fn MessageLog() -> impl IntoView {
         check_seen();
     };
 
-    let name = move || {
-        store
-            .active
-            .with(|a| {
-                a.as_ref()
-                    .map(|a| format!("Messages with {}", a.other.display_name))
-            })
-            .unwrap_or_else(|| "Messages".to_owned())
-    };
     view! {
-        <div class="log" role="log" aria-label=name node_ref=log on:scroll=on_scroll>
+        <div class="log" role="log" aria-label=move || log_label(store) node_ref=log on:scroll=on_scroll>
             {move || {
                 store
                     .thread
@@ -354,18 +407,21 @@ fn MessageLog() -> impl IntoView {
                             <button class="load-older secondary" on:click=move |_| load_older()>
                                 {move || {
                                     if loading_older.get() {
-                                        "Loading…"
+                                        "Loading…".to_owned()
                                     } else {
-                                        "Load earlier messages"
+                                        "Load earlier messages".to_owned()
                                     }
                                 }}
                             </button>
                         }
+                            .into_any()
                     })
             }}
             {move || {
                 let empty = store.thread.with(|t| t.loaded) && rendered.with(Vec::is_empty);
-                empty.then(|| view! { <p class="list-note">"No messages yet. Say hello!"</p> })
+                empty.then(|| {
+                    view! { <p class="list-note">"No messages yet. Say hello!"</p> }.into_any()
+                })
             }}
             <ol class="messages">
                 <For
@@ -376,6 +432,17 @@ fn MessageLog() -> impl IntoView {
             </ol>
         </div>
     }
+}
+
+/// The log's name for screen readers: "Messages with Ann".
+fn log_label(store: ChatStore) -> String {
+    store
+        .active
+        .with(|a| {
+            a.as_ref()
+                .map(|a| format!("Messages with {}", a.other.display_name))
+        })
+        .unwrap_or_else(|| "Messages".to_owned())
 }
 
 /// "last seen today at 14:05", "last seen yesterday at 09:12", "last seen on Monday, 23
@@ -499,9 +566,9 @@ fn RowView(row: Row) -> impl IntoView {
                             title=move || receipt().label()
                         >
                             <span aria-hidden="true">
-                                {move || if receipt() == Receipt::Sent { "✓" } else { "✓✓" }}
+                                {move || if receipt() == Receipt::Sent { "✓".to_owned() } else { "✓✓".to_owned() }}
                             </span>
-                            <span class="visually-hidden">{move || receipt().label()}</span>
+                            <span class="visually-hidden">{move || receipt().label().to_owned()}</span>
                         </span>
                     }
                     .into_any()
@@ -513,9 +580,9 @@ fn RowView(row: Row) -> impl IntoView {
                         <span class="status">
                             {move || {
                                 if store.connection.get() == Connection::Online {
-                                    "Sending…"
+                                    "Sending…".to_owned()
                                 } else {
-                                    "Waiting to send"
+                                    "Waiting to send".to_owned()
                                 }
                             }}
                         </span>
@@ -538,7 +605,7 @@ fn RowView(row: Row) -> impl IntoView {
                 ),
             };
             view! {
-                <li class="message" class:mine=mine data-state=state.as_str() data-seq=seq.map(|s| s.to_string())>
+                <li class=if mine { "message mine" } else { "message" } data-state=state.as_str() data-seq=seq.map(|s| s.to_string())>
                     <div class="meta">
                         <span class="sender">{sender.display_name}</span>
                         <time datetime=time::machine(created_at)>{time::clock(created_at)}</time>
@@ -569,6 +636,7 @@ fn RowView(row: Row) -> impl IntoView {
                             .collect_view()}
                                 </p>
                             }
+                                .into_any()
                         })}
                     {(!attachments.is_empty())
                         .then(|| {
@@ -576,10 +644,11 @@ fn RowView(row: Row) -> impl IntoView {
                                 <ul class="attachments">
                                     {attachments
                                         .into_iter()
-                                        .map(|file| view! { <li><AttachmentLink file/></li> })
+                                        .map(|file| view! { <li class="attachment"><AttachmentLink file/></li> }.into_any())
                                         .collect_view()}
                                 </ul>
                             }
+                                .into_any()
                         })}
                 </li>
             }
@@ -669,7 +738,7 @@ fn TypingIndicator() -> impl IntoView {
                 .map(|t| format!("{} is typing…", t.name))
         })
     };
-    view! { <p class="typing" aria-live="polite">{text}</p> }
+    view! { <p class="typing" aria-live="polite">{move || text()}</p> }
 }
 
 /// The message box. Enter sends, Shift+Enter starts a new line.
@@ -733,7 +802,7 @@ fn Composer() -> impl IntoView {
                     new_client_msg_id(),
                     body.as_str().to_owned(),
                     files,
-                    Utc::now(),
+                    time::now(),
                 );
                 // The message itself clears the indicator on the other side.
                 typing_sent.set_value(None);
@@ -829,7 +898,12 @@ fn Composer() -> impl IntoView {
                     children=move |key| view! { <DraftLine key/> }
                 />
             </ul>
-            {move || drafts.notice.get().map(|n| view! { <p class="notice" role="status">{n}</p> })}
+            {move || {
+                drafts
+                    .notice
+                    .get()
+                    .map(|n| view! { <p class="notice" role="status">{n}</p> }.into_any())
+            }}
             <label for="composer-input">"Message"</label>
             <div class="composer-row">
                 <input
@@ -862,8 +936,8 @@ fn Composer() -> impl IntoView {
                     "Send"
                 </button>
             </div>
-            <p class="counter" id="composer-counter" class:over=too_long>
-                {counter}
+            <p class="counter" id="composer-counter" class:over=move || too_long()>
+                {move || counter()}
             </p>
             <p class="field-error" id="composer-error" role="alert">
                 {move || {
@@ -891,31 +965,25 @@ fn Composer() -> impl IntoView {
 fn DraftLine(key: u64) -> impl IntoView {
     let drafts = expect_context::<Drafts>();
     let store = expect_context::<ChatStore>();
-    let draft = Memo::new(move |_| {
+    let kind = Memo::new(move |_| {
         drafts
             .items
-            .with(|items| items.iter().find(|d| d.key == key).cloned())
+            .with(|items| draft_state(items, key).map(DraftState::as_str))
     });
-    let kind = Memo::new(move |_| draft.with(|d| d.as_ref().map(|d| d.state.as_str())));
     let reason = move || {
-        draft.with(|d| match d.as_ref().map(|d| &d.state) {
+        drafts.items.with(|items| match draft_state(items, key) {
             Some(DraftState::Failed(reason) | DraftState::Refused(reason)) => reason.clone(),
             _ => String::new(),
         })
     };
-    // A whole number, which is all the bar shows: an `f64` attribute brings its own code to
-    // write floats into the page (0.5 KB compressed).
-    let percent = move || {
-        draft.with(|d| match d.as_ref().map(|d| &d.state) {
-            Some(DraftState::Uploading(fraction)) => {
-                (fraction.clamp(0.0, 1.0) * 100.0).round() as u32
-            }
-            _ => 100,
+    let (name, size) = drafts
+        .items
+        .with_untracked(|items| {
+            items
+                .iter()
+                .find(|d| d.key == key)
+                .map(|d| (d.name.clone(), d.size))
         })
-    };
-    let (name, size) = draft
-        .get_untracked()
-        .map(|d| (d.name, d.size))
         .unwrap_or_default();
     let label = format!("Uploading {name}");
     let remove = move |_| drafts.remove(key);
@@ -929,7 +997,11 @@ fn DraftLine(key: u64) -> impl IntoView {
     };
     let status = move || match kind.get() {
         Some("uploading") => view! {
-            <progress max="100" value=percent aria-label=label.clone()></progress>
+            <progress
+                max="100"
+                value=move || drafts.items.with(|items| upload_percent(draft_state(items, key)))
+                aria-label=label.clone()
+            ></progress>
             <button type="button" class="secondary" on:click=remove>
                 "Cancel"
             </button>
@@ -943,7 +1015,7 @@ fn DraftLine(key: u64) -> impl IntoView {
         }
         .into_any(),
         Some("failed") => view! {
-            <span class="draft-problem" role="alert">{reason}</span>
+            <span class="draft-problem" role="alert">{move || reason()}</span>
             <button type="button" class="secondary" on:click=retry>
                 "Retry"
             </button>
@@ -953,7 +1025,7 @@ fn DraftLine(key: u64) -> impl IntoView {
         }
         .into_any(),
         _ => view! {
-            <span class="draft-problem" role="alert">{reason}</span>
+            <span class="draft-problem" role="alert">{move || reason()}</span>
             <button type="button" class="secondary" on:click=remove>
                 "Remove"
             </button>
@@ -964,7 +1036,21 @@ fn DraftLine(key: u64) -> impl IntoView {
         <li class="draft" data-state=move || kind.get().unwrap_or("gone")>
             <span class="draft-name">{name}</span>
             <span class="draft-size">{format_size(size)}</span>
-            {status}
+            {move || status()}
         </li>
+    }
+}
+
+/// The state of the file `key` among `items`, if it is still there.
+fn draft_state(items: &[Draft], key: u64) -> Option<&DraftState> {
+    items.iter().find(|d| d.key == key).map(|d| &d.state)
+}
+
+/// How much of an upload is done, as the bar shows it: a whole number (an `f64` attribute
+/// brings its own code to write floats into the page, 0.5 KB compressed).
+fn upload_percent(state: Option<&DraftState>) -> u32 {
+    match state {
+        Some(DraftState::Uploading(fraction)) => (fraction.clamp(0.0, 1.0) * 100.0).round() as u32,
+        _ => 100,
     }
 }

@@ -49,15 +49,20 @@ pub fn backoff_ms(failures: u32, jitter: f64) -> u32 {
 
 #[cfg(feature = "hydrate")]
 mod browser {
-    use std::sync::{
-        Arc,
-        atomic::{AtomicBool, Ordering},
+    use std::{
+        cell::Cell,
+        rc::Rc,
+        sync::{
+            Arc,
+            atomic::{AtomicBool, Ordering},
+        },
+        time::Duration,
     };
 
-    use futures::{FutureExt, SinkExt, StreamExt, channel::mpsc, select};
-    use gloo_net::websocket::{Message, futures::WebSocket};
-    use gloo_timers::future::{IntervalStream, TimeoutFuture};
+    use futures::{StreamExt, channel::mpsc};
     use leptos::{ev, prelude::*, task::spawn_local};
+    use wasm_bindgen::{JsCast, closure::Closure};
+    use web_sys::{MessageEvent, WebSocket};
 
     use super::{super::store::Connection, ChatStore, backoff_ms};
     use crate::{
@@ -69,17 +74,32 @@ mod browser {
         ui::time::now_ms,
     };
 
-    /// How often the task wakes to expire typing indicators and check the connection.
-    const TICK_MS: u32 = 1_000;
+    /// How often an open socket's timer expires typing indicators and checks the connection.
+    const TICK: Duration = Duration::from_millis(1_000);
     /// How often the client pings so that a silently dead connection is noticed.
     const PING_EVERY_MS: f64 = 15_000.0;
     /// A connection that has said nothing for this long is given up and replaced.
     const SILENT_LIMIT_MS: f64 = 40_000.0;
 
-    /// Rung by the browser's `online` and `offline` events; `navigator.onLine` then says
-    /// which. (A channel of `()`, which the reactive system already has, rather than one of
-    /// an enum: each channel type adds its own code to the bundle.)
-    type NetworkChanges = mpsc::UnboundedReceiver<()>;
+    /// Wakes the connection task, which then looks at what changed: the socket closed, the
+    /// network changed, a delay ended, the page was left. (A channel of `()`, which the
+    /// reactive system already has: each channel type adds its own code to the bundle.)
+    type Wake = mpsc::UnboundedSender<()>;
+
+    /// What the page's events tell the connection task.
+    #[derive(Default)]
+    struct Flags {
+        /// The chat pages were left: the task ends.
+        stopped: AtomicBool,
+        /// An `online` or `offline` event came since the task last looked.
+        network_changed: AtomicBool,
+    }
+
+    impl Flags {
+        fn stopped(&self) -> bool {
+            self.stopped.load(Ordering::Relaxed)
+        }
+    }
 
     /// Whether the browser thinks it is online.
     fn online() -> bool {
@@ -87,42 +107,52 @@ mod browser {
     }
 
     pub(super) fn start(store: ChatStore) {
-        let stopped = Arc::new(AtomicBool::new(false));
-        let (network_tx, network_rx) = mpsc::unbounded::<()>();
+        let flags = Arc::new(Flags::default());
+        let (wake, woken) = mpsc::unbounded::<()>();
         // Going offline drops the connection at once (rather than when pings go unanswered),
         // and coming back online is the moment to retry, whatever the backoff says.
-        let on_online = window_event_listener(ev::online, {
-            let network_tx = network_tx.clone();
+        let on_network = {
+            let (flags, wake) = (flags.clone(), wake.clone());
             move |_| {
-                let _ = network_tx.unbounded_send(());
+                flags.network_changed.store(true, Ordering::Relaxed);
+                let _ = wake.unbounded_send(());
             }
-        });
-        let on_offline = window_event_listener(ev::offline, move |_| {
-            let _ = network_tx.unbounded_send(());
-        });
+        };
+        let on_online = window_event_listener(ev::online, on_network.clone());
+        let on_offline = window_event_listener(ev::offline, on_network);
         on_cleanup({
-            let stopped = stopped.clone();
+            let (flags, wake) = (flags.clone(), wake.clone());
             move || {
-                stopped.store(true, Ordering::Relaxed);
+                flags.stopped.store(true, Ordering::Relaxed);
+                let _ = wake.unbounded_send(());
                 on_online.remove();
                 on_offline.remove();
             }
         });
-        spawn_local(run(store, stopped, network_rx));
+        spawn_local(run(store, flags, wake, woken));
     }
 
-    async fn run(store: ChatStore, stopped: Arc<AtomicBool>, mut network: NetworkChanges) {
+    async fn run(
+        store: ChatStore,
+        flags: Arc<Flags>,
+        wake: Wake,
+        mut woken: mpsc::UnboundedReceiver<()>,
+    ) {
         let mut failures = 0u32;
-        while !stopped.load(Ordering::Relaxed) {
+        while !flags.stopped() {
             // Offline, an attempt can only fail; wait for the `online` event (or the timer).
             let was_online = online();
             let mut reached_ready = false;
-            if was_online && let Ok(socket) = WebSocket::open(&socket_url()) {
-                reached_ready = session(store, socket, &stopped, &mut network).await;
+            if was_online && let Some(socket) = Socket::open(store, wake.clone()) {
+                while !socket.state.closed.get() && online() && !flags.stopped() {
+                    woken.next().await;
+                }
+                reached_ready = socket.state.ready.get();
+                // Dropping the socket closes it and stops its timer.
             }
             store.set_outbox(None);
             store.clear_typing();
-            if stopped.load(Ordering::Relaxed) {
+            if flags.stopped() {
                 break;
             }
             if reached_ready {
@@ -139,11 +169,23 @@ mod browser {
             store.connection.set(Connection::Reconnecting);
             failures += 1;
             let delay = backoff_ms(failures, js_sys::Math::random());
-            let mut sleep = TimeoutFuture::new(delay).fuse();
+            let due = Rc::new(Cell::new(false));
+            set_timeout(
+                {
+                    let (due, wake) = (due.clone(), wake.clone());
+                    move || {
+                        due.set(true);
+                        let _ = wake.unbounded_send(());
+                    }
+                },
+                Duration::from_millis(delay.into()),
+            );
+            flags.network_changed.store(false, Ordering::Relaxed);
             loop {
-                select! {
-                    () = sleep => break,
-                    _ = network.next() => if online() { break },
+                woken.next().await;
+                let back_online = flags.network_changed.swap(false, Ordering::Relaxed) && online();
+                if due.get() || back_online || flags.stopped() {
+                    break;
                 }
             }
         }
@@ -165,94 +207,147 @@ mod browser {
         format!("{scheme}://{host}/ws")
     }
 
-    /// Runs one connection until it drops (or the browser goes offline). Returns whether it
-    /// got as far as `ready`.
-    async fn session(
-        store: ChatStore,
+    /// One connection: the browser's `WebSocket`, its event handlers and its timer. Frames
+    /// are applied to the store as they arrive; the task only waits for the end.
+    struct Socket {
         socket: WebSocket,
-        stopped: &AtomicBool,
-        network: &mut NetworkChanges,
-    ) -> bool {
-        let (mut sink, stream) = socket.split();
-        let mut stream = stream.fuse();
-        let (outbox, mut outgoing) = mpsc::unbounded::<ClientFrame>();
-        let mut ticks = IntervalStream::new(TICK_MS).fuse();
-        let mut last_heard = now_ms();
-        let mut last_ping = now_ms();
-        let mut ready = false;
+        state: Rc<SocketState>,
+        ticks: Option<IntervalHandle>,
+        // Called by the browser for as long as the socket has them as handlers.
+        _on_message: Closure<dyn FnMut(MessageEvent)>,
+        _on_close: Closure<dyn FnMut()>,
+    }
 
-        loop {
-            select! {
-                incoming = stream.next() => match incoming {
-                    Some(Ok(Message::Text(text))) => {
-                        last_heard = now_ms();
-                        match serde_json::from_slice::<ServerFrame>(text.as_bytes()) {
-                            Ok(ServerFrame::Ready { user }) => {
-                                ready = true;
-                                store.apply(ServerFrame::Ready { user }, last_heard);
-                                store.set_outbox(Some(outbox.clone()));
-                                store.connection.set(Connection::Online);
-                                store.resend_pending();
-                                schedule_catch_up(store);
-                            }
-                            Ok(frame) => {
-                                if let ServerFrame::Error {
-                                    code: ErrorCode::RateLimited,
-                                    client_msg_id: None,
-                                    retry_after_ms,
-                                    ..
-                                } = &frame
-                                {
-                                    // A receipt (or typing signal) was refused: report again
-                                    // once allowed, or the sender's ticks would stall.
-                                    let wait = retry_after_ms.unwrap_or(1_000).min(60_000);
-                                    spawn_local(async move {
-                                        TimeoutFuture::new(u32::try_from(wait).unwrap_or(60_000))
-                                            .await;
-                                        store.resend_receipts();
-                                    });
-                                }
-                                store.apply(frame, last_heard);
-                                if store.needs_catch_up() {
-                                    schedule_catch_up(store);
-                                }
-                            }
-                            Err(error) => leptos::logging::warn!("unreadable frame: {error}"),
-                        }
+    #[derive(Default)]
+    struct SocketState {
+        /// The server said `ready`.
+        ready: Cell<bool>,
+        /// Closed by either side, failed, or given up as silent.
+        closed: Cell<bool>,
+        last_heard: Cell<f64>,
+        last_ping: Cell<f64>,
+    }
+
+    impl Socket {
+        fn open(store: ChatStore, wake: Wake) -> Option<Self> {
+            let socket = WebSocket::new(&socket_url()).ok()?;
+            let state = Rc::new(SocketState::default());
+            state.last_heard.set(now_ms());
+            state.last_ping.set(now_ms());
+            let on_message = Closure::<dyn FnMut(MessageEvent)>::new({
+                let (socket, state) = (socket.clone(), state.clone());
+                move |event: MessageEvent| {
+                    // Every frame the server sends is text; a binary one would carry nothing.
+                    if let Some(text) = event.data().as_string() {
+                        state.last_heard.set(now_ms());
+                        receive(store, &socket, &state, &text);
                     }
-                    Some(Ok(Message::Bytes(_))) => {}
-                    Some(Err(_)) | None => return ready,
+                }
+            });
+            // An error is always followed by a close; either ends the connection.
+            let on_close = Closure::<dyn FnMut()>::new({
+                let (state, wake) = (state.clone(), wake.clone());
+                move || {
+                    state.closed.set(true);
+                    let _ = wake.unbounded_send(());
+                }
+            });
+            socket.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
+            socket.set_onclose(Some(on_close.as_ref().unchecked_ref()));
+            socket.set_onerror(Some(on_close.as_ref().unchecked_ref()));
+            let ticks = set_interval_with_handle(
+                {
+                    let (socket, state) = (socket.clone(), state.clone());
+                    move || tick(store, &socket, &state, &wake)
                 },
-                frame = outgoing.next() => {
-                    let Some(frame) = frame else { continue };
-                    let Ok(text) = serde_json::to_string(&frame) else { continue };
-                    if sink.send(Message::Text(text)).await.is_err() {
-                        return ready;
-                    }
-                },
-                _ = network.next() => {
-                    if !online() {
-                        let _ = sink.close().await;
-                        return ready;
-                    }
-                },
-                _ = ticks.next() => {
-                    let now = now_ms();
-                    store.expire_typing(now);
-                    if stopped.load(Ordering::Relaxed) || now - last_heard > SILENT_LIMIT_MS {
-                        let _ = sink.close().await;
-                        return ready;
-                    }
-                    if now - last_ping > PING_EVERY_MS {
-                        last_ping = now;
-                        if let Ok(text) = serde_json::to_string(&ClientFrame::Ping {})
-                            && sink.send(Message::Text(text)).await.is_err()
-                        {
-                            return ready;
-                        }
-                    }
-                },
+                TICK,
+            )
+            .ok();
+            Some(Self {
+                socket,
+                state,
+                ticks,
+                _on_message: on_message,
+                _on_close: on_close,
+            })
+        }
+    }
+
+    impl Drop for Socket {
+        fn drop(&mut self) {
+            if let Some(ticks) = &self.ticks {
+                ticks.clear();
             }
+            self.socket.set_onmessage(None);
+            self.socket.set_onclose(None);
+            self.socket.set_onerror(None);
+            let _ = self.socket.close();
+        }
+    }
+
+    /// Sends a frame; false when the socket can't take it.
+    fn send(socket: &WebSocket, frame: &ClientFrame) -> bool {
+        serde_json::to_string(frame).is_ok_and(|text| socket.send_with_str(&text).is_ok())
+    }
+
+    /// One frame from the server.
+    fn receive(store: ChatStore, socket: &WebSocket, state: &SocketState, text: &str) {
+        let now = state.last_heard.get();
+        match serde_json::from_slice::<ServerFrame>(text.as_bytes()) {
+            Ok(ServerFrame::Ready { user }) => {
+                state.ready.set(true);
+                store.apply(ServerFrame::Ready { user }, now);
+                // From now on the store's frames go out on this socket, in order.
+                let (outbox, outgoing) = mpsc::unbounded::<ClientFrame>();
+                store.set_outbox(Some(outbox));
+                spawn_local(send_all(socket.clone(), outgoing));
+                store.connection.set(Connection::Online);
+                store.resend_pending();
+                schedule_catch_up(store);
+            }
+            Ok(frame) => {
+                if let ServerFrame::Error {
+                    code: ErrorCode::RateLimited,
+                    client_msg_id: None,
+                    retry_after_ms,
+                    ..
+                } = &frame
+                {
+                    // A receipt (or typing signal) was refused: report again once allowed,
+                    // or the sender's ticks would stall.
+                    let wait = retry_after_ms.unwrap_or(1_000).min(60_000);
+                    set_timeout(move || store.resend_receipts(), Duration::from_millis(wait));
+                }
+                store.apply(frame, now);
+                if store.needs_catch_up() {
+                    schedule_catch_up(store);
+                }
+            }
+            Err(error) => leptos::logging::warn!("unreadable frame: {error}"),
+        }
+    }
+
+    /// Sends the store's frames until the store lets go of the outbox (the connection ended).
+    /// A frame sent into a socket that has just closed is lost; what matters (messages) is
+    /// sent again after the next `ready`.
+    async fn send_all(socket: WebSocket, mut outgoing: mpsc::UnboundedReceiver<ClientFrame>) {
+        while let Some(frame) = outgoing.next().await {
+            send(&socket, &frame);
+        }
+    }
+
+    /// Once a second: typing indicators expire, a silent connection is given up, and a ping
+    /// goes out every so often so that a dead one is noticed.
+    fn tick(store: ChatStore, socket: &WebSocket, state: &SocketState, wake: &Wake) {
+        let now = now_ms();
+        store.expire_typing(now);
+        let silent = now - state.last_heard.get() > SILENT_LIMIT_MS;
+        let due = now - state.last_ping.get() > PING_EVERY_MS;
+        if silent || due && !send(socket, &ClientFrame::Ping {}) {
+            state.closed.set(true);
+            let _ = wake.unbounded_send(());
+        } else if due {
+            state.last_ping.set(now);
         }
     }
 

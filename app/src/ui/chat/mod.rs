@@ -15,11 +15,10 @@ pub mod store;
 pub mod thread;
 
 use leptos::{ev::SubmitEvent, prelude::*, server_fn::ServerFn, task::spawn_local};
-use leptos_meta::Title;
 use leptos_router::hooks::use_location;
 
 use self::store::{ChatStore, Connection};
-use super::time;
+use super::{time, title::page_title};
 use crate::{
     api::{
         accounts::{Logout, current_user, logout, search_users},
@@ -86,8 +85,8 @@ pub fn ChatLayout() -> impl IntoView {
     let location = use_location();
     let in_conversation = move || location.pathname.with(|p| p.len() > "/chat/".len());
 
+    page_title(move || store.title("Chat"));
     view! {
-        <Title text=move || store.title("Chat")/>
         <div
             class="chat"
             data-connection=move || store.connection.get().as_str()
@@ -101,6 +100,7 @@ pub fn ChatLayout() -> impl IntoView {
                                 "Reconnecting…"
                             </div>
                         }
+                            .into_any()
                     })
             }}
             <Sidebar/>
@@ -142,7 +142,7 @@ fn Sidebar() -> impl IntoView {
     let results = RwSignal::new(None::<Result<Vec<UserView>, String>>);
     // Each keystroke bumps the generation; a search runs only if no newer keystroke came
     // within the debounce delay, and its answer is used only if it is still the latest.
-    let generation = StoredValue::new(0u32);
+    let generation = StoredValue::new(0u64);
     let on_search = move |ev| {
         let value = event_target_value(&ev);
         query.set(value.clone());
@@ -175,7 +175,7 @@ fn Sidebar() -> impl IntoView {
     view! {
         <aside class="sidebar" aria-label="Conversations">
             <header class="sidebar-header">
-                <div>
+                <div class="identity">
                     <span class="brand">"Parley"</span>
                     <span class="me">{move || store.me.get().map(|me| me.display_name)}</span>
                 </div>
@@ -195,6 +195,7 @@ fn Sidebar() -> impl IntoView {
                                         "Enable notifications"
                                     </button>
                                 }
+                                    .into_any()
                             })
                     }}
                     <a href="/settings" rel="external">"Settings"</a>
@@ -249,7 +250,7 @@ fn SearchResults(
                     .into_iter()
                     .map(|person| {
                         view! {
-                            <li>
+                            <li class="person">
                                 <a
                                     href=format!("/chat/@{}", person.username)
                                     on:click=move |_| done()
@@ -259,6 +260,7 @@ fn SearchResults(
                                 </a>
                             </li>
                         }
+                            .into_any()
                     })
                     .collect_view()}
             </ul>
@@ -271,32 +273,36 @@ fn SearchResults(
 #[component]
 fn ConversationList() -> impl IntoView {
     let store = expect_context::<ChatStore>();
+    // What to say instead of the list, if anything. A memo, so that the list is built once
+    // and then only updated, whatever else changes. (Rather than two `<Show>`s: each brings
+    // its own copy of the code that switches between two views.)
+    let note = Memo::new(move |_| {
+        if !store.conversations_loaded.get() {
+            Some("Loading conversations…")
+        } else if store.conversations.with(Vec::is_empty) {
+            Some("No conversations yet. Find someone above to start one.")
+        } else {
+            None
+        }
+    });
     view! {
-        <Show
-            when=move || store.conversations_loaded.get()
-            fallback=|| view! { <p class="list-note">"Loading conversations…"</p> }
-        >
-            <Show
-                when=move || store.conversations.with(|c| !c.is_empty())
-                fallback=|| {
-                    view! {
-                        <p class="list-note">
-                            "No conversations yet. Find someone above to start one."
-                        </p>
-                    }
+        {move || match note.get() {
+            Some(text) => view! { <p class="list-note">{text}</p> }.into_any(),
+            None => {
+                view! {
+                    <ul class="conversations" aria-label="Conversation list">
+                        // Keyed by a string, like every list on the page: each key type costs
+                        // its own copy of the list-diffing code in the bundle.
+                        <For
+                            each=move || store.conversations.get()
+                            key=|c| format!("{}:{}:{}:{}", c.id, c.last_seq, c.unread, c.last_activity_at.timestamp_micros())
+                            children=move |summary| view! { <ConversationItem summary/> }
+                        />
+                    </ul>
                 }
-            >
-                <ul class="conversations" aria-label="Conversation list">
-                    // Keyed by a string, like every list on the page: each key type costs its
-                    // own copy of the list-diffing code in the bundle.
-                    <For
-                        each=move || store.conversations.get()
-                        key=|c| format!("{}:{}:{}:{}", c.id, c.last_seq, c.unread, c.last_activity_at.timestamp_micros())
-                        children=move |summary| view! { <ConversationItem summary/> }
-                    />
-                </ul>
-            </Show>
-        </Show>
+                    .into_any()
+            }
+        }}
     }
 }
 
@@ -319,7 +325,7 @@ fn ConversationItem(summary: ConversationSummary) -> impl IntoView {
     let unread = summary.unread;
     let has_unread = unread > 0;
     view! {
-        <li class="conversation" class:unread=has_unread>
+        <li class=if has_unread { "conversation unread" } else { "conversation" }>
             <a
                 href=format!("/chat/@{}", summary.other.username)
                 aria-current=move || is_active().then_some("page")
@@ -335,9 +341,10 @@ fn ConversationItem(summary: ConversationSummary) -> impl IntoView {
                     .then(|| {
                         view! {
                             <span class="badge" aria-label=format!("{unread} unread")>
-                                {unread}
+                                {unread.to_string()}
                             </span>
                         }
+                            .into_any()
                     })}
             </a>
         </li>
