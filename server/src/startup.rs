@@ -389,6 +389,8 @@ fn router(
         // Also registers every server function under /api/ and provides `AppState` to them.
         .leptos_routes(&state, routes, move || shell(leptos_options.clone()))
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
+        // Reads error bodies back, so it must see them before they are compressed.
+        .layer(middleware::from_fn(api_status::server_fn_status))
         // Only the routes above: pages and server functions.
         .layer(compression::layer())
         .route("/ws", get(ws::upgrade).layer(Extension(config.heartbeat)))
@@ -396,7 +398,6 @@ fn router(
         .route("/readyz", get(health::readyz))
         .merge(metrics_route)
         .merge(files::router(files))
-        .layer(middleware::from_fn(api_status::server_fn_status))
         .layer(middleware::from_fn(pages::page_guard))
         .layer(auth_layer)
         .layer(middleware::from_fn(api_body::check_api_body))

@@ -16,7 +16,7 @@ use leptos::prelude::*;
 use leptos::text_prop::TextProp;
 
 /// The full title for a page's own name: the product's name after it, or alone.
-pub fn full_title(page: &str) -> String {
+fn full_title(page: &str) -> String {
     if page.is_empty() {
         "Parley".to_owned()
     } else {

@@ -5,10 +5,15 @@
 //! for what is rendered per request. A page is a few kilobytes of HTML that compress to less
 //! than half, and a page of history is mostly repeated JSON keys.
 //!
-//! Compression of secrets next to attacker-chosen text can leak them through the compressed
-//! length (BREACH). Nothing these answers carry qualifies: there is no CSRF token in a page or
-//! an answer (the defence is the Origin check, [`super::origin`]), the session cookie is a
-//! header, which is never compressed, and the pages' CSP nonce changes with every response.
+//! Compressing a secret next to text an attacker chose can leak the secret through the
+//! compressed length (BREACH). There is no CSRF token in a page or an answer to leak (the
+//! defence is the Origin check, [`super::origin`]), the session cookie is a header, which is
+//! never compressed, and the pages' CSP nonce changes with every response. What remains is
+//! user text: a conversation list shows other people's last messages next to one the
+//! attacker wrote. Guessing it needs an attacker who watches the victim's encrypted traffic
+//! *and* makes the victim's browser repeat the request many times with chosen text; server
+//! functions are POSTs, refused from other sites (the Origin check; the `SameSite=Lax`
+//! cookie is not even sent with them), so another site's page cannot repeat them.
 //! See docs/security.md.
 
 use axum::http::{Extensions, HeaderMap, StatusCode, Version, header::CONTENT_TYPE};

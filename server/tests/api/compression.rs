@@ -125,3 +125,24 @@ for_each_db! {
         assert_eq!(body, text);
     }
 }
+
+for_each_db! {
+    /// A server function's error keeps its status when its answer is compressed (the status
+    /// is read from the error before the answer is compressed).
+    async fn compressed_errors_keep_their_status(app) {
+        let browser = app.browser();
+        let request = browser.http.post(app.url("/api/register")).form(&[
+            ("username", "ab"),
+            ("display_name", ""),
+            ("password", "short"),
+            ("password_confirm", "different"),
+        ]);
+        let (status, sent_as, _, body) = fetch_encoded(request, "br").await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(sent_as.as_deref(), Some("br"), "large enough to be compressed");
+        let error: serde_json::Value =
+            serde_json::from_slice(&decode(Some("br"), &body)).unwrap();
+        assert_eq!(error["error"], "invalid");
+        assert!(error["detail"].as_array().is_some_and(|fields| fields.len() >= 3), "{error}");
+    }
+}

@@ -331,6 +331,10 @@ fn MessageLog() -> impl IntoView {
         });
     });
 
+    // After a request: the log may be gone by then, and its stored state with it.
+    let drop_anchor = move || {
+        scroll.try_update_value(|scroll| scroll.anchor = None);
+    };
     let load_older = move || {
         if loading_older.get_untracked() {
             return;
@@ -357,18 +361,12 @@ fn MessageLog() -> impl IntoView {
                     }
                 }),
                 Ok(page) => {
-                    scroll.set_value(Scroll {
-                        anchor: None,
-                        ..scroll.get_value()
-                    });
+                    drop_anchor();
                     store
                         .thread
                         .update(|thread| thread.has_more_before = page.has_more);
                 }
-                Err(_) => scroll.set_value(Scroll {
-                    anchor: None,
-                    ..scroll.get_value()
-                }),
+                Err(_) => drop_anchor(),
             }
             loading_older.set(false);
         });

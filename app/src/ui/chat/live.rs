@@ -140,6 +140,8 @@ mod browser {
     ) {
         let mut failures = 0u32;
         while !flags.stopped() {
+            // From here on, an `online` event cuts the wait before the next attempt short.
+            flags.network_changed.store(false, Ordering::Relaxed);
             // Offline, an attempt can only fail; wait for the `online` event (or the timer).
             let was_online = online();
             let mut reached_ready = false;
@@ -180,7 +182,6 @@ mod browser {
                 },
                 Duration::from_millis(delay.into()),
             );
-            flags.network_changed.store(false, Ordering::Relaxed);
             loop {
                 woken.next().await;
                 let back_online = flags.network_changed.swap(false, Ordering::Relaxed) && online();
@@ -285,9 +286,12 @@ mod browser {
         }
     }
 
-    /// Sends a frame; false when the socket can't take it.
-    fn send(socket: &WebSocket, frame: &ClientFrame) -> bool {
-        serde_json::to_string(frame).is_ok_and(|text| socket.send_with_str(&text).is_ok())
+    /// Sends a frame. Only an open socket is given frames (the outbox exists from `ready` on,
+    /// pings wait for the socket to open); one that has just closed drops them.
+    fn send(socket: &WebSocket, frame: &ClientFrame) {
+        if let Ok(text) = serde_json::to_string(frame) {
+            let _ = socket.send_with_str(&text);
+        }
     }
 
     /// One frame from the server.
@@ -341,13 +345,15 @@ mod browser {
     fn tick(store: ChatStore, socket: &WebSocket, state: &SocketState, wake: &Wake) {
         let now = now_ms();
         store.expire_typing(now);
-        let silent = now - state.last_heard.get() > SILENT_LIMIT_MS;
-        let due = now - state.last_ping.get() > PING_EVERY_MS;
-        if silent || due && !send(socket, &ClientFrame::Ping {}) {
+        if now - state.last_heard.get() > SILENT_LIMIT_MS {
+            // Silent for too long (or still not open): give it up for a new one.
             state.closed.set(true);
             let _ = wake.unbounded_send(());
-        } else if due {
+        } else if now - state.last_ping.get() > PING_EVERY_MS
+            && socket.ready_state() == WebSocket::OPEN
+        {
             state.last_ping.set(now);
+            send(socket, &ClientFrame::Ping {});
         }
     }
 

@@ -164,7 +164,8 @@ impl ChatStore {
     pub fn send_frame(&self, frame: ClientFrame) {
         self.inner.with_value(|inner| {
             if let Some(outbox) = &inner.outbox {
-                // A closed channel means the socket task is reconnecting; see `outbox`.
+                // The socket task takes the outbox back (`None`) as soon as its connection
+                // ends; a frame sent in between is lost with the connection (see `outbox`).
                 let _ = outbox.unbounded_send(frame);
             }
         });
