@@ -238,15 +238,15 @@ fn MessageLog() -> impl IntoView {
     };
     // An image that finishes loading makes the log taller: a reader at the bottom stays there.
     provide_context(FollowBottom(Callback::new(move |()| {
+        let Some(el) = on_screen(log) else {
+            return;
+        };
         let Scroll {
             near_bottom,
             anchor,
             ..
         } = scroll.get_value();
-        if near_bottom
-            && anchor.is_none()
-            && let Some(el) = log.get_untracked()
-        {
+        if near_bottom && anchor.is_none() {
             el.set_scroll_top(el.scroll_height());
         }
         check_seen();
@@ -282,7 +282,7 @@ fn MessageLog() -> impl IntoView {
             ..scroll.get_value()
         });
         request_animation_frame(move || {
-            let Some(el) = log.get_untracked() else {
+            let Some(el) = on_screen(log) else {
                 return;
             };
             // Opened with unread messages: start at the first of them, as other messengers
@@ -346,7 +346,7 @@ fn MessageLog() -> impl IntoView {
             return;
         };
         loading_older.set(true);
-        if let Some(el) = log.get_untracked() {
+        if let Some(el) = on_screen(log) {
             scroll.set_value(Scroll {
                 anchor: Some((el.scroll_height(), el.scroll_top(), first_key())),
                 ..scroll.get_value()
@@ -374,7 +374,7 @@ fn MessageLog() -> impl IntoView {
     // Following the bottom stops only when the reader scrolls up: a burst of messages can
     // grow the log between our own scroll and its event, which must not count as leaving.
     let on_scroll = move |_| {
-        if let Some(el) = log.get_untracked() {
+        if let Some(el) = on_screen(log) {
             let top = el.scroll_top();
             let distance = el.scroll_height() - top - el.client_height();
             let was = scroll.get_value();
@@ -432,6 +432,13 @@ fn MessageLog() -> impl IntoView {
     }
 }
 
+/// The log's element while the log is on screen. The browser's callbacks (an animation frame,
+/// an image that finished loading) can come after the log is gone, and its stored state with
+/// it: they stop here rather than touch disposed values.
+fn on_screen(log: NodeRef<html::Div>) -> Option<leptos::web_sys::HtmlDivElement> {
+    log.try_get_untracked().flatten()
+}
+
 /// The log's name for screen readers: "Messages with Ann".
 fn log_label(store: ChatStore) -> String {
     store
@@ -461,7 +468,7 @@ fn last_seen_text(at: chrono::DateTime<Utc>) -> String {
 fn last_seq_on_screen(log: NodeRef<html::Div>) -> Option<i64> {
     use wasm_bindgen::JsCast;
 
-    let log = log.get_untracked()?;
+    let log = on_screen(log)?;
     let view = log.get_bounding_client_rect();
     let (top, bottom) = (view.top(), view.bottom());
     if bottom <= top {
@@ -492,7 +499,7 @@ fn last_seq_on_screen(log: NodeRef<html::Div>) -> Option<i64> {
 /// there is one.
 #[cfg(feature = "hydrate")]
 fn first_unread_top(log: NodeRef<html::Div>) -> Option<i32> {
-    let log = log.get_untracked()?;
+    let log = on_screen(log)?;
     let divider = log.query_selector("li.new-messages").ok()??;
     let offset = divider.get_bounding_client_rect().top() - log.get_bounding_client_rect().top();
     Some(log.scroll_top() + offset as i32)

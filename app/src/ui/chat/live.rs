@@ -145,7 +145,7 @@ mod browser {
             // Offline, an attempt can only fail; wait for the `online` event (or the timer).
             let was_online = online();
             let mut reached_ready = false;
-            if was_online && let Some(socket) = Socket::open(store, wake.clone()) {
+            if was_online && let Some(socket) = Socket::open(store, flags.clone(), wake.clone()) {
                 while !socket.state.closed.get() && online() && !flags.stopped() {
                     woken.next().await;
                 }
@@ -230,14 +230,19 @@ mod browser {
     }
 
     impl Socket {
-        fn open(store: ChatStore, wake: Wake) -> Option<Self> {
+        /// `flags` stops the handlers from touching the store once the chat pages are left:
+        /// the browser may deliver a frame between that moment and the socket's closing.
+        fn open(store: ChatStore, flags: Arc<Flags>, wake: Wake) -> Option<Self> {
             let socket = WebSocket::new(&socket_url()).ok()?;
             let state = Rc::new(SocketState::default());
             state.last_heard.set(now_ms());
             state.last_ping.set(now_ms());
             let on_message = Closure::<dyn FnMut(MessageEvent)>::new({
-                let (socket, state) = (socket.clone(), state.clone());
+                let (socket, state, flags) = (socket.clone(), state.clone(), flags.clone());
                 move |event: MessageEvent| {
+                    if flags.stopped() {
+                        return;
+                    }
                     // Every frame the server sends is text; a binary one would carry nothing.
                     if let Some(text) = event.data().as_string() {
                         state.last_heard.set(now_ms());
@@ -259,7 +264,11 @@ mod browser {
             let ticks = set_interval_with_handle(
                 {
                     let (socket, state) = (socket.clone(), state.clone());
-                    move || tick(store, &socket, &state, &wake)
+                    move || {
+                        if !flags.stopped() {
+                            tick(store, &socket, &state, &wake);
+                        }
+                    }
                 },
                 TICK,
             )
