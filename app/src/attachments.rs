@@ -83,6 +83,30 @@ pub async fn create(
     Ok(view(&row))
 }
 
+/// How many bytes `user`'s uploads take, sent or not: what counts against their storage quota.
+///
+/// # Errors
+/// A database error.
+pub async fn used_bytes(db: &impl ConnectionTrait, user: UserId) -> Result<u64, DbErr> {
+    // In scope here only: its `min` and `max` would shadow the integers' elsewhere.
+    use sea_orm::ExprTrait;
+
+    let total: Option<i64> = attachments::Entity::find()
+        .select_only()
+        .column_as(
+            Expr::col(attachments::Column::SizeBytes)
+                .sum()
+                .cast_as(sea_orm::sea_query::Alias::new("BIGINT")),
+            "total",
+        )
+        .filter(attachments::Column::UploaderId.eq(user.0))
+        .into_tuple()
+        .one(db)
+        .await?
+        .flatten();
+    Ok(total.map_or(0, |total| u64::try_from(total).unwrap_or(0)))
+}
+
 /// The attachment `id`, if `user` may fetch it: a participant of its conversation, once it is
 /// sent; before that, only its uploader.
 ///

@@ -21,8 +21,9 @@ use crate::{
     model::{ConversationId, ConversationSummary, MessagePreview, UserId, UserView, Username},
 };
 
-/// Most conversations one list returns (latest activity first).
-const LIST_LIMIT: u64 = 200;
+/// Most conversations one page of the list holds (latest activity first), and how many a page
+/// holds unless asked for fewer.
+pub const LIST_PAGE_SIZE: u64 = 200;
 
 /// What can go wrong in this module.
 #[derive(Debug, thiserror::Error)]
@@ -224,16 +225,39 @@ fn other_of(conversation: &conversations::Model, me: UserId) -> i64 {
     }
 }
 
-/// `me`'s conversations, latest activity first.
+/// Where a page of the conversation list starts: after the conversation whose last activity
+/// and id these are (the last one of the page before).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ListCursor {
+    pub last_activity_at: DateTime<Utc>,
+    pub id: ConversationId,
+}
+
+/// A page of `me`'s conversations, latest activity first: the first page, or the one after
+/// `after` (keyset paging on last activity then id, so a page costs the same however deep it
+/// is, and a conversation that moves up meanwhile is never shown twice on one page).
 pub async fn list(
     db: &impl ConnectionTrait,
     me: UserId,
+    after: Option<ListCursor>,
+    limit: u64,
 ) -> Result<Vec<ConversationSummary>, ConversationsError> {
-    let rows = conversations::Entity::find()
-        .filter(involving(me))
+    let mut query = conversations::Entity::find().filter(involving(me));
+    if let Some(cursor) = after {
+        query = query.filter(
+            Condition::any()
+                .add(conversations::Column::LastActivityAt.lt(cursor.last_activity_at))
+                .add(
+                    Condition::all()
+                        .add(conversations::Column::LastActivityAt.eq(cursor.last_activity_at))
+                        .add(conversations::Column::Id.lt(cursor.id.0)),
+                ),
+        );
+    }
+    let rows = query
         .order_by_desc(conversations::Column::LastActivityAt)
         .order_by_desc(conversations::Column::Id)
-        .limit(LIST_LIMIT)
+        .limit(limit.min(LIST_PAGE_SIZE))
         .all(db)
         .await?;
     summarise(db, me, rows).await

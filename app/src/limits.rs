@@ -1,30 +1,53 @@
-//! Rate limits: how often one client address or one username may try to sign in or sign up,
-//! and how fast one WebSocket connection may send messages, typing signals and receipts.
+//! Rate limits: how often one client may try to sign in or sign up, how fast one user may send
+//! messages and upload files, how fast one connection may send typing signals and receipts,
+//! and when a connection has misbehaved enough to be closed.
 //!
 //! Limits use governor's GCRA limiters (a token bucket that refills continuously): a quota of
 //! N per period allows a burst of N, then one more every period / N. Over a limit the request is
 //! refused before any work is done (no password is hashed, nothing is stored) with
 //! [`AppError::RateLimited`], which says when to retry; other clients are unaffected.
+//!
+//! Sign-in is limited per *(username, client address)* pair, so a stranger guessing a seller's
+//! password spends only their own budget and never locks the seller out; a correct sign-in
+//! gives the pair its whole budget back. Each address also has a budget of its own (five
+//! pairs' worth, for an office behind one address), and a username under attack from many
+//! addresses at once is *slowed down* (each attempt waits), never refused.
+//!
+//! Messages are limited per user, across all of their connections; with Redis, across every
+//! instance too ([`SharedLimiter`]), so opening more sockets never multiplies the budget.
 
-use std::{hash::Hash, net::IpAddr, num::NonZeroU32, time::Duration};
+use std::{
+    hash::Hash,
+    net::IpAddr,
+    num::NonZeroU32,
+    sync::{Arc, Mutex, PoisonError},
+    time::{Duration, Instant},
+};
 
+use dashmap::DashMap;
 use governor::{
     DefaultDirectRateLimiter, DefaultKeyedRateLimiter, Quota, RateLimiter,
     clock::{Clock, DefaultClock},
+    nanos::Nanos,
+    state::{InMemoryState, StateStore, keyed::ShrinkableKeyedStateStore},
 };
 
-use crate::{error::AppError, model::UserId};
+use crate::{
+    error::AppError,
+    model::{ConversationId, TYPING_THROTTLE_MS, TYPING_TTL_MS, UserId},
+};
 
 /// The configurable quotas.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
-    /// Sign-in attempts per minute, per client address and per username.
+    /// Sign-in attempts per minute for one username from one client address.
     pub logins_per_minute: NonZeroU32,
     /// Registrations per hour per client address.
     pub registrations_per_hour: NonZeroU32,
-    /// Messages per minute per WebSocket connection.
+    /// Messages per minute per user, all of their connections together.
     pub messages_per_minute: NonZeroU32,
-    /// Typing signals per minute per WebSocket connection (the browser sends at most 30).
+    /// Typing signals per minute per WebSocket connection (the browser sends at most 30); the
+    /// rest are dropped.
     pub typing_per_minute: NonZeroU32,
     /// File uploads per minute per user.
     pub uploads_per_minute: NonZeroU32,
@@ -46,46 +69,124 @@ impl Default for Limits {
     }
 }
 
+/// How many sign-in pairs' worth one client address may try per minute.
+const LOGINS_PER_ADDRESS_FACTOR: u32 = 5;
+/// How many pairs' worth of attempts a username takes per minute, from everywhere together,
+/// before each further attempt is slowed down.
+const LOGINS_PER_USERNAME_FACTOR: u32 = 10;
+/// The longest an attempt for a username under attack waits.
+const LOGIN_SLOWDOWN_AT_MOST: Duration = Duration::from_secs(3);
+
+/// Invalid frames a connection may send in a burst (refilling one a second) before it is
+/// closed: a client bug shows up as a few error frames, a flood as a closed socket.
+const INVALID_FRAMES_BURST: u32 = 10;
+/// Refusals for going over a rate limit a connection may collect per minute before it is
+/// closed: the browser waits when told to, so only a client that ignores the answers
+/// collects more.
+const REFUSALS_PER_MINUTE: u32 = 20;
+
+/// A rate limit kept outside this process (in Redis), shared by every instance, for limits
+/// that must not multiply with the number of instances a user's connections reach.
+#[async_trait::async_trait]
+pub trait SharedLimiter: Send + Sync + 'static {
+    /// Counts one event for `key` against `quota`: `Ok(Ok(()))` when allowed, `Ok(Err(wait))`
+    /// when over it (`wait` until the next is allowed).
+    ///
+    /// # Errors
+    /// The store could not be asked; the caller falls back to this instance's own limiter.
+    async fn check(&self, key: &str, quota: Quota) -> Result<Result<(), Duration>, String>;
+}
+
 /// The limiters shared by every request.
 pub struct RateLimits {
     limits: Limits,
+    logins_by_pair: ForgettableLimiter<(String, IpAddr)>,
     logins_by_address: DefaultKeyedRateLimiter<IpAddr>,
     logins_by_username: DefaultKeyedRateLimiter<String>,
     registrations_by_address: DefaultKeyedRateLimiter<IpAddr>,
     uploads_by_user: DefaultKeyedRateLimiter<UserId>,
+    /// Messages per user on this instance: the limit itself without Redis, the fallback while
+    /// Redis can't be asked.
+    messages_by_user: DefaultKeyedRateLimiter<UserId>,
+    shared: Option<Arc<dyn SharedLimiter>>,
+    /// When the shared limiter last failed: for [`SHARED_RETRY_AFTER`] after that, this
+    /// instance counts alone rather than make every message wait for a store that is down.
+    shared_failed_at: Mutex<Option<Instant>>,
+    typing: TypingRelay,
 }
+
+/// How long the instance counts messages on its own after the shared limiter failed, before
+/// asking it again.
+const SHARED_RETRY_AFTER: Duration = Duration::from_secs(5);
 
 impl std::fmt::Debug for RateLimits {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RateLimits")
             .field("limits", &self.limits)
+            .field("shared", &self.shared.is_some())
             .finish_non_exhaustive()
     }
 }
 
 impl RateLimits {
+    /// Limiters of this instance alone.
     pub fn new(limits: Limits) -> Self {
         Self {
             limits,
-            logins_by_address: RateLimiter::keyed(Quota::per_minute(limits.logins_per_minute)),
-            logins_by_username: RateLimiter::keyed(Quota::per_minute(limits.logins_per_minute)),
+            logins_by_pair: ForgettableLimiter::new(Quota::per_minute(limits.logins_per_minute)),
+            logins_by_address: RateLimiter::keyed(Quota::per_minute(
+                limits
+                    .logins_per_minute
+                    .saturating_mul(NonZeroU32::MIN.saturating_add(LOGINS_PER_ADDRESS_FACTOR - 1)),
+            )),
+            logins_by_username: RateLimiter::keyed(Quota::per_minute(
+                limits
+                    .logins_per_minute
+                    .saturating_mul(NonZeroU32::MIN.saturating_add(LOGINS_PER_USERNAME_FACTOR - 1)),
+            )),
             registrations_by_address: RateLimiter::keyed(Quota::per_hour(
                 limits.registrations_per_hour,
             )),
             uploads_by_user: RateLimiter::keyed(Quota::per_minute(limits.uploads_per_minute)),
+            messages_by_user: RateLimiter::keyed(Quota::per_minute(limits.messages_per_minute)),
+            shared: None,
+            shared_failed_at: Mutex::new(None),
+            typing: TypingRelay::default(),
+        }
+    }
+
+    /// Limiters whose per-user message limit is kept in `shared`, for every instance.
+    pub fn with_shared(limits: Limits, shared: Arc<dyn SharedLimiter>) -> Self {
+        Self {
+            shared: Some(shared),
+            ..Self::new(limits)
         }
     }
 
     /// Counts a sign-in attempt from `address` for `username` (as typed, case-folded).
+    /// `Ok` holds how long to wait before checking the password: zero, unless the username
+    /// is being tried from many places at once.
     ///
     /// # Errors
-    /// [`AppError::RateLimited`] if either the address or the username is over its quota.
-    pub fn login(&self, address: IpAddr, username: &str) -> Result<(), AppError> {
+    /// [`AppError::RateLimited`] if this address is over its quota, for this username or
+    /// for all of them together.
+    pub fn login(&self, address: IpAddr, username: &str) -> Result<Duration, AppError> {
+        let username = username.trim().to_ascii_lowercase();
         check_key(&self.logins_by_address, &address)?;
-        check_key(
-            &self.logins_by_username,
-            &username.trim().to_ascii_lowercase(),
-        )
+        self.logins_by_pair
+            .check(&(username.clone(), address))
+            .map_err(rate_limited)?;
+        Ok(match check(self.logins_by_username.check_key(&username)) {
+            Ok(()) => Duration::ZERO,
+            Err(wait) => wait.min(LOGIN_SLOWDOWN_AT_MOST),
+        })
+    }
+
+    /// A correct password was given from `address` for `username`: that pair's failures are
+    /// forgotten.
+    pub fn login_succeeded(&self, address: IpAddr, username: &str) {
+        self.logins_by_pair
+            .forget(&(username.trim().to_ascii_lowercase(), address));
     }
 
     /// Counts a registration from `address`.
@@ -96,13 +197,81 @@ impl RateLimits {
         check_key(&self.registrations_by_address, &address)
     }
 
+    /// Counts a message from `user`, on any of their connections.
+    ///
+    /// # Errors
+    /// The time until the user's next message is allowed.
+    pub async fn message(&self, user: UserId) -> Result<(), Duration> {
+        if let Some(shared) = self.shared.as_ref().filter(|_| self.shared_usable()) {
+            let quota = Quota::per_minute(self.limits.messages_per_minute);
+            match shared.check(&format!("messages:{user}"), quota).await {
+                Ok(verdict) => {
+                    if self.lock_shared_failed().take().is_some() {
+                        tracing::info!("the shared message limit answers again");
+                    }
+                    return verdict;
+                }
+                Err(error) => {
+                    if self.lock_shared_failed().replace(Instant::now()).is_none() {
+                        tracing::warn!(
+                            %error,
+                            "the shared message limit can't be asked; each instance counts \
+                             on its own meanwhile"
+                        );
+                    }
+                }
+            }
+        }
+        check(self.messages_by_user.check_key(&user))
+    }
+
+    /// Whether to ask the shared limiter: yes, unless it failed moments ago.
+    fn shared_usable(&self) -> bool {
+        self.lock_shared_failed()
+            .is_none_or(|failed| failed.elapsed() >= SHARED_RETRY_AFTER)
+    }
+
+    fn lock_shared_failed(&self) -> std::sync::MutexGuard<'_, Option<Instant>> {
+        self.shared_failed_at
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
     /// Limiters for one new WebSocket connection.
     pub fn connection(&self) -> ConnectionLimits {
         ConnectionLimits {
-            messages: RateLimiter::direct(Quota::per_minute(self.limits.messages_per_minute)),
             typing: RateLimiter::direct(Quota::per_minute(self.limits.typing_per_minute)),
             receipts: RateLimiter::direct(Quota::per_minute(self.limits.receipts_per_minute)),
+            invalid: RateLimiter::direct(
+                Quota::per_second(NonZeroU32::MIN)
+                    .allow_burst(NonZeroU32::MIN.saturating_add(INVALID_FRAMES_BURST - 1)),
+            ),
+            refusals: RateLimiter::direct(Quota::per_minute(
+                NonZeroU32::MIN.saturating_add(REFUSALS_PER_MINUTE - 1),
+            )),
         }
+    }
+
+    /// What to do with a typing signal from `user` in a conversation (see [`TypingRelay`]).
+    pub fn typing(
+        &self,
+        user: UserId,
+        conversation: ConversationId,
+        active: bool,
+    ) -> TypingVerdict {
+        self.typing
+            .decide(user, conversation, active, Instant::now())
+    }
+
+    /// At the time a [`TypingVerdict::StopAt`] named: whether the stop is still to be relayed.
+    pub fn typing_stop_due(&self, user: UserId, conversation: ConversationId) -> bool {
+        self.typing.stop_due(user, conversation, Instant::now())
+    }
+
+    /// The user stopped typing in a conversation without a signal saying so (they sent a
+    /// message, or a connection closed): whether the other side still saw them typing.
+    pub fn typing_stopped(&self, user: UserId, conversation: ConversationId) -> bool {
+        self.typing.stopped(user, conversation, Instant::now())
     }
 
     /// Counts an upload by `user`.
@@ -115,35 +284,31 @@ impl RateLimits {
 
     /// Forgets keys whose buckets are full again, so memory stays bounded by recent clients.
     pub fn forget_idle(&self) {
+        self.logins_by_pair.retain_recent();
         self.logins_by_address.retain_recent();
         self.logins_by_username.retain_recent();
         self.registrations_by_address.retain_recent();
         self.uploads_by_user.retain_recent();
+        self.messages_by_user.retain_recent();
+        self.typing.forget_idle(Instant::now());
     }
 }
 
-/// One connection's limiters.
+/// One connection's limiters, and its record of misbehaviour.
 pub struct ConnectionLimits {
-    messages: DefaultDirectRateLimiter,
     typing: DefaultDirectRateLimiter,
     receipts: DefaultDirectRateLimiter,
+    invalid: DefaultDirectRateLimiter,
+    refusals: DefaultDirectRateLimiter,
 }
 
 impl ConnectionLimits {
-    /// Counts a message; `Err` holds how long to wait.
-    ///
-    /// # Errors
-    /// The time until the next message is allowed.
-    pub fn message(&self) -> Result<(), Duration> {
-        check(&self.messages)
-    }
-
     /// Counts a typing signal; `Err` holds how long to wait.
     ///
     /// # Errors
     /// The time until the next typing signal is allowed.
     pub fn typing(&self) -> Result<(), Duration> {
-        check(&self.typing)
+        check(self.typing.check())
     }
 
     /// Counts a delivery or read receipt; `Err` holds how long to wait.
@@ -151,26 +316,240 @@ impl ConnectionLimits {
     /// # Errors
     /// The time until the next receipt is allowed.
     pub fn receipt(&self) -> Result<(), Duration> {
-        check(&self.receipts)
+        check(self.receipts.check())
+    }
+
+    /// Counts an invalid frame. `false` once there have been too many in a short time: the
+    /// connection is then closed.
+    pub fn tolerate_invalid(&self) -> bool {
+        self.invalid.check().is_ok()
+    }
+
+    /// Counts a frame refused (or dropped) for being over a rate limit. `false` once the
+    /// connection keeps going over them: it is then closed.
+    pub fn tolerate_refusal(&self) -> bool {
+        self.refusals.check().is_ok()
     }
 }
 
-fn check(limiter: &DefaultDirectRateLimiter) -> Result<(), Duration> {
-    limiter
-        .check()
-        .map_err(|not_until| not_until.wait_time_from(DefaultClock::default().now()))
+/// What becomes of a typing signal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TypingVerdict {
+    /// Relay it to the other participant now.
+    Relay,
+    /// Drop it: nothing would change on the other side, or it is too soon after the last.
+    Drop,
+    /// A stop that came too soon after the last relay: relay it at this time, if it is still
+    /// true then (ask [`RateLimits::typing_stop_due`]).
+    StopAt(Instant),
+}
+
+/// Typing signals of each (user, conversation), on this instance: what was last relayed and
+/// when. At most one signal is relayed per conversation per [`TYPING_THROTTLE_MS`], whichever
+/// of the user's connections sends them; a stop that comes sooner is held until the interval
+/// ends, so the indicator still goes away promptly.
+#[derive(Default)]
+struct TypingRelay {
+    /// A `std` mutex: held for a map operation, never across `.await`.
+    relayed: Mutex<std::collections::HashMap<(UserId, ConversationId), Relayed>>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Relayed {
+    at: Instant,
+    active: bool,
+    /// A stop is waiting for the interval to end.
+    stop_held: bool,
+    /// Someone will ask [`TypingRelay::stop_due`] when the interval ends (one timer per
+    /// interval, however many stops come).
+    timer_set: bool,
+}
+
+impl Relayed {
+    fn now(at: Instant, active: bool) -> Self {
+        Self {
+            at,
+            active,
+            stop_held: false,
+            timer_set: false,
+        }
+    }
+}
+
+fn throttle() -> Duration {
+    Duration::from_millis(u64::from(TYPING_THROTTLE_MS))
+}
+
+impl TypingRelay {
+    fn decide(
+        &self,
+        user: UserId,
+        conversation: ConversationId,
+        active: bool,
+        now: Instant,
+    ) -> TypingVerdict {
+        let mut relayed = self.relayed.lock().unwrap_or_else(PoisonError::into_inner);
+        let entry = relayed.get_mut(&(user, conversation));
+        let Some(last) = entry else {
+            if !active {
+                // Nothing was relayed, so there is nothing to cancel.
+                return TypingVerdict::Drop;
+            }
+            relayed.insert((user, conversation), Relayed::now(now, active));
+            return TypingVerdict::Relay;
+        };
+        let due = now.saturating_duration_since(last.at) >= throttle();
+        match (active, last.active) {
+            // Still typing: a held stop is off.
+            (true, true) => {
+                last.stop_held = false;
+                if due {
+                    last.at = now;
+                    TypingVerdict::Relay
+                } else {
+                    TypingVerdict::Drop
+                }
+            }
+            (true, false) | (false, true) if due => {
+                *last = Relayed::now(now, active);
+                TypingVerdict::Relay
+            }
+            (false, true) => {
+                last.stop_held = true;
+                if last.timer_set {
+                    TypingVerdict::Drop
+                } else {
+                    last.timer_set = true;
+                    TypingVerdict::StopAt(last.at + throttle())
+                }
+            }
+            // Started again too soon after a stop (the next renewal, at most one interval
+            // later, is relayed), or a stop when the last word was already a stop.
+            (true, false) | (false, false) => TypingVerdict::Drop,
+        }
+    }
+
+    fn stop_due(&self, user: UserId, conversation: ConversationId, now: Instant) -> bool {
+        let mut relayed = self.relayed.lock().unwrap_or_else(PoisonError::into_inner);
+        let Some(last) = relayed.get_mut(&(user, conversation)) else {
+            return false;
+        };
+        last.timer_set = false;
+        if last.active && last.stop_held {
+            *last = Relayed::now(now, false);
+            true
+        } else {
+            false
+        }
+    }
+
+    fn stopped(&self, user: UserId, conversation: ConversationId, now: Instant) -> bool {
+        let mut relayed = self.relayed.lock().unwrap_or_else(PoisonError::into_inner);
+        match relayed.get_mut(&(user, conversation)) {
+            Some(last) if last.active => {
+                *last = Relayed::now(now, false);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Forgets conversations where nobody has typed for longer than an indicator lasts.
+    fn forget_idle(&self, now: Instant) {
+        let ttl = Duration::from_millis(u64::from(TYPING_TTL_MS));
+        self.relayed
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .retain(|_, last| now.saturating_duration_since(last.at) < ttl + throttle());
+    }
+}
+
+/// A keyed limiter whose keys can be reset one by one (governor's own store can't reach a
+/// single key): the state is a [`DashMap`] shared between the limiter and this handle.
+struct ForgettableLimiter<K: Hash + Eq + Clone> {
+    store: SharedStore<K>,
+    limiter: RateLimiter<K, SharedStore<K>, DefaultClock>,
+}
+
+impl<K: Hash + Eq + Clone> ForgettableLimiter<K> {
+    fn new(quota: Quota) -> Self {
+        let store = SharedStore(Arc::new(DashMap::new()));
+        Self {
+            limiter: RateLimiter::new(quota, store.clone(), DefaultClock::default()),
+            store,
+        }
+    }
+
+    fn check(&self, key: &K) -> Result<(), Duration> {
+        check(self.limiter.check_key(key))
+    }
+
+    /// Gives `key` its whole budget back.
+    fn forget(&self, key: &K) {
+        self.store.0.remove(key);
+    }
+
+    fn retain_recent(&self) {
+        self.limiter.retain_recent();
+    }
+}
+
+/// The state of a [`ForgettableLimiter`]: governor's `DashMap` store, behind an `Arc`.
+struct SharedStore<K: Hash + Eq + Clone>(Arc<DashMap<K, InMemoryState>>);
+
+impl<K: Hash + Eq + Clone> Clone for SharedStore<K> {
+    fn clone(&self) -> Self {
+        Self(self.0.clone())
+    }
+}
+
+impl<K: Hash + Eq + Clone> StateStore for SharedStore<K> {
+    type Key = K;
+
+    fn measure_and_replace<T, F, E>(&self, key: &K, f: F) -> Result<T, E>
+    where
+        F: Fn(Option<Nanos>) -> Result<(T, Nanos), E>,
+    {
+        self.0.measure_and_replace(key, f)
+    }
+}
+
+impl<K: Hash + Eq + Clone> ShrinkableKeyedStateStore<K> for SharedStore<K> {
+    fn retain_recent(&self, drop_below: Nanos) {
+        ShrinkableKeyedStateStore::retain_recent(&*self.0, drop_below);
+    }
+
+    fn shrink_to_fit(&self) {
+        ShrinkableKeyedStateStore::shrink_to_fit(&*self.0);
+    }
+
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+/// A limiter's answer as the time to wait, if any.
+fn check(
+    answer: Result<(), governor::NotUntil<<DefaultClock as Clock>::Instant>>,
+) -> Result<(), Duration> {
+    answer.map_err(|not_until| not_until.wait_time_from(DefaultClock::default().now()))
 }
 
 fn check_key<K: Hash + Eq + Clone>(
     limiter: &DefaultKeyedRateLimiter<K>,
     key: &K,
 ) -> Result<(), AppError> {
-    limiter.check_key(key).map_err(|not_until| {
-        let wait = not_until.wait_time_from(DefaultClock::default().now());
-        AppError::RateLimited {
-            retry_after_secs: retry_after_secs(wait),
-        }
-    })
+    check(limiter.check_key(key)).map_err(rate_limited)
+}
+
+fn rate_limited(wait: Duration) -> AppError {
+    AppError::RateLimited {
+        retry_after_secs: retry_after_secs(wait),
+    }
 }
 
 /// Whole seconds to wait, rounded up, at least one.
@@ -197,48 +576,198 @@ mod tests {
         }
     }
 
+    const HOME: IpAddr = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1));
+    const CAFE: IpAddr = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2));
+
     #[test]
-    fn logins_are_limited_per_address_and_per_username() {
+    fn logins_are_limited_per_username_and_address() {
         let limits = RateLimits::new(limits(2));
-        let home = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1));
-        let cafe = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2));
-        assert!(limits.login(home, "ann").is_ok());
-        assert!(limits.login(home, "bob").is_ok());
-        // The address is spent, whatever the username.
-        let refused = limits.login(home, "carol").unwrap_err();
+        assert!(limits.login(HOME, "ann").is_ok());
+        assert!(limits.login(HOME, "ANN ").is_ok());
+        // This address is spent for ann (in any case)...
+        let refused = limits.login(HOME, "ann").unwrap_err();
         assert!(
             matches!(refused, AppError::RateLimited { retry_after_secs } if retry_after_secs >= 1)
         );
-        // Another address may try ann once more, then ann is spent everywhere (any case).
-        assert!(limits.login(cafe, "ANN").is_ok());
-        assert!(limits.login(cafe, " ann ").is_err());
+        // ...but not for anyone else, and ann may still sign in from elsewhere.
+        assert!(limits.login(HOME, "bob").is_ok());
+        assert_eq!(limits.login(CAFE, "ann").ok(), Some(Duration::ZERO));
+    }
+
+    #[test]
+    fn a_correct_sign_in_gives_the_pair_its_budget_back() {
+        let limits = RateLimits::new(limits(3));
+        for _ in 0..2 {
+            assert!(limits.login(HOME, "ann").is_ok());
+        }
+        limits.login_succeeded(HOME, "Ann");
+        for attempt in 0..3 {
+            assert!(limits.login(HOME, "ann").is_ok(), "attempt {attempt}");
+        }
+        assert!(limits.login(HOME, "ann").is_err());
+    }
+
+    #[test]
+    fn an_address_has_a_budget_of_its_own() {
+        let limits = RateLimits::new(limits(1));
+        for username in ["a1", "a2", "a3", "a4", "a5"] {
+            assert!(limits.login(HOME, username).is_ok(), "{username}");
+        }
+        assert!(
+            limits.login(HOME, "a6").is_err(),
+            "five pairs' worth, then no more"
+        );
+        assert!(limits.login(CAFE, "a6").is_ok());
+    }
+
+    #[test]
+    fn a_username_tried_from_everywhere_is_slowed_down_not_locked() {
+        let limits = RateLimits::new(limits(1));
+        // Ten addresses, one attempt each: the username's budget is spent.
+        for last in 0..10 {
+            let address = IpAddr::V4(Ipv4Addr::new(192, 0, 2, last));
+            assert_eq!(limits.login(address, "ann").ok(), Some(Duration::ZERO));
+        }
+        // The next address may still try, after a wait of at most a few seconds.
+        let wait = limits
+            .login(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 99)), "ann")
+            .unwrap();
+        assert!(
+            wait > Duration::ZERO && wait <= LOGIN_SLOWDOWN_AT_MOST,
+            "{wait:?}"
+        );
     }
 
     #[test]
     fn registrations_are_limited_per_address() {
         let limits = RateLimits::new(limits(1));
-        let home = IpAddr::V4(Ipv4Addr::LOCALHOST);
-        assert!(limits.register(home).is_ok());
-        assert!(limits.register(home).is_err());
+        assert!(limits.register(HOME).is_ok());
+        assert!(limits.register(HOME).is_err());
     }
 
-    #[test]
-    fn each_connection_has_its_own_budget() {
+    #[tokio::test]
+    async fn messages_are_limited_per_user_not_per_connection() {
         let limits = RateLimits::new(limits(3));
-        let first = limits.connection();
+        let (ann, bob) = (UserId(1), UserId(2));
         for _ in 0..3 {
-            assert!(first.message().is_ok());
+            assert!(limits.message(ann).await.is_ok());
         }
-        let wait = first.message().unwrap_err();
+        let wait = limits.message(ann).await.unwrap_err();
         assert!(
             wait > Duration::ZERO && wait <= Duration::from_secs(20),
             "{wait:?}"
         );
-        assert!(first.typing().is_ok(), "typing has a budget of its own");
+        assert!(limits.message(bob).await.is_ok(), "bob has his own budget");
+        let connection = limits.connection();
         assert!(
-            limits.connection().message().is_ok(),
-            "a new connection starts full"
+            connection.typing().is_ok(),
+            "typing has a budget of its own"
         );
+    }
+
+    /// A shared store that is down, counting how often it is asked.
+    #[derive(Default)]
+    struct Unreachable(std::sync::atomic::AtomicU32);
+
+    #[async_trait::async_trait]
+    impl SharedLimiter for Unreachable {
+        async fn check(&self, _: &str, _: Quota) -> Result<Result<(), Duration>, String> {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            Err("connection refused".into())
+        }
+    }
+
+    #[tokio::test]
+    async fn without_the_shared_store_each_instance_counts_alone() {
+        let store = Arc::new(Unreachable::default());
+        let limits = RateLimits::with_shared(limits(2), store.clone());
+        assert!(limits.message(UserId(1)).await.is_ok());
+        assert!(limits.message(UserId(1)).await.is_ok());
+        assert!(limits.message(UserId(1)).await.is_err());
+        assert_eq!(
+            store.0.load(std::sync::atomic::Ordering::Relaxed),
+            1,
+            "asked once, then left alone for a while"
+        );
+    }
+
+    #[test]
+    fn misbehaving_connections_run_out_of_tolerance() {
+        let connection = RateLimits::new(limits(5)).connection();
+        for _ in 0..INVALID_FRAMES_BURST {
+            assert!(connection.tolerate_invalid());
+        }
+        assert!(!connection.tolerate_invalid());
+        for _ in 0..REFUSALS_PER_MINUTE {
+            assert!(connection.tolerate_refusal());
+        }
+        assert!(!connection.tolerate_refusal());
+    }
+
+    #[test]
+    fn typing_is_relayed_at_most_once_per_interval() {
+        let relay = TypingRelay::default();
+        let (ann, chat) = (UserId(1), ConversationId(7));
+        let start = Instant::now();
+        let at = |ms: u64| start + Duration::from_millis(ms);
+        assert_eq!(
+            relay.decide(ann, chat, false, at(0)),
+            TypingVerdict::Drop,
+            "nothing to stop"
+        );
+        assert_eq!(relay.decide(ann, chat, true, at(0)), TypingVerdict::Relay);
+        // A burst: renewals, and starts and stops, within the interval.
+        let mut relayed = 0;
+        let mut held = Vec::new();
+        for i in 0..100 {
+            match relay.decide(ann, chat, i % 2 == 0, at(10 + i * 10)) {
+                TypingVerdict::Relay => relayed += 1,
+                TypingVerdict::StopAt(when) => held.push(when),
+                TypingVerdict::Drop => {}
+            }
+        }
+        assert_eq!(relayed, 0, "nothing more within the interval");
+        // The last word was a stop (i = 99): it is relayed when the interval ends, by the
+        // one timer set for it.
+        assert_eq!(held, [at(u64::from(TYPING_THROTTLE_MS))]);
+        assert!(relay.stop_due(ann, chat, at(2_000)));
+        assert!(!relay.stop_due(ann, chat, at(2_001)), "once");
+        // A renewal after the interval goes through again.
+        assert_eq!(
+            relay.decide(ann, chat, true, at(4_001)),
+            TypingVerdict::Relay
+        );
+        // Typing again after a held stop cancels it.
+        assert!(matches!(
+            relay.decide(ann, chat, false, at(4_100)),
+            TypingVerdict::StopAt(_)
+        ));
+        assert_eq!(
+            relay.decide(ann, chat, true, at(4_200)),
+            TypingVerdict::Drop
+        );
+        assert!(!relay.stop_due(ann, chat, at(6_001)));
+        // A message (or a closed connection) ends typing without a signal of its own.
+        assert!(
+            relay.stopped(ann, chat, at(6_100)),
+            "the other side still sees typing"
+        );
+        assert!(!relay.stopped(ann, chat, at(6_150)), "not any more");
+        assert_eq!(
+            relay.decide(ann, chat, false, at(6_200)),
+            TypingVerdict::Drop
+        );
+        assert_eq!(
+            relay.decide(ann, chat, true, at(8_200)),
+            TypingVerdict::Relay
+        );
+        // Another conversation is counted apart.
+        assert_eq!(
+            relay.decide(ann, ConversationId(8), true, at(8_500)),
+            TypingVerdict::Relay
+        );
+        relay.forget_idle(at(60_000));
+        assert!(relay.relayed.lock().unwrap().is_empty());
     }
 
     #[test]

@@ -14,6 +14,11 @@ use crate::model::{AccountSettings, AttachmentId, ConversationId, MessageView, U
 /// frame (`frame_too_large`) and otherwise ignored; the connection stays open.
 pub const MAX_FRAME_BYTES: usize = 32 * 1024;
 
+/// The WebSocket close code of a socket closed because its user opened more than the server
+/// keeps for one person (the oldest goes). A client should not reconnect at once, or its tabs
+/// would take turns closing each other: Parley's waits until its tab is looked at again.
+pub const CLOSE_DISPLACED: u16 = 4001;
+
 /// A frame from a client to the server.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]

@@ -36,6 +36,9 @@ pub enum RealtimeEvent {
     /// The subscriber was too slow and some frames were dropped for it; it must resynchronise
     /// from the database.
     Lagged,
+    /// The user has opened more sockets than the server keeps for one person, and this is the
+    /// oldest: it must close (with `protocol::CLOSE_DISPLACED`). Never sent to a client.
+    Displaced,
 }
 
 impl RealtimeEvent {
@@ -133,6 +136,16 @@ pub trait Realtime: Send + Sync + 'static {
 
     /// Which of `users` are subscribed right now (have a socket open): who is online.
     async fn online(&self, users: &[UserId]) -> Result<HashSet<UserId>, RealtimeError>;
+
+    /// Users whose sockets were on another instance that has stopped without a word (crashed):
+    /// each such instance's users are returned once, to the one instance that claims it, which
+    /// then says "offline" for those not online elsewhere. One process on its own has none.
+    ///
+    /// # Errors
+    /// The backend between instances is unreachable (try again later).
+    async fn vanished(&self) -> Result<Vec<UserId>, RealtimeError> {
+        Ok(Vec::new())
+    }
 
     /// Whether events reach every instance right now (for the readiness check). One process
     /// on its own always does.

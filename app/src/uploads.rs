@@ -112,11 +112,20 @@ impl FileKind {
     }
 }
 
-/// The upload rules of this server, for the browser's early checks.
+/// Default storage one person's files may take, all together (1 GB).
+pub const DEFAULT_STORAGE_QUOTA_BYTES: u64 = 1024 * MB;
+
+/// The upload rules of this server, for the browser's early checks, and how much of the
+/// person's storage their files already take.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UploadRules {
     pub max_bytes: u64,
     pub kinds: Vec<FileKind>,
+    /// The most bytes one person's files (sent and not yet sent) may take together.
+    pub quota_bytes: u64,
+    /// How many of those this person's files take: filled in for the person asking.
+    #[serde(default)]
+    pub used_bytes: u64,
 }
 
 impl Default for UploadRules {
@@ -124,17 +133,22 @@ impl Default for UploadRules {
         Self {
             max_bytes: DEFAULT_UPLOAD_MAX_BYTES,
             kinds: FileKind::ALL.to_vec(),
+            quota_bytes: DEFAULT_STORAGE_QUOTA_BYTES,
+            used_bytes: 0,
         }
     }
 }
 
 impl UploadRules {
-    /// What is wrong with a file of this name and size, in a sentence naming the file.
+    /// What is wrong with a file of this name and size, in a sentence naming the file, when
+    /// `also_in_use` bytes (other uploads under way) are counted against the storage quota
+    /// besides what is used already.
     ///
     /// # Errors
     /// `"invoice.exe: this file type is not allowed"`, or
-    /// `"video.mov is 48 MB; the limit is 25 MB"`, or that the file is empty.
-    pub fn check(&self, name: &str, size: u64) -> Result<(), String> {
+    /// `"video.mov is 48 MB; the limit is 25 MB"`, or that the file is empty, or that it does not
+    /// fit in the storage left.
+    pub fn check(&self, name: &str, size: u64, also_in_use: u64) -> Result<(), String> {
         let extension = name
             .rsplit_once('.')
             // ASCII folding, as `FileName::extension` does: the kinds' extensions are ASCII.
@@ -156,6 +170,21 @@ impl UploadRules {
         }
         if size == 0 {
             return Err(format!("{name} is empty"));
+        }
+        self.check_quota(name, size.saturating_add(also_in_use))
+    }
+
+    /// Whether `size` more bytes fit in the person's storage.
+    ///
+    /// # Errors
+    /// `"scan.pdf does not fit: 1023 MB of your 1024 MB of storage are in use"`.
+    pub fn check_quota(&self, name: &str, size: u64) -> Result<(), String> {
+        if self.used_bytes.saturating_add(size) > self.quota_bytes {
+            return Err(format!(
+                "{name} does not fit: {} of your {} of storage are in use",
+                format_size(self.used_bytes),
+                format_size(self.quota_bytes)
+            ));
         }
         Ok(())
     }
@@ -195,26 +224,39 @@ mod tests {
     #[test]
     fn the_browser_check_names_the_file_and_the_problem() {
         let rules = UploadRules::default();
+        let check = |name: &str, size| rules.check(name, size, 0);
         assert_eq!(
-            rules.check("invoice.exe", 10),
+            check("invoice.exe", 10),
             Err("invoice.exe: this file type is not allowed".into())
         );
         assert_eq!(
-            rules.check("video.mov", 48 * MB),
+            check("video.mov", 48 * MB),
             Err("video.mov: this file type is not allowed".into())
         );
         assert_eq!(
-            rules.check("scan.PDF", 48 * MB),
+            check("scan.PDF", 48 * MB),
             Err("scan.PDF is 48 MB; the limit is 25 MB".into())
         );
+        assert_eq!(check("empty.txt", 0), Err("empty.txt is empty".into()));
+        assert_eq!(check("photo.JPG", 3 * MB), Ok(()));
         assert_eq!(
-            rules.check("empty.txt", 0),
-            Err("empty.txt is empty".into())
-        );
-        assert_eq!(rules.check("photo.JPG", 3 * MB), Ok(()));
-        assert_eq!(
-            rules.check("no-extension", 3),
+            check("no-extension", 3),
             Err("no-extension: this file type is not allowed".into())
+        );
+    }
+
+    #[test]
+    fn files_must_fit_in_the_storage_left() {
+        let rules = UploadRules {
+            quota_bytes: 10 * MB,
+            used_bytes: 6 * MB,
+            ..UploadRules::default()
+        };
+        assert_eq!(rules.check("a.pdf", 4 * MB, 0), Ok(()));
+        let refused = rules.check("a.pdf", 3 * MB, 2 * MB).unwrap_err();
+        assert!(
+            refused.starts_with("a.pdf does not fit: 6 MB of your 10 MB of storage are in use"),
+            "{refused}"
         );
     }
 

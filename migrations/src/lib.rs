@@ -13,6 +13,7 @@ mod m20261125_000003_create_attachments;
 mod m20261125_000004_users_last_seen;
 mod m20261125_000005_receipts;
 mod m20261129_000006_lighter_message_writes;
+mod m20261203_000007_attachments_by_uploader;
 
 /// Every migration Parley has, oldest first.
 pub struct Migrator;
@@ -27,6 +28,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000004_users_last_seen::Migration),
             Box::new(m20261125_000005_receipts::Migration),
             Box::new(m20261129_000006_lighter_message_writes::Migration),
+            Box::new(m20261203_000007_attachments_by_uploader::Migration),
         ]
     }
 }

@@ -55,6 +55,9 @@ pub struct Config {
     /// More origins allowed to make state-changing requests and open the WebSocket (the
     /// marketplace's site, when it embeds Parley). Same-origin requests are always allowed.
     pub allowed_origins: Vec<String>,
+    /// `PARLEY_ALLOWED_HOSTS`: host names served besides the public address's (lower case,
+    /// no port; `.example.com` also matches its subdomains). See [`Self::host_allow_list`].
+    pub allowed_hosts: Vec<String>,
     /// Sessions end after this many days without a request.
     pub session_idle_days: i64,
     /// Reverse proxies whose `X-Forwarded-For` is believed for the client's address.
@@ -78,7 +81,36 @@ pub struct Config {
     /// `PARLEY_METRICS_TOKEN`: the bearer token `GET /metrics` asks for. Without it, metrics
     /// are answered only to a client on this machine that did not come through a proxy.
     pub metrics_token: Option<String>,
+    /// `PARLEY_REDIS_CA_FILE`: with a `rediss://` `REDIS_URL`, the PEM certificate(s) Redis's
+    /// certificate must chain to (a private CA); without it, the system's roots.
+    pub redis_ca_file: Option<PathBuf>,
+    /// `PARLEY_SOCKETS_PER_USER` (default 20): WebSockets one user keeps on an instance; one
+    /// more closes their oldest.
+    pub sockets_per_user: usize,
+    /// `PARLEY_CONNECTIONS_PER_ADDRESS` (default 128): open connections (WebSockets included)
+    /// one client address may hold; the trusted proxies are not counted.
+    pub connections_per_address: usize,
+    /// `PARLEY_HEADER_TIMEOUT_SECS` (default 10): how long a connection may take to send a
+    /// request's headers (the first one's TLS handshake included), and how long a kept-alive
+    /// connection may sit idle between requests.
+    pub header_timeout: std::time::Duration,
+    /// With Redis: how long an instance counts as alive after its last heartbeat (it beats
+    /// three times as often), and so how soon the users of a crashed instance go offline. Not
+    /// read from the environment; tests shorten it.
+    pub presence_ttl: std::time::Duration,
 }
+
+/// WebSockets one user keeps on one instance when `PARLEY_SOCKETS_PER_USER` is not set: far
+/// more tabs and devices than a person uses at once.
+pub const DEFAULT_SOCKETS_PER_USER: usize = 20;
+/// Open connections per client address when `PARLEY_CONNECTIONS_PER_ADDRESS` is not set: a
+/// browser opens about six per site plus one per tab's WebSocket, so this leaves room for a
+/// busy office behind one address.
+pub const DEFAULT_CONNECTIONS_PER_ADDRESS: usize = 128;
+/// Seconds for request headers when `PARLEY_HEADER_TIMEOUT_SECS` is not set: enough for a
+/// TLS handshake and a request over a poor mobile network, far too little to hold a
+/// connection open by trickling bytes.
+pub const DEFAULT_HEADER_TIMEOUT_SECS: u64 = 10;
 
 /// Message-writing lanes on PostgreSQL when `PARLEY_WRITER_LANES` is not set: on this 2-core
 /// machine two gave the most messages per second (docs/performance.md).
@@ -96,8 +128,9 @@ pub struct FilesConfig {
     /// An object-store URL (`s3://bucket/prefix`, credentials from the usual `AWS_*`
     /// variables) to keep files in instead of `data_dir`. `PARLEY_STORAGE_URL`.
     pub storage_url: Option<String>,
-    /// What may be uploaded: `PARLEY_UPLOAD_MAX_MB` (default 25) and `PARLEY_UPLOAD_TYPES`
-    /// (default every kind).
+    /// What may be uploaded: `PARLEY_UPLOAD_MAX_MB` (default 25), `PARLEY_UPLOAD_TYPES`
+    /// (default every kind) and `PARLEY_STORAGE_QUOTA_MB`, what one person's files may take
+    /// together (default 1024).
     pub rules: UploadRules,
     /// Uploads not sent in a message within this many hours are deleted.
     /// `PARLEY_UNSENT_UPLOAD_HOURS`, default 24.
@@ -148,9 +181,20 @@ impl FilesConfig {
             1..=24 * 30,
             defaults.unsent_upload_hours,
         )?;
+        let quota_bytes = number_in(
+            "PARLEY_STORAGE_QUOTA_MB",
+            "megabytes",
+            1..=16 * 1024 * 1024,
+            defaults.rules.quota_bytes / MB,
+        )? * MB;
         Ok(Self {
             storage_url: optional("PARLEY_STORAGE_URL"),
-            rules: UploadRules { max_bytes, kinds },
+            rules: UploadRules {
+                max_bytes,
+                kinds,
+                quota_bytes,
+                used_bytes: 0,
+            },
             unsent_upload_hours,
             data_dir: defaults.data_dir,
         })
@@ -185,6 +229,16 @@ impl Config {
                     .map(str::trim)
                     .filter(|o| !o.is_empty())
                     .map(|o| parse_origin("PARLEY_ALLOWED_ORIGINS", o))
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .transpose()?
+            .unwrap_or_default();
+        let allowed_hosts = optional("PARLEY_ALLOWED_HOSTS")
+            .map(|list| {
+                list.split(',')
+                    .map(str::trim)
+                    .filter(|h| !h.is_empty())
+                    .map(|h| parse_host("PARLEY_ALLOWED_HOSTS", h))
                     .collect::<Result<Vec<_>, _>>()
             })
             .transpose()?
@@ -270,6 +324,7 @@ impl Config {
             leptos_options,
             public_url,
             allowed_origins,
+            allowed_hosts,
             session_idle_days,
             trusted_proxies,
             limits,
@@ -280,6 +335,26 @@ impl Config {
                 .unwrap_or_else(|| DEFAULT_REDIS_PREFIX.to_owned()),
             writer_lanes: number_in("PARLEY_WRITER_LANES", "lanes", 1..=32, DEFAULT_WRITER_LANES)?,
             metrics_token: optional("PARLEY_METRICS_TOKEN"),
+            redis_ca_file: optional("PARLEY_REDIS_CA_FILE").map(PathBuf::from),
+            sockets_per_user: number_in(
+                "PARLEY_SOCKETS_PER_USER",
+                "sockets",
+                1..=1_000,
+                DEFAULT_SOCKETS_PER_USER,
+            )?,
+            connections_per_address: number_in(
+                "PARLEY_CONNECTIONS_PER_ADDRESS",
+                "connections",
+                1..=100_000,
+                DEFAULT_CONNECTIONS_PER_ADDRESS,
+            )?,
+            header_timeout: std::time::Duration::from_secs(number_in(
+                "PARLEY_HEADER_TIMEOUT_SECS",
+                "seconds",
+                1..=300,
+                DEFAULT_HEADER_TIMEOUT_SECS,
+            )?),
+            presence_ttl: crate::realtime::redis::DEFAULT_PRESENCE_TTL,
         })
     }
 
@@ -297,6 +372,7 @@ impl Config {
             leptos_options,
             public_url: None,
             allowed_origins: Vec::new(),
+            allowed_hosts: Vec::new(),
             session_idle_days: DEFAULT_SESSION_IDLE_DAYS,
             trusted_proxies: Vec::new(),
             limits: Limits::default(),
@@ -307,6 +383,11 @@ impl Config {
             redis_prefix: DEFAULT_REDIS_PREFIX.to_owned(),
             writer_lanes: DEFAULT_WRITER_LANES,
             metrics_token: None,
+            redis_ca_file: None,
+            sockets_per_user: DEFAULT_SOCKETS_PER_USER,
+            connections_per_address: DEFAULT_CONNECTIONS_PER_ADDRESS,
+            header_timeout: std::time::Duration::from_secs(DEFAULT_HEADER_TIMEOUT_SECS),
+            presence_ttl: crate::realtime::redis::DEFAULT_PRESENCE_TTL,
         }
     }
 
@@ -326,6 +407,19 @@ impl Config {
         self.public_url
             .clone()
             .filter(|url| url.starts_with("https://"))
+    }
+
+    /// The host names requests may be for (Django's `ALLOWED_HOSTS`): the public address's,
+    /// then `PARLEY_ALLOWED_HOSTS`. Empty means every host is served (development without a
+    /// public address); production requires at least one (`deploy_check`).
+    pub fn host_allow_list(&self) -> Vec<String> {
+        self.public_url
+            .as_deref()
+            .and_then(|url| url.split_once("://"))
+            .map(|(_, authority)| crate::http::host::without_port(authority).to_owned())
+            .into_iter()
+            .chain(self.allowed_hosts.iter().cloned())
+            .collect()
     }
 
     /// Every origin allowed besides the request's own.
@@ -348,6 +442,7 @@ impl std::fmt::Debug for Config {
             .field("listen_addr", &self.listen_addr())
             .field("public_url", &self.public_url)
             .field("allowed_origins", &self.allowed_origins)
+            .field("allowed_hosts", &self.allowed_hosts)
             .field("session_idle_days", &self.session_idle_days)
             .field("trusted_proxies", &self.trusted_proxies)
             .field("limits", &self.limits)
@@ -357,6 +452,10 @@ impl std::fmt::Debug for Config {
                 "metrics_token",
                 &self.metrics_token.as_ref().map(|_| "[hidden]"),
             )
+            .field("redis_ca_file", &self.redis_ca_file)
+            .field("sockets_per_user", &self.sockets_per_user)
+            .field("connections_per_address", &self.connections_per_address)
+            .field("header_timeout", &self.header_timeout)
             .finish()
     }
 }
@@ -444,6 +543,33 @@ fn parse_origin(name: &'static str, value: &str) -> Result<String, ConfigError> 
     }
 }
 
+/// A host name for the allow-list: lower case, without scheme or port; a leading `.` matches
+/// the name's subdomains too. IPv6 addresses are written in brackets, as in a `Host` header.
+fn parse_host(name: &'static str, value: &str) -> Result<String, ConfigError> {
+    let host = value.trim().to_ascii_lowercase();
+    let bare = host.strip_prefix('.').unwrap_or(&host);
+    let is_name = !bare.is_empty()
+        && bare.split('.').all(|label| {
+            !label.is_empty() && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        });
+    let is_ipv6 = !host.starts_with('.')
+        && host
+            .strip_prefix('[')
+            .and_then(|rest| rest.strip_suffix(']'))
+            .is_some_and(|inner| inner.parse::<std::net::Ipv6Addr>().is_ok());
+    if is_name || is_ipv6 {
+        Ok(host)
+    } else {
+        Err(ConfigError::Invalid {
+            name,
+            reason: format!(
+                "`{value}` is not a host name like chat.example.com or .example.com (no scheme, \
+                 no port)"
+            ),
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -474,6 +600,39 @@ mod tests {
         assert!(parse_origin("X", "chat.example.com").is_err());
         assert!(parse_origin("X", "https://chat.example.com/path").is_err());
         assert!(parse_origin("X", "https://*").is_err());
+    }
+
+    #[test]
+    fn allowed_hosts_are_names_without_ports() {
+        assert_eq!(
+            parse_host("X", " Chat.Example.com ").unwrap(),
+            "chat.example.com"
+        );
+        assert_eq!(parse_host("X", ".example.com").unwrap(), ".example.com");
+        assert_eq!(parse_host("X", "127.0.0.1").unwrap(), "127.0.0.1");
+        assert_eq!(parse_host("X", "[::1]").unwrap(), "[::1]");
+        for bad in [
+            "https://chat.example.com",
+            "chat.example.com:443",
+            "*",
+            ".",
+            "a..b",
+            "[x]",
+        ] {
+            assert!(parse_host("X", bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_host_allow_list_starts_with_the_public_address() {
+        let mut config = Config::for_tests("sqlite::memory:".into());
+        assert!(config.host_allow_list().is_empty());
+        config.public_url = Some("https://chat.example.com:8443".into());
+        config.allowed_hosts = vec![".shop.example".into()];
+        assert_eq!(
+            config.host_allow_list(),
+            ["chat.example.com", ".shop.example"]
+        );
     }
 
     #[test]

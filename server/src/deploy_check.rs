@@ -89,6 +89,13 @@ pub fn deploy_check(config: &Config) -> Vec<Finding> {
              embed Parley",
         );
     }
+    if config.host_allow_list().is_empty() {
+        error(
+            "parley.E006",
+            "no host allow-list: set PARLEY_PUBLIC_URL (or PARLEY_ALLOWED_HOSTS) so that \
+             requests naming another host (DNS rebinding) are refused",
+        );
+    }
 
     let mut warning = |id, message: &str| {
         findings.push(Finding {
@@ -124,6 +131,11 @@ pub fn deploy_check(config: &Config) -> Vec<Finding> {
         );
     }
     findings
+}
+
+/// Whether the server refuses to start with these findings: in production, any error does.
+pub fn refuses(config: &Config, findings: &[Finding]) -> bool {
+    config.mode == Mode::Production && findings.iter().any(|f| f.severity == Severity::Error)
 }
 
 /// The password in a `scheme://user:password@host/…` URL, if there is one.
@@ -203,6 +215,15 @@ mod tests {
     }
 
     #[test]
+    fn production_needs_a_host_allow_list() {
+        let mut config = production();
+        config.public_url = None;
+        assert_eq!(ids(&config), ["parley.E006", "parley.W002"]);
+        config.allowed_hosts = vec!["chat.example.com".into()];
+        assert_eq!(ids(&config), ["parley.W002"]);
+    }
+
+    #[test]
     fn plain_http_origins_are_an_error() {
         let mut config = production();
         config.allowed_origins = vec!["http://market.example".into()];
@@ -214,6 +235,7 @@ mod tests {
         let mut config = production();
         config.database_url = "sqlite://parley.db?mode=rwc".into();
         config.public_url = None;
+        config.allowed_hosts = vec!["chat.example.com".into()];
         let findings = deploy_check(&config);
         assert!(findings.iter().all(|f| f.severity == Severity::Warning));
         assert_eq!(ids(&config), ["parley.W001", "parley.W002"]);

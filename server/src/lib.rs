@@ -12,17 +12,21 @@
 //! - [`startup`]: connects, migrates, assembles the router, binds, serves, shuts down.
 //! - [`metrics`]: Prometheus metrics at `GET /metrics`.
 //! - [`telemetry`]: logging (text or JSON), one line per request and per connection event.
-//! - [`http`]: middleware every request passes (cross-origin guard, page redirects, status of
-//!   server function errors) and the health check.
+//! - [`http`]: middleware every request passes (host allow-list, cross-origin guard, page
+//!   redirects, status of server function errors) and the health check.
+//! - [`listener`]: what every accepted connection passes: a cap per client address and a
+//!   deadline for its first request.
 //! - [`sessions`]: the session store, in the database so sessions survive a restart.
 //! - [`tls`]: TLS termination (certificate files, or self-signed for development).
 //! - [`ws`]: the WebSocket endpoint and the per-connection task.
-//! - [`realtime`]: implementations of `app::realtime::Realtime` (in-process fan-out).
+//! - [`realtime`]: implementations of `app::realtime::Realtime` (in-process fan-out, Redis),
+//!   and the rate limits shared through Redis.
 
 pub mod config;
 pub mod deploy_check;
 pub mod files;
 pub mod http;
+pub mod listener;
 pub mod metrics;
 pub mod realtime;
 pub mod sessions;

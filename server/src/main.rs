@@ -1,8 +1,14 @@
-//! Starts Parley: `cargo leptos watch` in development, the built `server` binary in production.
+//! The `server` binary: `cargo leptos watch` runs it in development, and production runs it
+//! built. Its command line names what to do; every setting comes from the environment
+//! (README, *Configuration*), so that containers and systemd units configure it one way.
+
+use std::process::ExitCode;
 
 use anyhow::Context;
+use clap::{Parser, Subcommand};
 use server::{
     config::Config,
+    deploy_check::{self, Severity},
     startup::Application,
     telemetry::{self, LogFormat},
 };
@@ -12,8 +18,47 @@ use server::{
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// Parley: real-time chat between a marketplace's customers and its sellers.
+///
+/// Settings are read from environment variables (DATABASE_URL, PARLEY_*; see the README).
+/// Without a command, `serve` is assumed.
+#[derive(Debug, Parser)]
+#[command(name = "server", version, about, long_about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve the pages, the server functions and the WebSocket until stopped (Ctrl-C or
+    /// SIGTERM). Migrates the database first.
+    Serve,
+    /// Check the configuration the environment gives, print what the start-up check finds,
+    /// and exit: 0 when the server would start, 1 when it would refuse (production mode
+    /// with an unsafe setting) or a setting can't be read.
+    Check,
+}
+
+fn main() -> ExitCode {
+    // Parsing first: `--help`, `--version` and a mistyped argument answer at once (clap exits
+    // with 0, 0 and 2), before anything is read, connected or bound.
+    let cli = Cli::parse();
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => match serve() {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(error) => {
+                tracing::error!("{error:#}");
+                eprintln!("Error: {error:#}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::Check => check(),
+    }
+}
+
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn serve() -> anyhow::Result<()> {
     telemetry::init(LogFormat::from_env().context("invalid configuration")?);
     let config = Config::from_env().context("invalid configuration")?;
     let app = Application::build(config)
@@ -21,6 +66,32 @@ async fn main() -> anyhow::Result<()> {
         .context("failed to start Parley")?;
     tracing::info!("Parley is listening on http://{}", app.local_addr());
     app.run_until_stopped(shutdown_signal()).await
+}
+
+/// `server check`: the start-up check without starting, for a deployment pipeline.
+fn check() -> ExitCode {
+    let config = match Config::from_env() {
+        Ok(config) => config,
+        Err(error) => {
+            eprintln!("invalid configuration: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let findings = deploy_check::deploy_check(&config);
+    for finding in &findings {
+        let label = match finding.severity {
+            Severity::Error => "error",
+            Severity::Warning => "warning",
+        };
+        println!("{label}: {finding}");
+    }
+    if deploy_check::refuses(&config, &findings) {
+        println!("the server would refuse to start (PARLEY_MODE=production)");
+        ExitCode::FAILURE
+    } else {
+        println!("the server would start ({} findings)", findings.len());
+        ExitCode::SUCCESS
+    }
 }
 
 /// Resolves on Ctrl-C or SIGTERM (what container runtimes and systemd send).

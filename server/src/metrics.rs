@@ -39,6 +39,9 @@ pub const DELIVERY: &str = "parley_delivery_seconds";
 /// Messages stored per database transaction by the group commit (histogram), and the time to
 /// write and commit each batch (histogram, seconds).
 pub use app::messages::writer::{COMMIT_DURATION, MESSAGES_PER_COMMIT};
+/// Connections closed as soon as they were accepted, their client address having too many
+/// open already (counter).
+pub const CONNECTIONS_REFUSED: &str = "parley_connections_refused_total";
 /// Events that could not be handed to the fan-out (counter).
 pub const FANOUT_ERRORS: &str = "parley_fanout_errors_total";
 /// HTTP requests answered, by status class (counter, label `status`: `2xx`, `4xx`…).

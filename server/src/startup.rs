@@ -7,7 +7,7 @@
 use std::{net::SocketAddr, path::Path, sync::Arc, time::Duration};
 
 use anyhow::Context;
-use axum::{Extension, Router, middleware, routing::get, serve::ListenerExt};
+use axum::{Extension, Router, middleware, routing::get};
 use leptos_axum::{LeptosRoutes, generate_route_list};
 use sea_orm::{ConnectOptions, Database, DatabaseConnection};
 use tokio::{
@@ -33,13 +33,17 @@ use crate::{
     config::{Config, Mode},
     deploy_check::{self, Severity},
     files::{self, FileService},
-    http::{api_body, api_status, assets, compression, headers, health, origin, pages, transport},
+    http::{
+        api_body, api_status, assets, compression, headers, health, host, origin, pages, transport,
+    },
+    listener::ConnectionGuard,
     metrics::{self, MetricsEndpoint},
     realtime::{local::LocalRealtime, redis::RedisRealtime},
     sessions::DbSessionStore,
     telemetry, tls, ws,
 };
-use axum_server::tls_rustls::RustlsConfig;
+use axum_server::tls_rustls::{RustlsAcceptor, RustlsConfig};
+use hyper_util::rt::TokioTimer;
 
 /// The name of the session cookie over plain HTTP (development).
 pub const SESSION_COOKIE: &str = "parley_session";
@@ -68,6 +72,13 @@ pub struct Application {
     /// Attachments' storage, for the clean-up of unsent uploads.
     files: FileService,
     unsent_upload_hours: u32,
+    /// What every accepted connection passes (shared by both listeners, so a client's
+    /// connections are counted together).
+    guard: ConnectionGuard,
+    header_timeout: Duration,
+    /// For the tasks that run beside the server (the presence reaper).
+    state: AppState,
+    presence_ttl: Duration,
 }
 
 impl Application {
@@ -77,19 +88,35 @@ impl Application {
     /// The database is unreachable, a migration fails, or the address can't be bound.
     pub async fn build(config: Config) -> anyhow::Result<Self> {
         check_configuration(&config)?;
+        // rustls is built with two crypto providers in this tree; a client that names none
+        // (the Redis TLS connection) uses the process default, chosen here: ring, which the
+        // server's own TLS uses too. Already chosen (a second app in one test process) is fine.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let db = connect(&config.database_url, |_| {}).await?;
         Migrator::up(&db, None)
             .await
             .context("failed to bring the database schema up to date")?;
 
-        // Several instances share live events through Redis; one needs nothing but itself.
-        let realtime: Arc<dyn Realtime> = match &config.redis_url {
-            Some(url) => Arc::new(
-                RedisRealtime::connect(url, &config.redis_prefix)
-                    .await
-                    .context("failed to connect to Redis (REDIS_URL)")?,
+        // Several instances share live events (and the per-user message limit) through
+        // Redis; one needs nothing but itself.
+        let (realtime, limits): (Arc<dyn Realtime>, RateLimits) = match &config.redis_url {
+            Some(url) => {
+                let redis = RedisRealtime::connect(
+                    url,
+                    &config.redis_prefix,
+                    config.sockets_per_user,
+                    config.redis_ca_file.as_deref(),
+                    config.presence_ttl,
+                )
+                .await
+                .context("failed to connect to Redis (REDIS_URL)")?;
+                let limits = RateLimits::with_shared(config.limits, Arc::new(redis.quota()));
+                (Arc::new(redis), limits)
+            }
+            None => (
+                Arc::new(LocalRealtime::new().with_socket_cap(config.sockets_per_user)),
+                RateLimits::new(config.limits),
             ),
-            None => Arc::new(LocalRealtime::new()),
         };
         let (messages, writer_pool) = message_writer(&config, &db).await?;
         let state = AppState {
@@ -98,13 +125,13 @@ impl Application {
             db: db.clone(),
             realtime,
             page_policy: page_policy(&config),
-            limits: Arc::new(RateLimits::new(config.limits)),
+            limits: Arc::new(limits),
             proxies: TrustedProxies::new(config.trusted_proxies.clone()),
             upload_rules: Arc::new(config.files.rules.clone()),
         };
         let limits = state.limits.clone();
         let files = FileService::new(&config.files).context("failed to open file storage")?;
-        let router = router(&config, state, writer_pool, files.clone())?;
+        let router = router(&config, state.clone(), writer_pool, files.clone())?;
         let tls = config
             .tls
             .as_ref()
@@ -115,7 +142,11 @@ impl Application {
         let redirect = match (config.http_redirect_addr, &tls) {
             (Some(addr), Some(_)) => Some((
                 bind(addr).await?,
-                transport::redirect_router(config.https_origin(), local_port(&listener)),
+                transport::redirect_router(
+                    config.https_origin(),
+                    local_port(&listener),
+                    host::HostPolicy::new(config.host_allow_list()),
+                ),
             )),
             _ => None,
         };
@@ -128,6 +159,14 @@ impl Application {
             redirect,
             files,
             unsent_upload_hours: config.files.unsent_upload_hours,
+            guard: ConnectionGuard::new(
+                config.connections_per_address,
+                config.trusted_proxies.clone(),
+                config.header_timeout,
+            ),
+            header_timeout: config.header_timeout,
+            state,
+            presence_ttl: config.presence_ttl,
         })
     }
 
@@ -173,9 +212,10 @@ impl Application {
             self.files.storage().clone(),
             self.unsent_upload_hours,
         );
+        // Another instance that crashed leaves its users "online": they are found within a
+        // presence TTL or so of its last heartbeat.
+        let reaper = ws::presence::spawn_reaper(self.state.clone(), self.presence_ttl / 3);
         let router = self.router.layer(Extension(ws::Shutdown { signal, done }));
-        // The peer's address reaches handlers as `ConnectInfo`, for rate limits.
-        let service = router.into_make_service_with_connect_info::<SocketAddr>();
 
         // Everything stops together: `stopping` fires once the shutdown future resolves.
         let (stopping_tx, stopping) = watch::channel(false);
@@ -187,66 +227,89 @@ impl Application {
         let stopped = |mut stopping: watch::Receiver<bool>| async move {
             let _ = stopping.wait_for(|stop| *stop).await;
         };
-        let redirect = self.redirect.map(|(listener, router)| {
-            tokio::spawn(
-                axum::serve(listener, router)
-                    .with_graceful_shutdown(stopped(stopping.clone()))
-                    .into_future(),
-            )
+        // One handle stops both listeners: new connections are refused at once, requests in
+        // flight get up to DRAIN_WITHIN.
+        let handle = axum_server::Handle::new();
+        tokio::spawn({
+            let handle = handle.clone();
+            async move {
+                stopped(stopping).await;
+                handle.graceful_shutdown(Some(DRAIN_WITHIN));
+            }
         });
-        match self.tls {
-            Some(tls) => {
-                let handle = axum_server::Handle::new();
-                tokio::spawn({
-                    let handle = handle.clone();
-                    let stopping = stopping.clone();
-                    async move {
-                        stopped(stopping).await;
-                        handle.graceful_shutdown(Some(DRAIN_WITHIN));
-                    }
-                });
-                let listener = self.listener.into_std().context("TLS listener")?;
-                axum_server::from_tcp_rustls(listener, RustlsConfig::from_config(tls))
-                    .context("TLS listener")?
-                    .handle(handle)
-                    .serve(service)
-                    .await
-                    .context("server error")?;
-            }
-            None => {
-                // Small frames go out at once: without this, Nagle's algorithm holds a frame
-                // written just after another until the peer acknowledges (up to 40 ms).
-                let listener = self.listener.tap_io(|stream| {
-                    if let Err(error) = stream.set_nodelay(true) {
-                        tracing::warn!(%error, "could not set TCP_NODELAY");
-                    }
-                });
-                let serve = axum::serve(listener, service)
-                    .with_graceful_shutdown(stopped(stopping.clone()))
-                    .into_future();
-                let deadline = async {
-                    stopped(stopping).await;
-                    tokio::time::sleep(DRAIN_WITHIN).await;
-                };
-                tokio::select! {
-                    served = serve => served.context("server error")?,
-                    () = deadline => tracing::warn!(
-                        "requests still running {DRAIN_WITHIN:?} after shutdown began; exiting anyway"
-                    ),
-                }
-            }
-        }
+        let redirect = match self.redirect {
+            Some((listener, router)) => Some(tokio::spawn(serve_on(
+                listener,
+                router,
+                self.guard.clone(),
+                None,
+                self.header_timeout,
+                handle.clone(),
+            ))),
+            None => None,
+        };
+        serve_on(
+            self.listener,
+            router,
+            self.guard,
+            self.tls,
+            self.header_timeout,
+            handle,
+        )
+        .await?;
         if let Some(redirect) = redirect {
             redirect.abort();
         }
         sweeper.abort();
         forgetter.abort();
         cleaner.abort();
+        reaper.abort();
         // The router and its copy of the sender are gone; each socket task holds one more, so
         // `recv` answers `None` once every connection has sent its Close frame.
         let _ = tokio::time::timeout(SOCKETS_CLOSE_WITHIN, all_done.recv()).await;
         Ok(())
     }
+}
+
+/// How often an HTTP/2 connection is pinged, and how long an answer may take before it is
+/// dropped: a peer whose network vanished does not keep its connection for ever.
+const HTTP2_PING_EVERY: Duration = Duration::from_secs(20);
+const HTTP2_PING_WITHIN: Duration = Duration::from_secs(20);
+
+/// Serves `router` on `listener` (over TLS when `tls` is given) until `handle` stops it:
+/// connections pass the [`ConnectionGuard`], and request headers must arrive within
+/// `header_timeout`, which also closes kept-alive HTTP/1.1 connections left idle that long.
+async fn serve_on(
+    listener: TcpListener,
+    router: Router,
+    guard: ConnectionGuard,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    header_timeout: Duration,
+    handle: axum_server::Handle<SocketAddr>,
+) -> anyhow::Result<()> {
+    // The peer's address reaches handlers as `ConnectInfo`, for rate limits.
+    let service = router.into_make_service_with_connect_info::<SocketAddr>();
+    let mut server =
+        axum_server::from_tcp(listener.into_std().context("listener")?).context("listener")?;
+    let http = server.http_builder();
+    http.http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(header_timeout);
+    http.http2()
+        .timer(TokioTimer::new())
+        .keep_alive_interval(Some(HTTP2_PING_EVERY))
+        .keep_alive_timeout(HTTP2_PING_WITHIN);
+    let server = server.handle(handle);
+    match tls {
+        Some(tls) => {
+            let acceptor = RustlsAcceptor::new(RustlsConfig::from_config(tls))
+                .handshake_timeout(header_timeout)
+                .acceptor(guard);
+            server.acceptor(acceptor).serve(service).await
+        }
+        None => server.acceptor(guard).serve(service).await,
+    }
+    .context("server error")
 }
 
 /// Logs every finding of the start-up check; in production, refuses to go on when any is an
@@ -261,12 +324,12 @@ fn check_configuration(config: &Config) -> anyhow::Result<()> {
             _ => tracing::warn!("configuration: {finding}"),
         }
     }
-    let errors: Vec<String> = findings
-        .iter()
-        .filter(|f| f.severity == Severity::Error)
-        .map(ToString::to_string)
-        .collect();
-    if config.mode == Mode::Production && !errors.is_empty() {
+    if deploy_check::refuses(config, &findings) {
+        let errors: Vec<String> = findings
+            .iter()
+            .filter(|f| f.severity == Severity::Error)
+            .map(ToString::to_string)
+            .collect();
         anyhow::bail!(
             "unsafe configuration for production (PARLEY_MODE=production):\n  {}",
             errors.join("\n  ")
@@ -340,8 +403,8 @@ fn page_policy(config: &Config) -> PagePolicy {
 }
 
 /// The whole HTTP surface. Requests pass the layers from the bottom of this list up: tracing,
-/// HTTPS (HSTS, redirects), security headers, the cross-origin guard, the server-function body
-/// gate, the session, the page redirects, then the route.
+/// the host allow-list, HTTPS (HSTS, redirects), security headers, the cross-origin guard, the
+/// server-function body gate, the session, the page redirects, then the route.
 fn router(
     config: &Config,
     state: AppState,
@@ -423,6 +486,10 @@ fn router(
         .layer(middleware::from_fn_with_state(
             transport,
             transport::transport_security,
+        ))
+        .layer(middleware::from_fn_with_state(
+            host::HostPolicy::new(config.host_allow_list()),
+            host::check_host,
         ))
         .layer(
             TraceLayer::new_for_http()

@@ -181,6 +181,7 @@ pub async fn register(
     errors.extend(new_password_errors(
         &form.password,
         &form.password_confirm,
+        [form.username.as_str(), form.display_name.as_str()],
         "password",
         "password_confirm",
     ));
@@ -212,11 +213,13 @@ pub async fn register(
 }
 
 /// Everything wrong with a new password and its confirmation, reported against the given
-/// field names: the shared length and confirmation rules, and the common-password list (which
-/// only the server has).
+/// field names: the shared length and confirmation rules, the common-password list (which
+/// only the server has), and the account's own names (`personal`: the username and the
+/// display name), which are the first thing anyone guesses.
 fn new_password_errors(
     password: &str,
     confirm: &str,
+    personal: [&str; 2],
     field: &str,
     confirm_field: &str,
 ) -> Vec<FieldError> {
@@ -233,13 +236,37 @@ fn new_password_errors(
             error
         })
         .collect();
-    if is_common(password) && !errors.iter().any(|e| e.field == field) {
+    if errors.iter().any(|e| e.field == field) {
+        return errors;
+    }
+    if is_common(password) {
         errors.push(FieldError::new(
             field,
             "This password is too common. Choose one that is harder to guess.",
         ));
+    } else if contains_personal(password, personal) {
+        errors.push(FieldError::new(
+            field,
+            "The password must not contain your username or display name.",
+        ));
     }
     errors
+}
+
+/// Names shorter than this are not looked for in passwords: "Al" would refuse half of them.
+const PERSONAL_MIN_CHARS: usize = 3;
+
+/// Whether `password` contains one of the `names` (ignoring letter case, and the spaces of a
+/// display name: "Ann Seller" is found in "annseller2026").
+fn contains_personal(password: &str, names: [&str; 2]) -> bool {
+    let password = password.to_lowercase();
+    names.iter().any(|name| {
+        let name = name.trim().to_lowercase();
+        let joined: String = name.split_whitespace().collect();
+        [name, joined].iter().any(|form| {
+            form.chars().count() >= PERSONAL_MIN_CHARS && password.contains(form.as_str())
+        })
+    })
 }
 
 /// Changes `user`'s password after checking the current one. Returns the user with the new
@@ -256,7 +283,13 @@ pub async fn change_password(
     new: String,
     confirm: String,
 ) -> Result<User, AccountsError> {
-    let mut errors = new_password_errors(&new, &confirm, "new_password", "new_password_confirm");
+    let mut errors = new_password_errors(
+        &new,
+        &confirm,
+        [user.username.as_str(), user.display_name.as_str()],
+        "new_password",
+        "new_password_confirm",
+    );
     if !verify_password(current, Some(user.password_hash.clone())).await? {
         errors.insert(
             0,
@@ -378,4 +411,44 @@ pub async fn search(
         .all(db)
         .await?;
     Ok(rows.into_iter().map(|row| User::from(row).view()).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn password_error(password: &str) -> Option<String> {
+        new_password_errors(
+            password,
+            password,
+            ["ann.seller", "Ann Seller"],
+            "password",
+            "password_confirm",
+        )
+        .into_iter()
+        .next()
+        .map(|error| error.message)
+    }
+
+    #[test]
+    fn passwords_must_not_contain_the_account_names() {
+        for personal in [
+            "ann.seller",
+            "ANN.SELLER!",
+            "my ann.seller pw",
+            "Ann Seller 2026",
+            "annseller2026",
+        ] {
+            assert_eq!(
+                password_error(personal).as_deref(),
+                Some("The password must not contain your username or display name."),
+                "{personal}"
+            );
+        }
+        assert_eq!(password_error("correct horse battery"), None);
+        // A two-letter name is not looked for.
+        let short =
+            new_password_errors("al-the-builder", "al-the-builder", ["alx", "Al"], "p", "c");
+        assert!(short.is_empty(), "{short:?}");
+    }
 }

@@ -38,21 +38,31 @@ pub async fn register(
 }
 
 /// Signs in. A wrong username and a wrong password both give `invalid_credentials` (401);
-/// too many attempts from one address or for one username give `rate_limited` (429).
+/// too many attempts for one username from one address, or from one address altogether, give
+/// `rate_limited` (429). A correct password gives that username and address their whole budget
+/// back.
 #[server(endpoint = "login")]
 pub async fn login(username: String, password: String) -> Result<UserView, AppError> {
     use crate::{accounts::Credentials, state::AppState};
 
     let state = AppState::current()?;
-    state
-        .limits
-        .login(super::ssr::client_address(&state).await?, &username)?;
+    let address = super::ssr::client_address(&state).await?;
+    let slow_down = state.limits.login(address, &username)?;
+    if !slow_down.is_zero() {
+        // The username is being tried from many places: every attempt waits a little, the
+        // owner's included, but nobody is locked out.
+        tokio::time::sleep(slow_down).await;
+    }
     let mut auth = super::ssr::auth_session().await?;
     let user = auth
-        .authenticate(Credentials { username, password })
+        .authenticate(Credentials {
+            username: username.clone(),
+            password,
+        })
         .await
         .map_err(|error| AppError::internal(&error))?
         .ok_or(AppError::InvalidCredentials)?;
+    state.limits.login_succeeded(address, &username);
     ssr::start_session(&mut auth, &user).await?;
     Ok(user.view())
 }
@@ -88,11 +98,11 @@ pub async fn change_password(
     use crate::{accounts, realtime::EndedSessions};
 
     let (state, user) = super::ssr::signed_in().await?;
-    // Trying current passwords is guessing a password: the sign-in limits apply (per address
-    // and per username), so a stolen session can't be used to find the password.
-    state
-        .limits
-        .login(super::ssr::client_address(&state).await?, &user.username)?;
+    // Trying current passwords is guessing a password: the sign-in limits apply, so a stolen
+    // session can't be used to find the password.
+    let address = super::ssr::client_address(&state).await?;
+    let slow_down = state.limits.login(address, &user.username)?;
+    tokio::time::sleep(slow_down).await;
     let mut auth = super::ssr::auth_session().await?;
     let updated = accounts::change_password(
         &state.db,
@@ -102,6 +112,7 @@ pub async fn change_password(
         new_password_confirm,
     )
     .await?;
+    state.limits.login_succeeded(address, &user.username);
     // This session now carries the new password's hash; the others carry the old one, so
     // axum-login signs them out at their next request.
     auth.login(&updated)

@@ -7,11 +7,41 @@ use crate::{
     model::{ConversationId, ConversationSummary, HistoryPage},
 };
 
-/// The signed-in user's conversations, latest activity first.
+/// A page of the signed-in user's conversations, latest activity first: `limit` of them (1 to
+/// 200, 200 unless given), from the first, or from after the conversation whose last activity
+/// (`after_activity_ms`, milliseconds since 1970) and id (`after_id`) are given: the last of
+/// the page before. A page shorter than `limit` is the last.
 #[server(endpoint = "conversations")]
-pub async fn list_conversations() -> Result<Vec<ConversationSummary>, AppError> {
+pub async fn list_conversations(
+    #[server(default)] after_activity_ms: Option<i64>,
+    #[server(default)] after_id: Option<ConversationId>,
+    #[server(default)] limit: Option<u64>,
+) -> Result<Vec<ConversationSummary>, AppError> {
+    use crate::conversations::{LIST_PAGE_SIZE, ListCursor};
+
     let (state, me) = super::ssr::signed_in().await?;
-    let list = crate::conversations::list(&state.db, me.id).await?;
+    let limit = limit.unwrap_or(LIST_PAGE_SIZE);
+    if !(1..=LIST_PAGE_SIZE).contains(&limit) {
+        return Err(AppError::invalid(
+            "limit",
+            format!("Ask for 1 to {LIST_PAGE_SIZE} conversations at a time."),
+        ));
+    }
+    let after = match (after_activity_ms, after_id) {
+        (None, None) => None,
+        (Some(ms), Some(id)) => Some(ListCursor {
+            last_activity_at: chrono::DateTime::from_timestamp_millis(ms).ok_or_else(|| {
+                AppError::invalid("after_activity_ms", "Not a time Parley can read.")
+            })?,
+            id,
+        }),
+        _ => {
+            return Err(AppError::BadRequest(
+                "give after_activity_ms and after_id together".into(),
+            ));
+        }
+    };
+    let list = crate::conversations::list(&state.db, me.id, after, limit).await?;
     Ok(crate::conversations::with_presence(state.realtime.as_ref(), list).await)
 }
 

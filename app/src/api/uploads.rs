@@ -5,9 +5,16 @@ use leptos::prelude::*;
 
 use crate::{error::AppError, uploads::UploadRules};
 
-/// This server's upload rules: the size limit and the kinds of file allowed.
+/// This server's upload rules (the size limit, the kinds of file allowed, the storage quota),
+/// and how much storage the signed-in user's files take.
 #[server(endpoint = "upload_rules")]
 pub async fn current_upload_rules() -> Result<UploadRules, AppError> {
-    let (state, _) = super::ssr::signed_in().await?;
-    Ok(state.upload_rules.as_ref().clone())
+    let (state, me) = super::ssr::signed_in().await?;
+    let used_bytes = crate::attachments::used_bytes(&state.db, me.id)
+        .await
+        .map_err(|error| AppError::internal(&error))?;
+    Ok(UploadRules {
+        used_bytes,
+        ..state.upload_rules.as_ref().clone()
+    })
 }

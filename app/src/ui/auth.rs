@@ -189,6 +189,7 @@ pub fn SettingsPage() -> impl IntoView {
                 </p>
                 <h1>"Settings"</h1>
                 <ReadReceiptsSetting/>
+                <StorageUsage/>
                 <h2>"Change your password"</h2>
                 <ActionForm action=change node_ref=form>
                     <Field
@@ -228,6 +229,27 @@ pub fn SettingsPage() -> impl IntoView {
                 </ActionForm>
             </div>
         </main>
+    }
+}
+
+/// How much of the person's storage their files take.
+#[component]
+fn StorageUsage() -> impl IntoView {
+    use crate::{api::uploads::current_upload_rules, uploads::format_size};
+
+    let rules = LocalResource::new(current_upload_rules);
+    let usage = move || match rules.get() {
+        Some(Ok(rules)) => format!(
+            "Your files take {} of your {} of storage.",
+            format_size(rules.used_bytes),
+            format_size(rules.quota_bytes)
+        ),
+        Some(Err(error)) => error.to_string(),
+        None => "Counting your files…".to_owned(),
+    };
+    view! {
+        <h2>"Storage"</h2>
+        <p class="storage" data-testid="storage">{usage}</p>
     }
 }
 

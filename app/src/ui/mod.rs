@@ -154,6 +154,35 @@ pub fn mark_interactive() {
     });
 }
 
+/// What the person typed into the text field `id` before the page came alive, to start its
+/// signal from.
+///
+/// The server's page can be typed into at once, but a field whose value is bound to a signal
+/// (`prop:value`) would be set back to the signal's value when the WASM takes the page over,
+/// and the typing would be lost. So such a field's component, while the page is being
+/// hydrated, starts from what the field holds; with the same value, the browser also keeps the
+/// caret where it was. Outside the first hydration (a page built in the browser) it is empty.
+pub fn typed_before_hydration(id: &str) -> String {
+    #[cfg(feature = "hydrate")]
+    {
+        use leptos::wasm_bindgen::JsCast;
+
+        let hydrating =
+            Owner::current_shared_context().is_some_and(|shared| shared.during_hydration());
+        if let Some(field) = document().get_element_by_id(id).filter(|_| hydrating) {
+            if let Some(area) = field.dyn_ref::<web_sys::HtmlTextAreaElement>() {
+                return area.value();
+            }
+            if let Some(input) = field.dyn_ref::<web_sys::HtmlInputElement>() {
+                return input.value();
+            }
+        }
+    }
+    #[cfg(not(feature = "hydrate"))]
+    let _ = id;
+    String::new()
+}
+
 /// Any other address.
 #[component]
 fn NotFound() -> impl IntoView {

@@ -1,6 +1,12 @@
 //! Images: prove that an upload which claims to be an image decodes, record its size, make a
-//! thumbnail, and write the copy other people download without the metadata cameras and phones
-//! put in (GPS position, device, time).
+//! thumbnail, and write the copy other people download without the metadata cameras, phones
+//! and editors put in (GPS position, device, time, XMP, comments).
+//!
+//! JPEG, PNG and WebP are re-encoded from their pixels, so nothing but the pixels survives
+//! (a PNG's text chunks, a WebP's EXIF and XMP). A GIF is rewritten frame by frame instead,
+//! its compressed image data copied as it is (an animation stays exactly as it was) with
+//! only what showing it needs: the screen, the palettes, the timing and the loop count. Its
+//! comments, XMP and other application blocks are left behind.
 //!
 //! All of it is CPU work on the blocking pool (see [`super::FileService`]), under decoding
 //! limits so that a small file can't expand into gigabytes of pixels.
@@ -34,9 +40,8 @@ const THUMBNAIL_QUALITY: u8 = 80;
 pub struct Processed {
     pub width: u32,
     pub height: u32,
-    /// The metadata-free copy to store instead of the upload; `None` to store the upload as it
-    /// is (GIF, which carries no camera metadata, and whose animation a re-encode would lose).
-    pub cleaned: Option<PathBuf>,
+    /// The metadata-free copy to store instead of the upload.
+    pub cleaned: PathBuf,
     /// The thumbnail and its MIME type.
     pub thumbnail: Vec<u8>,
     pub thumbnail_type: &'static str,
@@ -100,14 +105,11 @@ pub fn process(source: &Path, kind: FileKind) -> Result<Processed, ImageProblem>
     let mut image = DynamicImage::from_decoder(decoder)?;
     image.apply_orientation(orientation);
 
-    let cleaned = match format {
-        ImageFormat::Gif => None,
-        _ => {
-            let path = cleaned_path(source);
-            write_clean(&image, format, &path)?;
-            Some(path)
-        }
-    };
+    let cleaned = cleaned_path(source);
+    match format {
+        ImageFormat::Gif => write_clean_gif(source, &cleaned)?,
+        _ => write_clean(&image, format, &cleaned)?,
+    }
     let (thumbnail, thumbnail_type) = thumbnail(&image)?;
     Ok(Processed {
         width: image.width(),
@@ -138,6 +140,44 @@ fn write_clean(image: &DynamicImage, format: ImageFormat, path: &Path) -> Result
     use std::io::Write;
     out.flush()?;
     Ok(())
+}
+
+/// Copies the GIF at `source` to `path` with its frames and nothing else. The image data is
+/// not decoded again: each frame's compressed bytes are carried over as they are.
+fn write_clean_gif(source: &Path, path: &Path) -> Result<(), ImageProblem> {
+    let undecodable = |_| ImageProblem::Undecodable;
+    let mut options = gif::DecodeOptions::new();
+    options.skip_frame_decoding(true);
+    options.set_memory_limit(gif::MemoryLimit::Bytes(
+        std::num::NonZeroU64::new(MAX_DECODE_BYTES).unwrap_or(std::num::NonZeroU64::MIN),
+    ));
+    let file = File::open(source).map_err(|error| ImageProblem::Failed(error.into()))?;
+    let mut decoder = options
+        .read_info(BufReader::new(file))
+        .map_err(undecodable)?;
+    let out =
+        BufWriter::new(File::create(path).map_err(|error| ImageProblem::Failed(error.into()))?);
+    let palette = decoder.global_palette().unwrap_or_default().to_vec();
+    let mut encoder = gif::Encoder::new(out, decoder.width(), decoder.height(), &palette)
+        .map_err(encoding_failed)?;
+    if decoder.repeat() != gif::Repeat::Finite(0) {
+        encoder
+            .set_repeat(decoder.repeat())
+            .map_err(encoding_failed)?;
+    }
+    while let Some(frame) = decoder.read_next_frame().map_err(undecodable)? {
+        encoder
+            .write_lzw_pre_encoded_frame(frame)
+            .map_err(encoding_failed)?;
+    }
+    let mut out = encoder.into_inner().map_err(encoding_failed)?;
+    use std::io::Write;
+    out.flush()
+        .map_err(|error| ImageProblem::Failed(error.into()))
+}
+
+fn encoding_failed(error: gif::EncodingError) -> ImageProblem {
+    ImageProblem::Failed(ImageError::IoError(std::io::Error::other(error)))
 }
 
 /// A small copy: JPEG, or PNG when the image has transparency.

@@ -163,6 +163,20 @@ async fn upload(
     }
     let conversation_id = ConversationId(query.conversation_id);
     conversations::find_for_member(&state.db, user.id, conversation_id).await?;
+    // The storage quota, before the body is read when its length is known.
+    let used_bytes = attachments::used_bytes(&state.db, user.id)
+        .await
+        .map_err(|error| AppError::internal(&error))?;
+    let quota = UploadRules {
+        used_bytes,
+        ..files.rules.as_ref().clone()
+    };
+    let name = FileName::sanitise(&query.name);
+    if let Some(length) = declared {
+        quota
+            .check_quota(name.as_str(), length)
+            .map_err(|problem| AppError::invalid("file", problem))?;
+    }
 
     let temp = TempFile(
         files
@@ -173,9 +187,10 @@ async fn upload(
     let upload = Upload {
         conversation_id,
         uploader: user.id,
-        name: FileName::sanitise(&query.name),
+        name,
         temp,
         received,
+        quota,
     };
     // From here on the work finishes even if the client goes away (a cancelled upload): a task
     // of its own owns the temporary file, the image job and the objects, so nothing is left
@@ -193,6 +208,8 @@ struct Upload {
     name: FileName,
     temp: TempFile,
     received: Received,
+    /// The uploader's storage: what their files took when the upload began.
+    quota: UploadRules,
 }
 
 /// Checks the type, processes an image, stores the objects and records the attachment.
@@ -207,6 +224,7 @@ async fn store(
         name,
         temp,
         received,
+        quota,
     } = upload;
     if received.size == 0 {
         return Err(AppError::invalid(
@@ -241,7 +259,7 @@ async fn store(
                     }
                     ImageProblem::Failed(ref error) => AppError::internal(error),
                 })?;
-        let file = processed.cleaned.clone().unwrap_or_else(|| temp.0.clone());
+        let file = processed.cleaned.clone();
         let thumbnail = (processed.thumbnail, processed.thumbnail_type);
         (
             temp,
@@ -264,6 +282,11 @@ async fn store(
             format!("{}: the image is too large once processed", name.as_str()),
         ));
     }
+    // What is stored counts, whether or not its length was declared. (Two uploads racing each
+    // other may each still fit alone: the quota can be passed by at most one file's size.)
+    quota
+        .check_quota(name.as_str(), size_bytes)
+        .map_err(|problem| AppError::invalid("file", problem))?;
     let storage_key = Storage::new_key("files");
     let thumbnail_key = thumbnail.as_ref().map(|(_, mime)| {
         let extension = if *mime == "image/png" { "png" } else { "jpg" };
@@ -487,11 +510,10 @@ async fn serve(
     if let Ok(disposition) = HeaderValue::from_str(disposition) {
         headers.insert(header::CONTENT_DISPOSITION, disposition);
     }
-    // Stored content never changes under an id.
-    headers.insert(
-        header::CACHE_CONTROL,
-        HeaderValue::from_static("private, max-age=31536000, immutable"),
-    );
+    // Never written to the browser's disk cache: on a shared computer, a file stays readable
+    // there after its reader has signed out. (A file is fetched again each time it is shown;
+    // the price of that privacy.)
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     headers.insert(
         "cross-origin-resource-policy",
         HeaderValue::from_static("same-origin"),

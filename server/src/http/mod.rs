@@ -7,6 +7,7 @@
 //! - [`pages`]: sends signed-out visitors of the chat pages to the log-in page and back.
 //! - [`api_status`]: gives server-function errors their proper HTTP status.
 //! - [`headers`]: security headers on every response.
+//! - [`host`]: refuses requests for a host name Parley does not serve (DNS rebinding).
 //! - [`health`]: `GET /healthz` (alive) and `GET /readyz` (able to work) for load balancers.
 //! - [`transport`]: HSTS, and HTTPS redirects for plain-HTTP requests.
 
@@ -16,6 +17,7 @@ pub mod assets;
 pub mod compression;
 pub mod headers;
 pub mod health;
+pub mod host;
 pub mod origin;
 pub mod pages;
 pub mod transport;

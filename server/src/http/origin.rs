@@ -7,8 +7,9 @@
 //!
 //! 1. `Sec-Fetch-Site: same-origin` (or `none`, a user's own navigation) is allowed;
 //!    `same-site` and `cross-site` are allowed only from a trusted origin.
-//! 2. Without `Sec-Fetch-Site`, `Origin` must be the request's own (its host equals `Host`) or
-//!    a trusted origin; without `Origin` either, the origin of `Referer` must be.
+//! 2. Without `Sec-Fetch-Site`, `Origin` must be the request's own (the same scheme, host and
+//!    port: `http://host` is not the origin of a request that came over HTTPS) or a trusted
+//!    origin; without `Origin` either, the origin of `Referer` must be.
 //! 3. With none of the three, a request carrying cookies is refused (every browser sends at
 //!    least one of them); one without cookies has no ambient authority to abuse and is allowed,
 //!    which lets non-browser clients log in and then send their session cookie along with an
@@ -28,6 +29,8 @@ use axum::{
 
 use app::error::AppError;
 
+use super::transport::Scheme;
+
 /// Which origins may make state-changing requests besides the request's own.
 #[derive(Debug, Clone, Default)]
 pub struct OriginPolicy {
@@ -42,15 +45,16 @@ impl OriginPolicy {
         }
     }
 
-    /// Whether a request with these headers may change state (or open a WebSocket).
-    pub fn allows(&self, headers: &HeaderMap) -> bool {
+    /// Whether a request with these headers, which came over `scheme`, may change state (or
+    /// open a WebSocket).
+    pub fn allows(&self, headers: &HeaderMap, scheme: Scheme) -> bool {
         let origin = header_str(headers, header::ORIGIN);
         let referer_origin = header_str(headers, header::REFERER).and_then(origin_of);
         match header_str(headers, "sec-fetch-site") {
             Some("same-origin" | "none") => true,
             Some(_) => origin.is_some_and(|o| self.is_trusted(o)),
             None => match origin.or(referer_origin) {
-                Some(origin) => self.is_trusted_or_same(origin, headers),
+                Some(origin) => self.is_trusted_or_same(origin, headers, scheme),
                 None => !headers.contains_key(header::COOKIE),
             },
         }
@@ -61,19 +65,29 @@ impl OriginPolicy {
         self.trusted.contains(&origin)
     }
 
-    fn is_trusted_or_same(&self, origin: &str, headers: &HeaderMap) -> bool {
+    fn is_trusted_or_same(&self, origin: &str, headers: &HeaderMap, scheme: Scheme) -> bool {
         if self.is_trusted(origin) {
             return true;
         }
-        let origin = origin.to_ascii_lowercase();
-        let authority = origin
-            .strip_prefix("https://")
-            .or_else(|| origin.strip_prefix("http://"));
-        match (authority, header_str(headers, header::HOST)) {
-            (Some(authority), Some(host)) => authority == host.to_ascii_lowercase(),
-            _ => false,
+        match header_str(headers, header::HOST) {
+            Some(host) => normalise(origin) == normalise(&format!("{}://{host}", scheme.as_str())),
+            None => false,
         }
     }
+}
+
+/// An origin in lower case, without a trailing slash or its scheme's default port
+/// (`https://a.example:443` is `https://a.example`, as browsers write it).
+fn normalise(origin: &str) -> String {
+    let origin = origin.trim_end_matches('/').to_ascii_lowercase();
+    for (scheme, port) in [("https://", ":443"), ("http://", ":80")] {
+        if origin.starts_with(scheme)
+            && let Some(without) = origin.strip_suffix(port)
+        {
+            return without.to_owned();
+        }
+    }
+    origin
 }
 
 /// `https://host:port` from a full URL (`https://host:port/path?query`).
@@ -114,7 +128,14 @@ pub async fn cross_origin_guard(
     {
         request.headers_mut().insert(header::HOST, authority);
     }
-    if needs_check(&request) && !policy.allows(request.headers()) {
+    // Set by the transport middleware for every request; a request without it is treated as
+    // plain HTTP, which can only make the same-origin test stricter.
+    let scheme = request
+        .extensions()
+        .get::<Scheme>()
+        .copied()
+        .unwrap_or(Scheme::Http);
+    if needs_check(&request) && !policy.allows(request.headers(), scheme) {
         tracing::warn!(
             method = %request.method(),
             path = request.uri().path(),
@@ -140,31 +161,37 @@ mod tests {
         map
     }
 
+    impl OriginPolicy {
+        fn allows_http(&self, headers: &HeaderMap) -> bool {
+            self.allows(headers, Scheme::Http)
+        }
+    }
+
     #[test]
     fn same_origin_is_allowed() {
         let policy = OriginPolicy::default();
-        assert!(policy.allows(&headers(&[
+        assert!(policy.allows_http(&headers(&[
             ("host", "127.0.0.1:3000"),
             ("origin", "http://127.0.0.1:3000"),
             ("cookie", "parley_session=x"),
         ])));
-        assert!(policy.allows(&headers(&[("sec-fetch-site", "same-origin")])));
+        assert!(policy.allows_http(&headers(&[("sec-fetch-site", "same-origin")])));
     }
 
     #[test]
     fn foreign_origins_are_refused() {
         let policy = OriginPolicy::default();
-        assert!(!policy.allows(&headers(&[
+        assert!(!policy.allows_http(&headers(&[
             ("host", "127.0.0.1:3000"),
             ("origin", "https://evil.example"),
         ])));
-        assert!(!policy.allows(&headers(&[("host", "127.0.0.1:3000"), ("origin", "null"),])));
-        assert!(!policy.allows(&headers(&[
+        assert!(!policy.allows_http(&headers(&[("host", "127.0.0.1:3000"), ("origin", "null"),])));
+        assert!(!policy.allows_http(&headers(&[
             ("sec-fetch-site", "cross-site"),
             ("origin", "https://evil.example"),
         ])));
         // A sibling subdomain is "same-site" but still another origin.
-        assert!(!policy.allows(&headers(&[
+        assert!(!policy.allows_http(&headers(&[
             ("sec-fetch-site", "same-site"),
             ("origin", "https://shop.example.com"),
         ])));
@@ -173,11 +200,11 @@ mod tests {
     #[test]
     fn trusted_origins_are_allowed_even_cross_site() {
         let policy = OriginPolicy::new(vec!["https://market.example".into()]);
-        assert!(policy.allows(&headers(&[
+        assert!(policy.allows_http(&headers(&[
             ("sec-fetch-site", "cross-site"),
             ("origin", "https://market.example"),
         ])));
-        assert!(policy.allows(&headers(&[
+        assert!(policy.allows_http(&headers(&[
             ("host", "chat.example"),
             ("origin", "https://MARKET.example/"),
         ])));
@@ -186,12 +213,12 @@ mod tests {
     #[test]
     fn without_origin_the_referer_decides() {
         let policy = OriginPolicy::default();
-        assert!(policy.allows(&headers(&[
+        assert!(policy.allows_http(&headers(&[
             ("host", "127.0.0.1:3000"),
             ("referer", "http://127.0.0.1:3000/login?next=%2Fchat"),
             ("cookie", "parley_session=x"),
         ])));
-        assert!(!policy.allows(&headers(&[
+        assert!(!policy.allows_http(&headers(&[
             ("host", "127.0.0.1:3000"),
             ("referer", "https://evil.example/page"),
             ("cookie", "parley_session=x"),
@@ -205,9 +232,37 @@ mod tests {
     }
 
     #[test]
+    fn an_origin_of_another_scheme_is_another_origin() {
+        let policy = OriginPolicy::default();
+        let from = |origin: &'static str| {
+            headers(&[
+                ("host", "chat.example:8443"),
+                ("origin", origin),
+                ("cookie", "x=1"),
+            ])
+        };
+        assert!(policy.allows(&from("https://chat.example:8443"), Scheme::Https));
+        assert!(!policy.allows(&from("http://chat.example:8443"), Scheme::Https));
+        assert!(!policy.allows(&from("https://chat.example:8443"), Scheme::Http));
+        assert!(!policy.allows(&from("https://chat.example:9443"), Scheme::Https));
+        // Default ports are the same origin whether written or not.
+        let default_port = headers(&[
+            ("host", "chat.example"),
+            ("origin", "https://chat.example:443"),
+        ]);
+        assert!(policy.allows(&default_port, Scheme::Https));
+        let referer = headers(&[
+            ("host", "chat.example"),
+            ("referer", "http://chat.example/login"),
+            ("cookie", "x=1"),
+        ]);
+        assert!(!policy.allows(&referer, Scheme::Https));
+    }
+
+    #[test]
     fn cookies_without_any_origin_information_are_refused() {
         let policy = OriginPolicy::default();
-        assert!(!policy.allows(&headers(&[("cookie", "parley_session=x")])));
-        assert!(policy.allows(&headers(&[("host", "127.0.0.1:3000")])));
+        assert!(!policy.allows_http(&headers(&[("cookie", "parley_session=x")])));
+        assert!(policy.allows_http(&headers(&[("host", "127.0.0.1:3000")])));
     }
 }

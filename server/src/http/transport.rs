@@ -8,6 +8,8 @@
 //!   a redirected POST or WebSocket would already have crossed the network in clear.
 //! - [`redirect_router`] does the same for Parley's own plain-HTTP listener when it terminates
 //!   TLS (`PARLEY_HTTP_REDIRECT_ADDR`).
+//! - Every request carries its [`Scheme`] from here on, for the same-origin test of the
+//!   cross-origin guard: `http://host` is another origin than `https://host`.
 
 use std::net::SocketAddr;
 
@@ -20,6 +22,8 @@ use axum::{
 };
 
 use app::{error::AppError, security::TrustedProxies};
+
+use super::host::{self, HostPolicy};
 
 /// The HSTS policy: a year, subdomains included (no preload: that is a decision for the domain).
 const HSTS: &str = "max-age=31536000; includeSubDomains";
@@ -35,11 +39,29 @@ pub struct Transport {
     pub https_origin: Option<String>,
 }
 
+/// Whether a request came over HTTPS (to Parley, or to the trusted proxy in front of it): a
+/// request extension, set for every request by [`transport_security`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scheme {
+    Http,
+    Https,
+}
+
+impl Scheme {
+    /// `http` or `https`, as in an origin.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Http => "http",
+            Self::Https => "https",
+        }
+    }
+}
+
 /// The middleware.
 pub async fn transport_security(
     State(transport): State<Transport>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    request: Request,
+    mut request: Request,
     next: Next,
 ) -> Response {
     let forwarded_proto = transport
@@ -70,6 +92,9 @@ pub async fn transport_security(
     {
         return to_https(origin, &request);
     }
+    request
+        .extensions_mut()
+        .insert(if secure { Scheme::Https } else { Scheme::Http });
     let mut response = next.run(request).await;
     if secure {
         response.headers_mut().insert(
@@ -90,10 +115,12 @@ fn to_https(origin: &str, request: &Request) -> Response {
 }
 
 /// The router of the plain-HTTP listener: everything goes to HTTPS. `https_origin` is the
-/// public address if known; otherwise the request's host with `tls_port`.
-pub fn redirect_router(https_origin: Option<String>, tls_port: u16) -> Router {
+/// public address if known; otherwise the request's host (when `hosts` allows it) with
+/// `tls_port`.
+pub fn redirect_router(https_origin: Option<String>, tls_port: u16, hosts: HostPolicy) -> Router {
     Router::new().fallback(move |request: Request| {
         let https_origin = https_origin.clone();
+        let hosts = hosts.clone();
         async move {
             let origin = match https_origin {
                 Some(origin) => origin,
@@ -102,7 +129,8 @@ pub fn redirect_router(https_origin: Option<String>, tls_port: u16) -> Router {
                         .headers()
                         .get(header::HOST)
                         .and_then(|v| v.to_str().ok())
-                        .map(host_without_port)
+                        .filter(|host| hosts.allows(Some(host)))
+                        .map(host::without_port)
                         .filter(|host| {
                             !host.is_empty()
                                 && host
@@ -118,25 +146,4 @@ pub fn redirect_router(https_origin: Option<String>, tls_port: u16) -> Router {
             to_https(&origin, &request)
         }
     })
-}
-
-/// `example.com:8080` → `example.com`, `[::1]:8080` → `[::1]`.
-fn host_without_port(host: &str) -> &str {
-    match host.find(']') {
-        Some(end) => &host[..=end],
-        None => host.split(':').next().unwrap_or(host),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::host_without_port;
-
-    #[test]
-    fn ports_are_cut_from_hosts() {
-        assert_eq!(host_without_port("example.com:8080"), "example.com");
-        assert_eq!(host_without_port("example.com"), "example.com");
-        assert_eq!(host_without_port("[::1]:8080"), "[::1]");
-        assert_eq!(host_without_port("[::1]"), "[::1]");
-    }
 }

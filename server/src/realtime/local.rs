@@ -9,6 +9,10 @@
 //! all of its slots up front, several times more). A socket whose queue is full is not waited
 //! for: it is marked as lagging, reads [`RealtimeEvent::Lagged`] next, closes, and its client
 //! resynchronises from the database. One slow client never holds up anyone else.
+//!
+//! A user keeps at most [`LocalRealtime::with_socket_cap`] sockets here: opening one more
+//! closes their oldest ([`RealtimeEvent::Displaced`]), so one account can't hold an unbounded
+//! share of the server.
 
 use std::{
     collections::{HashMap, HashSet},
@@ -37,6 +41,8 @@ struct Socket {
     queue: mpsc::Sender<RealtimeEvent>,
     /// Set when an event could not be queued: the socket must resynchronise.
     lagging: Arc<AtomicBool>,
+    /// Told to make way for a newer socket of the same user (it is closing).
+    displaced: bool,
 }
 
 impl Socket {
@@ -61,6 +67,8 @@ pub struct LocalRealtime {
     /// Told when a user gets a first socket here (`true`) or loses the last one (`false`):
     /// how the Redis fan-out keeps other instances' view of who is online current.
     membership: Option<mpsc::UnboundedSender<(UserId, bool)>>,
+    /// Most sockets one user keeps here; `None`: no limit.
+    socket_cap: Option<usize>,
 }
 
 impl LocalRealtime {
@@ -76,6 +84,15 @@ impl LocalRealtime {
             ..Self::default()
         };
         (realtime, receiver)
+    }
+
+    /// The same fan-out, keeping at most `cap` sockets per user (at least one): a newer
+    /// socket closes the user's oldest.
+    pub fn with_socket_cap(self, cap: usize) -> Self {
+        Self {
+            socket_cap: Some(cap.max(1)),
+            ..self
+        }
     }
 
     /// Hands an already encoded event to the sockets of `to` held here.
@@ -186,10 +203,20 @@ impl Realtime for LocalRealtime {
             {
                 let _ = membership.send((user, true));
             }
-            sockets.entry(user).or_default().push(Socket {
+            let mine = sockets.entry(user).or_default();
+            // Over the cap, the oldest socket still open makes way for this one.
+            if let Some(cap) = self.socket_cap
+                && mine.iter().filter(|socket| !socket.displaced).count() >= cap
+                && let Some(oldest) = mine.iter_mut().find(|socket| !socket.displaced)
+            {
+                oldest.displaced = true;
+                oldest.offer(RealtimeEvent::Displaced);
+            }
+            mine.push(Socket {
                 id,
                 queue: sender,
                 lagging: lagging.clone(),
+                displaced: false,
             });
         }
         let subscription = Subscription {
@@ -297,6 +324,28 @@ mod tests {
         assert!(changes.try_recv().is_err(), "a second tab is not news");
         assert_eq!(realtime.connected_users(), vec![UserId(1)]);
         drop(again);
+    }
+
+    #[tokio::test]
+    async fn a_socket_over_the_cap_displaces_the_oldest() {
+        let realtime = LocalRealtime::new().with_socket_cap(2);
+        let mut first = realtime.subscribe(UserId(1)).await.unwrap();
+        let mut second = realtime.subscribe(UserId(1)).await.unwrap();
+        let other_user = realtime.subscribe(UserId(2)).await.unwrap();
+        let mut third = realtime.subscribe(UserId(1)).await.unwrap();
+        assert_eq!(first.next().await, Some(RealtimeEvent::Displaced));
+        // The displaced one counts no more: a fourth displaces the second, not the first again.
+        let _fourth = realtime.subscribe(UserId(1)).await.unwrap();
+        assert_eq!(second.next().await, Some(RealtimeEvent::Displaced));
+        realtime
+            .publish(&[UserId(1)], &ServerFrame::Pong)
+            .await
+            .unwrap();
+        assert_eq!(
+            third.next().await,
+            Some(RealtimeEvent::Frame(r#"{"type":"pong"}"#.into()))
+        );
+        drop(other_user);
     }
 
     #[tokio::test]

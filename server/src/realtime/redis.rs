@@ -16,14 +16,17 @@
 //! without a word (a NAT or load balancer dropping it) is noticed too.
 //!
 //! Presence across instances: each instance keeps the users it has sockets for in the set
-//! `{prefix}:online:{instance}` (expiring unless renewed) and announces itself with the key
-//! `{prefix}:instance:{instance}` (also expiring, on Redis's clock); both lapse within
-//! [`PRESENCE_TTL`] when an instance dies. If Redis can't say, `online` answers from this
-//! instance's own sockets.
+//! `{prefix}:online:{instance}` and announces itself with the key `{prefix}:instance:{instance}`
+//! (expiring on Redis's clock unless renewed, within the presence TTL of an instance's death).
+//! If Redis can't say, `online` answers from this instance's own sockets. When an instance
+//! dies without a word (a crash, `kill -9`), its key lapses; the first other instance to notice
+//! claims it ([`Realtime::vanished`]) and says "offline" for each of its users who is not
+//! online elsewhere, so nobody stays "online" for their partners after their server is gone.
 
 use std::{
     collections::HashSet,
     future::Future,
+    path::Path,
     sync::{
         Arc,
         atomic::{AtomicBool, Ordering},
@@ -42,10 +45,13 @@ use app::{
     realtime::{EndedSessions, EventStream, Realtime, RealtimeError, RealtimeEvent, SocketId},
 };
 
-use super::local::LocalRealtime;
+use super::{local::LocalRealtime, quota::RedisQuota};
 
-/// How long an instance counts as alive after its last heartbeat.
-const PRESENCE_TTL: Duration = Duration::from_secs(30);
+/// How long an instance counts as alive after its last heartbeat, when not configured.
+pub const DEFAULT_PRESENCE_TTL: Duration = Duration::from_secs(30);
+/// How many presence TTLs an instance's set of users outlives its heartbeat: long enough for
+/// another instance to read it once the heartbeat has lapsed.
+const USERS_OUTLIVE_HEARTBEAT: u32 = 10;
 /// Longest wait for any one Redis call: past it, the call counts as failed.
 const REDIS_WITHIN: Duration = Duration::from_secs(1);
 /// How often the subscription is pinged to prove it is alive.
@@ -53,8 +59,6 @@ const PING_EVERY: Duration = Duration::from_secs(10);
 /// A subscription that stayed up this long was healthy: the next failure starts the backoff
 /// from the beginning.
 const HEALTHY_AFTER: Duration = Duration::from_secs(30);
-/// How often an instance renews its heartbeat and its set of online users.
-const HEARTBEAT_EVERY: Duration = Duration::from_secs(10);
 /// How long start-up waits for the first subscription.
 const SUBSCRIBE_WITHIN: Duration = Duration::from_secs(10);
 /// Longest wait between attempts to subscribe again after Redis went away.
@@ -102,6 +106,8 @@ pub struct RedisRealtime {
     own: Arc<OwnEvents>,
     prefix: Arc<str>,
     instance: Arc<str>,
+    /// How long this instance counts as alive after a heartbeat; it beats three times as often.
+    presence_ttl: Duration,
 }
 
 impl RedisRealtime {
@@ -110,8 +116,14 @@ impl RedisRealtime {
     ///
     /// # Errors
     /// Redis could not be reached at start-up.
-    pub async fn connect(url: &str, prefix: &str) -> Result<Self, RealtimeError> {
-        let client = redis::Client::open(url).map_err(backend)?;
+    pub async fn connect(
+        url: &str,
+        prefix: &str,
+        socket_cap: usize,
+        ca_file: Option<&Path>,
+        presence_ttl: Duration,
+    ) -> Result<Self, RealtimeError> {
+        let client = client(url, ca_file)?;
         // Fail fast and let callers fall back, rather than queue behind reconnection attempts.
         let config = ConnectionManagerConfig::new()
             .set_number_of_retries(1)
@@ -123,6 +135,7 @@ impl RedisRealtime {
             .await
             .map_err(backend)?;
         let (local, membership) = LocalRealtime::with_membership();
+        let local = local.with_socket_cap(socket_cap);
         let realtime = Self {
             local,
             publisher,
@@ -130,6 +143,7 @@ impl RedisRealtime {
             own: Arc::new(OwnEvents::default()),
             prefix: prefix.into(),
             instance: uuid::Uuid::new_v4().to_string().into(),
+            presence_ttl: presence_ttl.max(Duration::from_secs(1)),
         };
         let (first_tx, first) = tokio::sync::oneshot::channel();
         let listener = tokio::spawn(realtime.clone().listen(client, first_tx));
@@ -145,6 +159,11 @@ impl RedisRealtime {
         }
         tokio::spawn(realtime.clone().keep_presence(membership));
         Ok(realtime)
+    }
+
+    /// Rate limits kept in this Redis, for every instance alike.
+    pub fn quota(&self) -> RedisQuota {
+        RedisQuota::new(self.publisher.clone(), &self.prefix)
     }
 
     fn events_channel(&self) -> String {
@@ -276,7 +295,7 @@ impl RedisRealtime {
             ),
             RealtimeEvent::SessionsEnded(ended) => (Carried::Ended(ended.clone()), None, None),
             // Never published: each instance tells its own sockets.
-            RealtimeEvent::Lagged => return Ok(()),
+            RealtimeEvent::Lagged | RealtimeEvent::Displaced => return Ok(()),
         };
         let payload = serde_json::to_string(&Envelope {
             from: self.instance.to_string(),
@@ -310,7 +329,9 @@ impl RedisRealtime {
     /// a change that came after its snapshot.
     async fn keep_presence(self, mut changes: mpsc::UnboundedReceiver<(UserId, bool)>) {
         let key = self.online_key(&self.instance);
-        let mut beats = tokio::time::interval(HEARTBEAT_EVERY);
+        let mut beats = tokio::time::interval(self.presence_ttl / 3);
+        let ttl = self.presence_ttl.as_secs().max(1);
+        let users_ttl = ttl * u64::from(USERS_OUTLIVE_HEARTBEAT);
         loop {
             let mut pipe = redis::pipe();
             tokio::select! {
@@ -321,21 +342,21 @@ impl RedisRealtime {
                     } else {
                         pipe.srem(&key, user.0).ignore();
                     }
-                    pipe.expire(&key, ttl_secs()).ignore();
+                    pipe.expire(&key, secs(users_ttl)).ignore();
                 }
                 _ = beats.tick() => {
                     let users: Vec<i64> = self.local.connected_users().iter().map(|u| u.0).collect();
                     pipe.atomic()
-                        .set_ex(self.instance_key(&self.instance), 1, PRESENCE_TTL.as_secs())
+                        .set_ex(self.instance_key(&self.instance), 1, ttl)
                         .ignore()
                         .sadd(self.instances_key(), &*self.instance)
                         .ignore()
-                        .expire(self.instances_key(), ttl_secs() * 10)
+                        .expire(self.instances_key(), secs(users_ttl))
                         .ignore()
                         .del(&key)
                         .ignore();
                     if !users.is_empty() {
-                        pipe.sadd(&key, users).ignore().expire(&key, ttl_secs()).ignore();
+                        pipe.sadd(&key, users).ignore().expire(&key, secs(users_ttl)).ignore();
                     }
                 }
             }
@@ -371,11 +392,12 @@ impl RedisRealtime {
         }
         let answers: Vec<redis::Value> = bounded(pipe.query_async(&mut publisher)).await?;
         let mut online = HashSet::new();
-        let mut dead = Vec::new();
-        for (instance, pair) in others.iter().zip(answers.chunks(2)) {
+        for pair in answers.chunks(2) {
             let [alive, present] = pair else { continue };
             let alive: bool = redis::from_redis_value_ref(alive).unwrap_or(false);
             let present: Vec<bool> = redis::from_redis_value_ref(present).unwrap_or_default();
+            // A dead instance's users are not online through it, whatever its set says; the
+            // set stays for `vanished` to read.
             if alive {
                 online.extend(
                     users
@@ -384,16 +406,6 @@ impl RedisRealtime {
                         .filter(|(_, here)| *here)
                         .map(|(u, _)| *u),
                 );
-            } else {
-                dead.push(instance.as_str());
-            }
-        }
-        // Instances that stopped beating (restarted, crashed) leave the list for good.
-        if !dead.is_empty() {
-            let mut forget = redis::cmd("SREM");
-            forget.arg(self.instances_key()).arg(&dead);
-            if let Err(error) = bounded(forget.query_async::<i64>(&mut publisher)).await {
-                tracing::warn!(%error, "could not forget stopped instances in Redis");
             }
         }
         Ok(online)
@@ -437,8 +449,31 @@ impl OwnEvents {
     }
 }
 
+/// A client for `url`: `redis://`, or `rediss://` (TLS), whose certificate must chain to the
+/// PEM certificates in `ca_file` when given, else to the system's roots.
+fn client(url: &str, ca_file: Option<&Path>) -> Result<redis::Client, RealtimeError> {
+    match ca_file {
+        Some(path) if url.starts_with("rediss://") => {
+            let root_cert = std::fs::read(path).map_err(|error| {
+                RealtimeError::Backend(format!("cannot read {}: {error}", path.display()))
+            })?;
+            redis::Client::build_with_tls(
+                url,
+                redis::TlsCertificates {
+                    client_tls: None,
+                    root_cert: Some(root_cert),
+                },
+            )
+            .map_err(backend)
+        }
+        _ => redis::Client::open(url).map_err(backend),
+    }
+}
+
 /// Runs a Redis call with [`REDIS_WITHIN`] as its deadline.
-async fn bounded<T>(call: impl Future<Output = redis::RedisResult<T>>) -> Result<T, RealtimeError> {
+pub(super) async fn bounded<T>(
+    call: impl Future<Output = redis::RedisResult<T>>,
+) -> Result<T, RealtimeError> {
     match tokio::time::timeout(REDIS_WITHIN, call).await {
         Ok(result) => result.map_err(backend),
         Err(_) => Err(RealtimeError::Backend(format!(
@@ -447,8 +482,8 @@ async fn bounded<T>(call: impl Future<Output = redis::RedisResult<T>>) -> Result
     }
 }
 
-fn ttl_secs() -> i64 {
-    i64::try_from(PRESENCE_TTL.as_secs()).unwrap_or(30)
+fn secs(seconds: u64) -> i64 {
+    i64::try_from(seconds).unwrap_or(i64::MAX)
 }
 
 fn backend(error: redis::RedisError) -> RealtimeError {
@@ -487,6 +522,58 @@ impl Realtime for RedisRealtime {
                 "not subscribed to the events channel".into(),
             ))
         }
+    }
+
+    /// Instances whose heartbeat has lapsed are claimed one by one (`SREM` from the list of
+    /// instances answers 1 to exactly one claimer); the claimer takes the dead one's set of
+    /// users and deletes it.
+    async fn vanished(&self) -> Result<Vec<UserId>, RealtimeError> {
+        let mut publisher = self.publisher.clone();
+        let instances: Vec<String> = bounded(
+            redis::cmd("SMEMBERS")
+                .arg(self.instances_key())
+                .query_async(&mut publisher),
+        )
+        .await?;
+        let mut users = Vec::new();
+        for instance in instances.iter().filter(|i| **i != *self.instance) {
+            let alive: bool = bounded(
+                redis::cmd("EXISTS")
+                    .arg(self.instance_key(instance))
+                    .query_async(&mut publisher),
+            )
+            .await?;
+            if alive {
+                continue;
+            }
+            let claimed: i64 = bounded(
+                redis::cmd("SREM")
+                    .arg(self.instances_key())
+                    .arg(instance)
+                    .query_async(&mut publisher),
+            )
+            .await?;
+            if claimed != 1 {
+                continue;
+            }
+            let key = self.online_key(instance);
+            let (held,): (Vec<i64>,) = bounded(
+                redis::pipe()
+                    .atomic()
+                    .smembers(&key)
+                    .del(&key)
+                    .ignore()
+                    .query_async(&mut publisher),
+            )
+            .await?;
+            tracing::warn!(
+                %instance,
+                users = held.len(),
+                "an instance stopped without a word; its users go offline"
+            );
+            users.extend(held.into_iter().map(UserId));
+        }
+        Ok(users)
     }
 
     /// Online here (known exactly) or on another live instance (as of its last heartbeat).

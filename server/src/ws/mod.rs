@@ -5,9 +5,10 @@
 //! Without a signed-in user the answer is a plain 401 before any upgrade. The connection
 //! itself is [`connection::serve`]; it remembers the session it was opened with and closes
 //! (code 1008) when that session ends: at sign-out, at a password change in another session,
-//! or on expiry.
+//! or on expiry. What each frame does is [`handler`].
 
 pub mod connection;
+pub mod handler;
 pub mod presence;
 
 use axum::{

@@ -7,6 +7,8 @@
 //! the user is left. Failures here are logged and forgotten: presence is a nicety, never a
 //! reason to refuse or drop a connection.
 
+use std::time::Duration;
+
 use app::{conversations, model::UserId, protocol::ServerFrame, state::AppState};
 
 /// A socket of `user` is open.
@@ -33,6 +35,26 @@ pub async fn left(state: &AppState, user: UserId) {
             announce(state, user, true, None).await;
         }
     }
+}
+
+/// Every `every`, asks the fan-out for the users of instances that stopped without a word
+/// (`Realtime::vanished`), and treats each as if their last socket had closed: unless they are
+/// online elsewhere, they go offline for the people they talk to. Runs until aborted.
+pub fn spawn_reaper(state: AppState, every: Duration) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut ticks = tokio::time::interval(every);
+        loop {
+            ticks.tick().await;
+            match state.realtime.vanished().await {
+                Ok(users) => {
+                    for user in users {
+                        left(&state, user).await;
+                    }
+                }
+                Err(error) => tracing::warn!(%error, "could not look for stopped instances"),
+            }
+        }
+    })
 }
 
 /// Whether `user` has a socket open right now (an error counts as "don't announce").

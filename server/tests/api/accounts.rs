@@ -333,6 +333,8 @@ async fn cookies_are_secure_behind_https() {
         std::sync::Arc::new(crate::helpers::Scratch::create(crate::helpers::TestDb::Sqlite).await);
     let mut config = Config::for_tests(scratch.url.clone());
     config.public_url = Some("https://chat.example.com".into());
+    // The test's own requests name 127.0.0.1.
+    config.allowed_hosts = vec!["127.0.0.1".into()];
     let app = TestApp::start(config, scratch, crate::helpers::TestDb::Sqlite).await;
     let response = app
         .browser()

@@ -111,3 +111,47 @@ for_each_db! {
         expect_error(response, StatusCode::NOT_FOUND).await;
     }
 }
+
+for_each_db! {
+    /// The list comes in pages (keyset: last activity, then id): following each page's last
+    /// conversation gives every conversation once, latest activity first, and a short page is
+    /// the last. A cursor given by halves, or a limit out of range, is refused.
+    async fn the_list_pages_through_every_conversation(app) {
+        let (seller, _) = app.user("seller").await;
+        let mut opened = Vec::new();
+        for name in ["cust1", "cust2", "cust3", "cust4", "cust5"] {
+            app.user(name).await;
+            opened.push(seller.open_conversation(name).await);
+        }
+        // Activity ties are broken by id, latest first; a message moves cust2 to the top.
+        let mut socket = seller.socket().await;
+        socket.send_message(&opened[1], "m1", "back to you").await;
+        let expected: Vec<_> = ["cust2", "cust5", "cust4", "cust3", "cust1"].map(String::from).into();
+
+        let mut seen = Vec::new();
+        let mut form: Vec<(String, String)> = vec![("limit".into(), "2".into())];
+        loop {
+            let pairs: Vec<(&str, &str)> = form.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+            let page: Vec<app::model::ConversationSummary> =
+                crate::helpers::expect_json(seller.post("conversations", &pairs).await, StatusCode::OK).await;
+            seen.extend(page.iter().map(|c| c.other.username.clone()));
+            let Some(last) = page.last().filter(|_| page.len() == 2) else { break };
+            form = vec![
+                ("limit".into(), "2".into()),
+                ("after_activity_ms".into(), last.last_activity_at.timestamp_millis().to_string()),
+                ("after_id".into(), last.id.to_string()),
+            ];
+        }
+        assert_eq!(seen, expected);
+        // Without a limit, everything fits in one page.
+        let all: Vec<String> = seller.conversations().await.into_iter().map(|c| c.other.username).collect();
+        assert_eq!(all, expected);
+
+        let half = seller.post("conversations", &[("after_id", "1")]).await;
+        expect_error(half, StatusCode::BAD_REQUEST).await;
+        for limit in ["0", "201"] {
+            let body = expect_error(seller.post("conversations", &[("limit", limit)]).await, StatusCode::UNPROCESSABLE_ENTITY).await;
+            assert_eq!(body["detail"][0]["field"], "limit");
+        }
+    }
+}

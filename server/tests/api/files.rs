@@ -97,6 +97,82 @@ fn png_claiming(width: u32, height: u32) -> Vec<u8> {
     png
 }
 
+/// `png` with a `tEXt` chunk holding `SECRET` after its header, as editors write them.
+fn png_with_text(width: u32, height: u32) -> Vec<u8> {
+    let plain = png(width, height);
+    // Signature (8) and the IHDR chunk (4 + 4 + 13 + 4).
+    let (head, rest) = plain.split_at(33);
+    let mut chunk = b"tEXt".to_vec();
+    chunk.extend_from_slice(b"Comment\0");
+    chunk.extend_from_slice(SECRET.as_bytes());
+    let mut out = head.to_vec();
+    out.extend_from_slice(&((chunk.len() - 4) as u32).to_be_bytes());
+    out.extend_from_slice(&chunk);
+    out.extend_from_slice(&crc32(&chunk).to_be_bytes());
+    out.extend_from_slice(rest);
+    out
+}
+
+/// A lossless WebP in the extended format (`VP8X`) with an `XMP ` chunk holding `SECRET`.
+fn webp_with_xmp(width: u32, height: u32) -> Vec<u8> {
+    let image = RgbImage::from_fn(width, height, |x, y| {
+        image::Rgb([(x * 9) as u8, (y * 7) as u8, 60])
+    });
+    let mut simple = Cursor::new(Vec::new());
+    DynamicImage::ImageRgb8(image)
+        .write_to(&mut simple, ImageFormat::WebP)
+        .unwrap();
+    let simple = simple.into_inner();
+    // RIFF(4) size(4) WEBP(4), then the one VP8L chunk.
+    let image_chunk = &simple[12..];
+    let chunk = |tag: &[u8], data: &[u8]| {
+        let mut out = tag.to_vec();
+        out.extend_from_slice(&(data.len() as u32).to_le_bytes());
+        out.extend_from_slice(data);
+        if data.len() % 2 == 1 {
+            out.push(0);
+        }
+        out
+    };
+    let mut vp8x = vec![0x04, 0, 0, 0]; // flags: XMP present
+    vp8x.extend_from_slice(&(width - 1).to_le_bytes()[..3]);
+    vp8x.extend_from_slice(&(height - 1).to_le_bytes()[..3]);
+    let xmp = format!("<x:xmpmeta><rdf:Description dc:creator=\"{SECRET}\"/></x:xmpmeta>");
+    let mut body = b"WEBP".to_vec();
+    body.extend_from_slice(&chunk(b"VP8X", &vp8x));
+    body.extend_from_slice(image_chunk);
+    body.extend_from_slice(&chunk(b"XMP ", xmp.as_bytes()));
+    let mut out = b"RIFF".to_vec();
+    out.extend_from_slice(&(body.len() as u32).to_le_bytes());
+    out.extend_from_slice(&body);
+    out
+}
+
+/// A two-frame looping GIF with a comment block and an XMP application block holding
+/// `SECRET`.
+fn gif_with_comments() -> Vec<u8> {
+    let palette = [0, 0, 0, 255, 255, 255, 200, 30, 30, 30, 30, 200];
+    let mut out = Vec::new();
+    {
+        let mut encoder = gif::Encoder::new(&mut out, 8, 8, &palette).unwrap();
+        encoder.set_repeat(gif::Repeat::Infinite).unwrap();
+        encoder
+            .write_raw_extension(gif::Extension::Comment.into(), &[SECRET.as_bytes()])
+            .unwrap();
+        let mut xmp = b"XMP DataXMP".to_vec();
+        xmp.extend_from_slice(SECRET.as_bytes());
+        encoder
+            .write_raw_extension(gif::Extension::Application.into(), &[&xmp])
+            .unwrap();
+        for colour in [2u8, 3] {
+            let mut frame = gif::Frame::from_indexed_pixels(8, 8, vec![colour; 64], None);
+            frame.delay = 20;
+            encoder.write_frame(&frame).unwrap();
+        }
+    }
+    out
+}
+
 fn crc32(data: &[u8]) -> u32 {
     let mut crc = 0xffff_ffffu32;
     for byte in data {
@@ -158,6 +234,8 @@ for_each_db! {
         let headers = response.headers().clone();
         assert_eq!(headers["content-type"], "application/pdf");
         assert_eq!(headers["x-content-type-options"], "nosniff");
+        // Kept out of the browser's disk cache, where it would outlive a sign-out.
+        assert_eq!(headers["cache-control"], "no-store");
         assert_eq!(headers["content-security-policy"], server::files::FILE_POLICY);
         assert!(!server::files::FILE_POLICY.contains("script"));
         assert_eq!(
@@ -173,6 +251,49 @@ for_each_db! {
 
         let history = bob.history(&conversation, None, None).await;
         assert_eq!(history.messages[0].attachments, vec![uploaded]);
+    }
+}
+
+for_each_db! {
+    /// PNG text chunks, WebP XMP, and GIF comment and application blocks are gone from what
+    /// other people download; the images still show, and a GIF keeps its animation.
+    async fn every_image_kind_loses_its_metadata(app) {
+        let (ann, _, bob, _, conversation) = app.pair().await;
+        let mut socket = ann.socket().await;
+        let uploads = [
+            ("note.png", png_with_text(20, 10), "image/png"),
+            ("sketch.webp", webp_with_xmp(20, 10), "image/webp"),
+            ("wave.gif", gif_with_comments(), "image/gif"),
+        ];
+        for (i, (name, bytes, content_type)) in uploads.into_iter().enumerate() {
+            assert!(contains(&bytes, SECRET.as_bytes()), "{name}: the fixture has its secret");
+            assert!(image::load_from_memory(&bytes).is_ok(), "{name}: the fixture is an image");
+            let uploaded = ann.upload_ok(&conversation, name, bytes).await;
+            assert_eq!(uploaded.content_type, content_type);
+            socket
+                .send_with_files(&conversation, &format!("meta-{i}"), "", vec![uploaded.id])
+                .await
+                .unwrap();
+            let response = fetch(&bob, &uploaded.url()).await;
+            assert_eq!(response.status(), StatusCode::OK);
+            let served = response.bytes().await.unwrap();
+            assert!(!contains(&served, SECRET.as_bytes()), "{name}: its metadata was served");
+            assert_eq!(served.len() as u64, uploaded.size_bytes, "{name}");
+            let decoded = image::load_from_memory(&served).unwrap();
+            assert_eq!((decoded.width(), decoded.height()), (uploaded.width.unwrap(), uploaded.height.unwrap()));
+            if content_type == "image/gif" {
+                let mut options = gif::DecodeOptions::new();
+                options.set_color_output(gif::ColorOutput::Indexed);
+                let mut decoder = options.read_info(Cursor::new(served.to_vec())).unwrap();
+                assert_eq!(decoder.repeat(), gif::Repeat::Infinite, "it still loops");
+                let mut frames = Vec::new();
+                while let Some(frame) = decoder.read_next_frame().unwrap() {
+                    frames.push((frame.delay, frame.buffer.to_vec()));
+                }
+                assert_eq!(frames, [(20, vec![2; 64]), (20, vec![3; 64])], "every frame, as it was");
+                assert!(!contains(&served, b"XMP DataXMP"));
+            }
+        }
     }
 }
 
@@ -204,6 +325,7 @@ for_each_db! {
         let thumbnail = fetch(&bob, &uploaded.thumbnail_url()).await;
         assert_eq!(thumbnail.status(), StatusCode::OK);
         assert_eq!(thumbnail.headers()["content-type"], "image/jpeg");
+        assert_eq!(thumbnail.headers()["cache-control"], "no-store");
         let thumbnail = image::load_from_memory(&thumbnail.bytes().await.unwrap()).unwrap();
         assert!(thumbnail.width() <= 400 && thumbnail.height() <= 400);
 
@@ -291,6 +413,68 @@ async fn uploads_over_the_size_limit_are_refused_postgres() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn uploads_over_the_size_limit_are_refused_sqlite() {
     size_limits(TestDb::Sqlite).await;
+}
+
+/// One person's files, sent or not, may take only their storage quota: an upload that would
+/// pass it is refused with a sentence saying so, before its body is read when its length is
+/// given and once it has arrived otherwise, and nothing is kept. `upload_rules` says how much
+/// is used, for the browser's check and for Settings; other people have their own quota.
+async fn storage_quota(db: TestDb) {
+    const KB: usize = 1024;
+    let scratch = Arc::new(Scratch::create(db).await);
+    let mut config = Config::for_tests(scratch.url.clone());
+    config.files.rules.quota_bytes = 1024 * 1024;
+    let app = TestApp::start(config, scratch, db).await;
+    let (ann, _, bob, _, conversation) = app.pair().await;
+
+    ann.upload_ok(&conversation, "first.txt", vec![b'a'; 600 * KB])
+        .await;
+    let before = app.footprint().await;
+    let refused = ann
+        .upload(&conversation, "second.txt", vec![b'b'; 600 * KB])
+        .await;
+    let body = expect_error(refused, StatusCode::UNPROCESSABLE_ENTITY).await;
+    let message = body["detail"][0]["message"].as_str().unwrap().to_owned();
+    assert_eq!(
+        message,
+        "second.txt does not fit: 600 KB of your 1 MB of storage are in use"
+    );
+    let chunks = (0..150).map(|_| Ok::<_, std::io::Error>(vec![b'c'; 4 * KB]));
+    let streamed = ann
+        .http
+        .post(ann.url("/files"))
+        .query(&[
+            ("conversation_id", conversation.id.to_string()),
+            ("name", "streamed.txt".into()),
+        ])
+        .body(reqwest::Body::wrap_stream(stream::iter(chunks)))
+        .send()
+        .await
+        .unwrap();
+    expect_error(streamed, StatusCode::UNPROCESSABLE_ENTITY).await;
+    assert_eq!(app.footprint().await, before, "nothing was kept");
+
+    let rules: app::uploads::UploadRules =
+        crate::helpers::expect_json(ann.post("upload_rules", &[]).await, StatusCode::OK).await;
+    assert_eq!(
+        (rules.used_bytes, rules.quota_bytes),
+        (600 * 1024, 1024 * 1024)
+    );
+    // What is left still fits; Bob's quota is his own.
+    ann.upload_ok(&conversation, "small.txt", vec![b'd'; 400 * KB])
+        .await;
+    bob.upload_ok(&conversation, "bobs.txt", vec![b'e'; 600 * KB])
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn uploads_over_the_storage_quota_are_refused_postgres() {
+    storage_quota(TestDb::Postgres).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn uploads_over_the_storage_quota_are_refused_sqlite() {
+    storage_quota(TestDb::Sqlite).await;
 }
 
 for_each_db! {

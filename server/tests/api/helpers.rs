@@ -622,6 +622,24 @@ impl TestSocket {
         }
     }
 
+    /// The next JSON frame, or the close code (if any) when the connection ends instead.
+    pub(crate) async fn next_frame_or_close(&mut self) -> Result<ServerFrame, Option<u16>> {
+        loop {
+            let message = tokio::time::timeout(FRAME_TIMEOUT, self.stream.next())
+                .await
+                .expect("timed out waiting for a frame or the close");
+            match message {
+                Some(Ok(Message::Text(text))) => {
+                    return Ok(serde_json::from_str(&text)
+                        .unwrap_or_else(|e| panic!("bad frame ({e}): {text}")));
+                }
+                Some(Ok(Message::Close(frame))) => return Err(frame.map(|f| u16::from(f.code))),
+                Some(Ok(_)) => {}
+                Some(Err(_)) | None => return Err(None),
+            }
+        }
+    }
+
     /// Skips frames until `pick` returns something.
     pub(crate) async fn next_matching<T>(
         &mut self,

@@ -461,7 +461,12 @@ for_each_db! {
         let (ann, _, bob, _, conversation) = app.pair().await;
         let mut socket = ann.socket().await;
         let mut other = bob.socket().await;
-        for frame in bad_frames(conversation.id.0) {
+        for (i, frame) in bad_frames(conversation.id.0).into_iter().enumerate() {
+            // A socket that sends invalid frame after invalid frame is closed as misbehaving
+            // (limits.rs): each batch of a few gets a fresh socket.
+            if i > 0 && i % 5 == 0 {
+                socket = ann.socket().await;
+            }
             let before = app.footprint().await;
             socket.send_raw(frame.message).await;
             match frame.code {

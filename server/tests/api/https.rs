@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use reqwest::{StatusCode, redirect::Policy};
+use tokio_tungstenite::tungstenite::{self, client::IntoClientRequest};
 
 use crate::helpers::{PASSWORD, Scratch, TestApp, TestDb};
 use server::{config::Config, startup::Application, tls::TlsSource};
@@ -65,6 +66,23 @@ async fn parley_terminates_tls_itself() {
     );
     assert!(!cookie.contains("Domain="), "{cookie}");
 
+    // An origin that differs only in its scheme is another site: refused, even without
+    // `Sec-Fetch-Site` (as older browsers and other clients send).
+    let same_but_http = client
+        .post(format!("{base}/api/me"))
+        .header("origin", format!("http://127.0.0.1:{}", addr.port()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(same_but_http.status(), StatusCode::FORBIDDEN);
+    let same = client
+        .post(format!("{base}/api/me"))
+        .header("origin", &base)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(same.status(), StatusCode::OK);
+
     // Plain HTTP: pages move to HTTPS with their path and query; anything else is refused.
     let plain = format!("http://127.0.0.1:{}", redirect_addr.port());
     let moved = client
@@ -94,6 +112,7 @@ async fn a_trusted_proxy_says_which_requests_were_https() {
         let scratch = Arc::new(Scratch::create(TestDb::Sqlite).await);
         let mut config = Config::for_tests(scratch.url.clone());
         config.public_url = Some("https://chat.example".into());
+        config.allowed_hosts = vec!["127.0.0.1".into()];
         config.trusted_proxies = vec![
             if trusted { "127.0.0.1" } else { "10.9.9.9" }
                 .parse()
@@ -138,6 +157,43 @@ async fn a_trusted_proxy_says_which_requests_were_https() {
                 .await
                 .unwrap();
             assert_eq!(post.status(), StatusCode::BAD_REQUEST);
+            // Over HTTPS (as the proxy says), an `http://` origin of the same host and port is
+            // another origin, for server functions and for the WebSocket alike.
+            let host = format!("127.0.0.1:{}", app.addr.port());
+            for (origin, allowed) in [
+                (format!("https://{host}"), true),
+                (format!("http://{host}"), false),
+            ] {
+                let post = client
+                    .post(app.url("/api/me"))
+                    .header("x-forwarded-proto", "https")
+                    .header("origin", &origin)
+                    .send()
+                    .await
+                    .unwrap();
+                let expected = if allowed {
+                    StatusCode::OK
+                } else {
+                    StatusCode::FORBIDDEN
+                };
+                assert_eq!(post.status(), expected, "{origin}");
+                let mut upgrade = format!("ws://{host}/ws").into_client_request().unwrap();
+                upgrade
+                    .headers_mut()
+                    .insert("origin", origin.parse().unwrap());
+                upgrade
+                    .headers_mut()
+                    .insert("x-forwarded-proto", "https".parse().unwrap());
+                match tokio_tungstenite::connect_async(upgrade).await {
+                    // Signed out: past the origin check, the upgrade asks for a session.
+                    Err(tungstenite::Error::Http(response)) => assert_eq!(
+                        response.status().as_u16(),
+                        if allowed { 401 } else { 403 },
+                        "{origin}"
+                    ),
+                    other => panic!("{origin}: {other:?}"),
+                }
+            }
             // A proxy that appends: the client's forged "https" comes first, the proxy's own
             // "http" last, and the last one is believed.
             let forged = client

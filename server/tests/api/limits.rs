@@ -1,8 +1,9 @@
-//! Rate limits: sign-in per address and per username, sign-up per address, messages and typing
-//! per connection. Over a limit: 429 with `Retry-After` (or a `rate_limited` error frame),
+//! Rate limits: sign-in per username and address (and per address), sign-up per address,
+//! messages per user, typing and receipts per connection, sockets per user, and misbehaving
+//! connections closed. Over a limit: 429 with `Retry-After` (or a `rate_limited` error frame),
 //! nothing done, and everyone else unaffected.
 
-use std::{num::NonZeroU32, sync::Arc};
+use std::{num::NonZeroU32, sync::Arc, time::Duration};
 
 use reqwest::StatusCode;
 
@@ -66,38 +67,68 @@ async fn sign_in_limits(db: TestDb) {
     app.user("ann").await;
     app.user("bob").await;
 
-    // Three wrong guesses from one address (two for Ann, one for Bob) use up its budget...
-    for username in ["ann", "ann", "bob"] {
-        let response = login_from(&app, "203.0.113.1", username, "guess").await;
+    // Three wrong guesses for Ann from one address use up that pair's budget...
+    for _ in 0..3 {
+        let response = login_from(&app, "203.0.113.1", "ann", "guess").await;
         assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
     }
-    // ...after which even the right password is refused there, for any account.
-    for username in ["ann", "bob"] {
-        let response = login_from(&app, "203.0.113.1", username, PASSWORD).await;
-        assert_rate_limited(response).await;
-    }
-    // Ann's username has one attempt left; another address spends it, then Ann is protected
-    // from every address.
+    // ...after which even the right password is refused there, for Ann (in any case)...
+    assert_rate_limited(login_from(&app, "203.0.113.1", "ANN", PASSWORD).await).await;
+    // ...but not for Bob from the same address, nor for Ann from her own: a stranger can't
+    // lock a seller out.
     assert_eq!(
-        login_from(&app, "198.51.100.2", "ann", "guess")
-            .await
-            .status(),
-        StatusCode::UNAUTHORIZED
-    );
-    assert_eq!(
-        login_from(&app, "198.51.100.3", "ANN", PASSWORD)
-            .await
-            .status(),
-        StatusCode::TOO_MANY_REQUESTS
-    );
-    // Everyone else is unaffected.
-    assert_eq!(
-        login_from(&app, "198.51.100.4", "bob", PASSWORD)
+        login_from(&app, "203.0.113.1", "bob", PASSWORD)
             .await
             .status(),
         StatusCode::OK
     );
+    assert_eq!(
+        login_from(&app, "198.51.100.7", "ann", PASSWORD)
+            .await
+            .status(),
+        StatusCode::OK
+    );
+
+    // A correct sign-in gives the pair its whole budget back: two mistakes, a success, then
+    // three more mistakes are still answered, and only the next is refused.
+    for _ in 0..2 {
+        let response = login_from(&app, "198.51.100.8", "ann", "typo").await;
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    }
+    assert_eq!(
+        login_from(&app, "198.51.100.8", "ann", PASSWORD)
+            .await
+            .status(),
+        StatusCode::OK
+    );
+    for _ in 0..3 {
+        let response = login_from(&app, "198.51.100.8", "ann", "typo").await;
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    }
+    assert_rate_limited(login_from(&app, "198.51.100.8", "ann", "typo").await).await;
     assert_eq!(app.browser().get("/healthz").await.status(), StatusCode::OK);
+
+    // One address has a budget of its own, five pairs' worth: trying many usernames from it
+    // runs out.
+    let app = limited_app(db, 1).await;
+    app.user("carol").await;
+    for username in ["u1", "u2", "u3", "u4", "u5"] {
+        let response = login_from(&app, "192.0.2.50", username, "guess").await;
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "{username}");
+    }
+    assert_rate_limited(login_from(&app, "192.0.2.50", "u6", "guess").await).await;
+    // A username tried from everywhere at once (ten addresses' worth) is slowed down, never
+    // locked: its owner still signs in.
+    for last in 1..=10 {
+        let response = login_from(&app, &format!("192.0.2.{last}"), "carol", "guess").await;
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    }
+    assert_eq!(
+        login_from(&app, "192.0.2.99", "carol", PASSWORD)
+            .await
+            .status(),
+        StatusCode::OK
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -204,8 +235,10 @@ async fn socket_limits(db: TestDb) {
         "nothing stored"
     );
 
-    // Typing has its own budget.
-    for _ in 0..5 {
+    // Typing has its own budget; signals over it are dropped without an answer, and Bob hears
+    // of the typing once, not once per signal.
+    let mut bob_socket = bob.socket().await;
+    for _ in 0..6 {
         socket
             .send_frame(&ClientFrame::Typing {
                 conversation_id: conversation.id,
@@ -214,21 +247,24 @@ async fn socket_limits(db: TestDb) {
             .await;
     }
     socket
-        .send_frame(&ClientFrame::Typing {
-            conversation_id: conversation.id,
-            active: true,
+        .expect_silence(Duration::from_millis(300), |frame| {
+            matches!(frame, ServerFrame::Presence { .. })
         })
         .await;
-    let code = socket
+    let relayed = bob_socket
         .next_matching(|frame| match frame {
-            ServerFrame::Error { code, .. } => Some(code),
+            ServerFrame::Typing { active, .. } => Some(active),
             _ => None,
         })
         .await;
-    assert_eq!(code, ErrorCode::RateLimited);
+    assert!(relayed);
+    bob_socket
+        .expect_silence(Duration::from_millis(300), |frame| {
+            matches!(frame, ServerFrame::Presence { .. })
+        })
+        .await;
 
     // So do receipts (delivered and read together); one over is refused and changes nothing.
-    let mut bob_socket = bob.socket().await;
     for seq in 1..=5 {
         bob_socket
             .send_frame(&ClientFrame::Delivered {
@@ -257,8 +293,15 @@ async fn socket_limits(db: TestDb) {
     );
     assert_eq!(ann.conversations().await[0].other_delivered_seq, 5);
 
-    // The connection stays open, and another connection (or user) is unaffected.
+    // The connection stays open. The message budget is Ann's, not her connection's: another
+    // socket of hers is refused too, while Bob is unaffected.
     socket.assert_alive().await;
+    let mut second = ann.socket().await;
+    let refused = second
+        .send_with_files(&conversation, "second-socket", "me again", Vec::new())
+        .await
+        .unwrap_err();
+    assert_eq!(refused.0, ErrorCode::RateLimited);
     let mut other = bob.socket().await;
     other
         .send_message(&conversation, "bob-1", "still fine")
@@ -266,13 +309,157 @@ async fn socket_limits(db: TestDb) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn socket_traffic_is_limited_per_connection_postgres() {
+async fn socket_traffic_is_limited_per_user_and_connection_postgres() {
     socket_limits(TestDb::Postgres).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn socket_traffic_is_limited_per_connection_sqlite() {
+async fn socket_traffic_is_limited_per_user_and_connection_sqlite() {
     socket_limits(TestDb::Sqlite).await;
+}
+
+/// A socket that sends a burst of invalid frames gets an error frame for each of the first
+/// ten, then is closed with 1008; so is one that goes on sending over its message limit.
+async fn misbehaviour(db: TestDb) {
+    let app = limited_app(db, 5).await;
+    let (ann, _, _, _, conversation) = app.pair().await;
+    let mut socket = ann.socket().await;
+    for _ in 0..25 {
+        socket.try_send_text("not a frame").await;
+    }
+    let mut errors = 0;
+    let code = loop {
+        match socket.next_frame_or_close().await {
+            Ok(ServerFrame::Error { code, .. }) => {
+                assert_eq!(code, ErrorCode::InvalidFrame);
+                errors += 1;
+            }
+            Ok(other) => panic!("unexpected {other:?}"),
+            Err(code) => break code,
+        }
+    };
+    assert_eq!(code, Some(1008), "closed as a policy violation");
+    assert!((10..=12).contains(&errors), "{errors} error frames");
+
+    // A flood of sends: five stored, the rest refused, then the socket is closed.
+    let mut socket = ann.socket().await;
+    for i in 0..40 {
+        let frame = ClientFrame::Send {
+            conversation_id: conversation.id,
+            client_msg_id: format!("flood-{i}"),
+            body: "spam".into(),
+            attachment_ids: Vec::new(),
+        };
+        socket
+            .try_send_text(&serde_json::to_string(&frame).unwrap())
+            .await;
+    }
+    let (mut acks, mut refusals) = (0, 0);
+    let code = loop {
+        match socket.next_frame_or_close().await {
+            Ok(ServerFrame::Ack { .. }) => acks += 1,
+            Ok(ServerFrame::Error {
+                code: ErrorCode::RateLimited,
+                ..
+            }) => refusals += 1,
+            Ok(ServerFrame::Message { .. } | ServerFrame::Presence { .. }) => {}
+            Ok(other) => panic!("unexpected {other:?}"),
+            Err(code) => break code,
+        }
+    };
+    assert_eq!(code, Some(1008));
+    assert_eq!(acks, 5);
+    assert!((20..40).contains(&refusals), "{refusals} refusals");
+    // Reconnecting is allowed (the browser's backoff decides when).
+    ann.socket().await.assert_alive().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn misbehaving_sockets_are_closed_postgres() {
+    misbehaviour(TestDb::Postgres).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn misbehaving_sockets_are_closed_sqlite() {
+    misbehaviour(TestDb::Sqlite).await;
+}
+
+/// A hundred typing signals in a burst, from two of Ann's sockets, reach Bob once; her last
+/// word, a stop, reaches him when the throttle interval ends. The rest are dropped silently.
+async fn typing_throttle(db: TestDb) {
+    let app = TestApp::spawn(db).await;
+    let (ann, _, bob, _, conversation) = app.pair().await;
+    let mut one = ann.socket().await;
+    let mut two = ann.socket().await;
+    let mut bob_socket = bob.socket().await;
+    let started = tokio::time::Instant::now();
+    for i in 0..100 {
+        let socket = if i % 3 == 0 { &mut two } else { &mut one };
+        socket
+            .send_frame(&ClientFrame::Typing {
+                conversation_id: conversation.id,
+                active: i % 2 == 0,
+            })
+            .await;
+    }
+    // Each socket handles its frames in order: once both have answered a ping, the burst is
+    // through, and a last stop settles which word is last.
+    one.assert_alive().await;
+    two.assert_alive().await;
+    one.send_frame(&ClientFrame::Typing {
+        conversation_id: conversation.id,
+        active: false,
+    })
+    .await;
+    let mut relayed = Vec::new();
+    let deadline = started + Duration::from_secs(3);
+    while let Ok(frame) = tokio::time::timeout_at(deadline, bob_socket.next_frame()).await {
+        if let ServerFrame::Typing { active, .. } = frame {
+            relayed.push(active);
+        }
+    }
+    assert_eq!(
+        relayed,
+        [true, false],
+        "one start, and the stop once the interval ended"
+    );
+    for socket in [&mut one, &mut two] {
+        socket
+            .expect_silence(Duration::from_millis(100), |frame| {
+                matches!(frame, ServerFrame::Presence { .. })
+            })
+            .await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn typing_is_relayed_once_per_interval_postgres() {
+    typing_throttle(TestDb::Postgres).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn typing_is_relayed_once_per_interval_sqlite() {
+    typing_throttle(TestDb::Sqlite).await;
+}
+
+/// One user keeps at most `PARLEY_SOCKETS_PER_USER` sockets: the next closes their oldest with
+/// `CLOSE_DISPLACED`; the others, and other people's, carry on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sockets_per_user_are_capped() {
+    let scratch = Arc::new(Scratch::create(TestDb::Sqlite).await);
+    let mut config = Config::for_tests(scratch.url.clone());
+    config.sockets_per_user = 2;
+    let app = TestApp::start(config, scratch, TestDb::Sqlite).await;
+    let (ann, _) = app.user("ann").await;
+    let (bob, _) = app.user("bob").await;
+    let mut oldest = ann.socket().await;
+    let mut second = ann.socket().await;
+    let mut bobs = bob.socket().await;
+    let mut third = ann.socket().await;
+    assert_eq!(oldest.ended().await, Some(app::protocol::CLOSE_DISPLACED));
+    second.assert_alive().await;
+    third.assert_alive().await;
+    bobs.assert_alive().await;
 }
 
 async fn upload_limits(db: TestDb) {
@@ -325,12 +512,19 @@ async fn password_change_limits(db: TestDb) {
     }
     let response = attempt(PASSWORD).await;
     assert_rate_limited(response).await;
-    // The budget is the username's, shared with signing in.
+    // The budget is the pair's (Ann's username from this address), shared with signing in;
+    // from elsewhere Ann still signs in.
+    assert_eq!(
+        login_from(&app, "127.0.0.1", "ann", PASSWORD)
+            .await
+            .status(),
+        StatusCode::TOO_MANY_REQUESTS
+    );
     assert_eq!(
         login_from(&app, "198.51.100.9", "ann", PASSWORD)
             .await
             .status(),
-        StatusCode::TOO_MANY_REQUESTS
+        StatusCode::OK
     );
     assert_eq!(ann.me().await.map(|u| u.username).as_deref(), Some("ann"));
 }

@@ -175,14 +175,15 @@ for_each_db! {
             .expect_silence(Duration::from_millis(100), |frame| matches!(frame, ServerFrame::Presence { .. }))
             .await;
 
+        // A stop within the window is held until the window ends, then relayed.
         ann_socket.send_frame(&typing(false)).await;
         assert_eq!(
             bob_socket.next_frame().await,
             ServerFrame::Typing { conversation_id: conversation.id, user: ann_user.clone(), active: false }
         );
 
-        // Typing again, then leaving: the other side hears the stop.
-        tokio::time::sleep(Duration::from_millis(1100)).await;
+        // Typing again (a window later), then leaving: the other side hears the stop at once.
+        tokio::time::sleep(Duration::from_millis(u64::from(app::model::TYPING_THROTTLE_MS) + 100)).await;
         ann_socket.send_frame(&typing(true)).await;
         assert!(matches!(bob_socket.next_frame().await, ServerFrame::Typing { active: true, .. }));
         ann_socket.close().await;

@@ -29,6 +29,45 @@ for_each_db! {
 }
 
 for_each_db! {
+    /// A password that contains the username or the display name (in any case, the name's
+    /// spaces left out) is refused with a field error, at sign-up and at a password change;
+    /// nothing is stored.
+    async fn passwords_made_of_the_account_names_are_refused(app) {
+        let before = app.footprint().await;
+        for (password, field) in [("mira.k-2026", "password"), ("MiraKowalski!", "password")] {
+            let response = app
+                .browser()
+                .post("register", &[
+                    ("username", "mira.k"),
+                    ("display_name", "Mira Kowalski"),
+                    ("password", password),
+                    ("password_confirm", password),
+                ])
+                .await;
+            let body = expect_error(response, StatusCode::UNPROCESSABLE_ENTITY).await;
+            assert_eq!(body["detail"][0]["field"], field, "{body}");
+            assert_eq!(
+                body["detail"][0]["message"],
+                "The password must not contain your username or display name."
+            );
+        }
+        assert_eq!(app.footprint().await, before, "nothing was stored");
+
+        let (ann, _) = app.user("annabel").await;
+        let response = ann
+            .post("change_password", &[
+                ("current_password", PASSWORD),
+                ("new_password", "Annabel rules 2026"),
+                ("new_password_confirm", "Annabel rules 2026"),
+            ])
+            .await;
+        let body = expect_error(response, StatusCode::UNPROCESSABLE_ENTITY).await;
+        assert_eq!(body["detail"][0]["field"], "new_password", "{body}");
+        assert_eq!(app.browser().login("annabel", PASSWORD).await.status(), StatusCode::OK);
+    }
+}
+
+for_each_db! {
     /// A wrong current password, a common or short new one, or a mismatch is refused, field by
     /// field, and the password stays as it was.
     async fn bad_password_changes_change_nothing(app) {

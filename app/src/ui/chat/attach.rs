@@ -13,7 +13,7 @@ use crate::{model::AttachmentView, uploads::UploadRules};
 /// Where one file of the message being written is.
 #[derive(Debug, Clone, PartialEq)]
 pub enum DraftState {
-    /// Refused by the early check (type or size); it can only be removed.
+    /// Refused by the early check (type, size or storage left); it can only be removed.
     Refused(String),
     /// On its way: the fraction sent so far.
     Uploading(f64),
@@ -266,7 +266,15 @@ mod browser {
                 let name = file.name();
                 // A file's size is a whole number of bytes, given as a double.
                 let size = file.size().max(0.0) as u64;
-                match rules.check(&name, size) {
+                // Files still on their way count against the storage left too.
+                let uploading = self.items.with_untracked(|items| {
+                    items
+                        .iter()
+                        .filter(|item| matches!(item.state, DraftState::Uploading(_)))
+                        .map(|item| item.size)
+                        .sum()
+                });
+                match rules.check(&name, size, uploading) {
                     Err(problem) => {
                         self.push(name, size, DraftState::Refused(problem));
                     }
@@ -307,7 +315,15 @@ mod browser {
                         }
                     });
                 },
-                move |outcome| drafts.set_state(key, outcome),
+                move |outcome| {
+                    // A stored file takes its place in the person's storage at once.
+                    if let DraftState::Stored(view) = &outcome {
+                        drafts
+                            .rules
+                            .update(|rules| rules.used_bytes += view.size_bytes);
+                    }
+                    drafts.set_state(key, outcome);
+                },
                 name,
             );
             let upload = match started {

@@ -32,6 +32,7 @@ use crate::{
     ui::{
         time::{self, now_ms},
         title::page_title,
+        typed_before_hydration,
     },
     uploads::format_size,
 };
@@ -751,7 +752,8 @@ fn TypingIndicator() -> impl IntoView {
 fn Composer() -> impl IntoView {
     let store = expect_context::<ChatStore>();
     let drafts = expect_context::<Drafts>();
-    let text = RwSignal::new(String::new());
+    // What was typed while the page was loading stays (see `typed_before_hydration`).
+    let text = RwSignal::new(typed_before_hydration("composer-input"));
     let error = RwSignal::new(None::<String>);
     // The conversation a "typing" signal was last sent for, and when.
     let typing_sent = StoredValue::new(None::<(ConversationId, f64)>);
@@ -769,13 +771,19 @@ fn Composer() -> impl IntoView {
             }
         }
     };
-    // A new conversation starts with an empty box; the old one hears we stopped typing.
-    Effect::new(move |_| {
-        conversation();
-        stop_typing();
-        text.set(String::new());
-        error.set(None);
-        drafts.clear();
+    // Another conversation starts with an empty box, and the one left hears we stopped
+    // typing. (The first one keeps what was typed while it was being found: the box works
+    // from the moment it shows.)
+    Effect::new(move |last: Option<Option<ConversationId>>| {
+        let now = conversation();
+        let last = last.flatten();
+        if now.is_some() && last.is_some() && now != last {
+            stop_typing();
+            text.set(String::new());
+            error.set(None);
+            drafts.clear();
+        }
+        now.or(last)
     });
     on_cleanup(stop_typing);
 

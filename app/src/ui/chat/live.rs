@@ -20,6 +20,19 @@ pub fn start(store: ChatStore) {
     let _ = store;
 }
 
+/// What reconnects a paused connection at once (the paused banner's button). Called while the
+/// chat page is being built, where the connection task's handle is in context.
+pub fn resumer() -> impl Fn() + Clone + Send + Sync + 'static {
+    #[cfg(feature = "hydrate")]
+    let handle = leptos::prelude::use_context::<browser::ResumeHandle>();
+    move || {
+        #[cfg(feature = "hydrate")]
+        if let Some(handle) = &handle {
+            handle.resume();
+        }
+    }
+}
+
 /// A fresh `client_msg_id`: 128 random bits from the browser's CSPRNG, as hex.
 pub fn new_client_msg_id() -> String {
     #[cfg(feature = "hydrate")]
@@ -70,9 +83,26 @@ mod browser {
             accounts::current_user,
             conversations::{history, list_conversations},
         },
-        protocol::{ClientFrame, ErrorCode, ServerFrame},
+        protocol::{CLOSE_DISPLACED, ClientFrame, ErrorCode, ServerFrame},
         ui::time::now_ms,
     };
+
+    /// The close code of a connection closed for breaking the rules (or a session that ended).
+    const CLOSE_POLICY: u16 = 1008;
+
+    /// How the paused banner's button wakes the connection task.
+    #[derive(Clone)]
+    pub(crate) struct ResumeHandle {
+        flags: Arc<Flags>,
+        wake: Wake,
+    }
+
+    impl ResumeHandle {
+        pub(crate) fn resume(&self) {
+            self.flags.resumed.store(true, Ordering::Relaxed);
+            let _ = self.wake.unbounded_send(());
+        }
+    }
 
     /// How often an open socket's timer expires typing indicators and checks the connection.
     const TICK: Duration = Duration::from_millis(1_000);
@@ -93,6 +123,9 @@ mod browser {
         stopped: AtomicBool,
         /// An `online` or `offline` event came since the task last looked.
         network_changed: AtomicBool,
+        /// The tab was looked at again (or its user asked to reconnect) since the task last
+        /// looked: a paused connection may come back.
+        resumed: AtomicBool,
     }
 
     impl Flags {
@@ -120,6 +153,20 @@ mod browser {
         };
         let on_online = window_event_listener(ev::online, on_network.clone());
         let on_offline = window_event_listener(ev::offline, on_network);
+        let on_visible = window_event_listener(ev::Custom::<ev::Event>::new("visibilitychange"), {
+            let (flags, wake) = (flags.clone(), wake.clone());
+            move |_| {
+                if !document().hidden() {
+                    flags.resumed.store(true, Ordering::Relaxed);
+                    let _ = wake.unbounded_send(());
+                }
+            }
+        });
+        // For the paused banner's button (`resumer`).
+        provide_context(ResumeHandle {
+            flags: flags.clone(),
+            wake: wake.clone(),
+        });
         on_cleanup({
             let (flags, wake) = (flags.clone(), wake.clone());
             move || {
@@ -127,6 +174,7 @@ mod browser {
                 let _ = wake.unbounded_send(());
                 on_online.remove();
                 on_offline.remove();
+                on_visible.remove();
             }
         });
         spawn_local(run(store, flags, wake, woken));
@@ -145,11 +193,13 @@ mod browser {
             // Offline, an attempt can only fail; wait for the `online` event (or the timer).
             let was_online = online();
             let mut reached_ready = false;
+            let mut close_code = None;
             if was_online && let Some(socket) = Socket::open(store, flags.clone(), wake.clone()) {
                 while !socket.state.closed.get() && online() && !flags.stopped() {
                     woken.next().await;
                 }
                 reached_ready = socket.state.ready.get();
+                close_code = socket.state.close_code.get();
                 // Dropping the socket closes it and stops its timer.
             }
             store.set_outbox(None);
@@ -157,9 +207,22 @@ mod browser {
             if flags.stopped() {
                 break;
             }
-            if reached_ready {
+            if close_code == Some(CLOSE_DISPLACED) {
+                // Too many tabs: this one waits until it is looked at again, so that tabs
+                // don't take turns pushing each other out.
+                store.connection.set(Connection::Paused);
+                flags.resumed.store(false, Ordering::Relaxed);
+                while !flags.resumed.swap(false, Ordering::Relaxed) && !flags.stopped() {
+                    woken.next().await;
+                }
                 failures = 0;
-            } else if was_online && signed_out().await {
+                continue;
+            }
+            // A close for breaking the rules (1008) keeps the backoff growing; any other end of
+            // a connection that worked starts it afresh.
+            if reached_ready && close_code != Some(CLOSE_POLICY) {
+                failures = 0;
+            } else if !reached_ready && was_online && signed_out().await {
                 // The session ended (signed out in another tab, or expired): no retry will
                 // help, so send the user to sign in again, then back here.
                 let location = window().location();
@@ -216,7 +279,7 @@ mod browser {
         ticks: Option<IntervalHandle>,
         // Called by the browser for as long as the socket has them as handlers.
         _on_message: Closure<dyn FnMut(MessageEvent)>,
-        _on_close: Closure<dyn FnMut()>,
+        _on_close: Closure<dyn FnMut(web_sys::Event)>,
     }
 
     #[derive(Default)]
@@ -225,6 +288,8 @@ mod browser {
         ready: Cell<bool>,
         /// Closed by either side, failed, or given up as silent.
         closed: Cell<bool>,
+        /// The code of the server's close frame, when there was one.
+        close_code: Cell<Option<u16>>,
         last_heard: Cell<f64>,
         last_ping: Cell<f64>,
     }
@@ -251,9 +316,12 @@ mod browser {
                 }
             });
             // An error is always followed by a close; either ends the connection.
-            let on_close = Closure::<dyn FnMut()>::new({
+            let on_close = Closure::<dyn FnMut(web_sys::Event)>::new({
                 let (state, wake) = (state.clone(), wake.clone());
-                move || {
+                move |event: web_sys::Event| {
+                    if let Some(close) = event.dyn_ref::<web_sys::CloseEvent>() {
+                        state.close_code.set(Some(close.code()));
+                    }
                     state.closed.set(true);
                     let _ = wake.unbounded_send(());
                 }
@@ -381,7 +449,7 @@ mod browser {
             let handled = store.catch_up_requests();
             fetch_missed_messages(store).await;
             let asked_at = store.presence_heard();
-            if let Ok(list) = list_conversations().await {
+            if let Ok(list) = list_conversations(None, None, None).await {
                 store.replace_conversations(list, asked_at);
             }
             store.check_seen();

@@ -34,6 +34,7 @@ pub fn ChatLayout() -> impl IntoView {
     let store = ChatStore::new();
     provide_context(store);
     live::start(store);
+    let resume = live::resumer();
 
     // Who am I: the socket's `ready` frame says so too, but the list needs it even when the
     // socket is slow to come up.
@@ -74,7 +75,7 @@ pub fn ChatLayout() -> impl IntoView {
         if previous.is_some() {
             spawn_local(async move {
                 let asked_at = store.presence_heard();
-                if let Ok(list) = list_conversations().await {
+                if let Ok(list) = list_conversations(None, None, None).await {
                     store.replace_conversations(list, asked_at);
                 }
             });
@@ -92,16 +93,28 @@ pub fn ChatLayout() -> impl IntoView {
             data-connection=move || store.connection.get().as_str()
             data-pane=move || if in_conversation() { "conversation" } else { "list" }
         >
-            {move || {
-                (store.connection.get() == Connection::Reconnecting)
-                    .then(|| {
-                        view! {
-                            <div class="banner" role="status">
-                                "Reconnecting…"
-                            </div>
-                        }
-                            .into_any()
-                    })
+            {move || match store.connection.get() {
+                Connection::Reconnecting => {
+                    view! {
+                        <div class="banner" role="status">
+                            "Reconnecting…"
+                        </div>
+                    }
+                        .into_any()
+                }
+                Connection::Paused => {
+                    let resume = resume.clone();
+                    view! {
+                        <div class="banner" role="status">
+                            "Parley is open in too many tabs, so this one was paused. "
+                            <button type="button" on:click=move |_| resume()>
+                                "Use it here"
+                            </button>
+                        </div>
+                    }
+                        .into_any()
+                }
+                _ => ().into_any(),
             }}
             <Sidebar/>
             <main class="thread-pane">
@@ -138,13 +151,14 @@ fn Sidebar() -> impl IntoView {
         });
     };
 
-    let query = RwSignal::new(String::new());
+    // What was typed while the page was loading stays (see `typed_before_hydration`); it is
+    // searched for once the page has come alive.
+    let query = RwSignal::new(super::typed_before_hydration("people-search"));
     let results = RwSignal::new(None::<Result<Vec<UserView>, String>>);
     // Each keystroke bumps the generation; a search runs only if no newer keystroke came
     // within the debounce delay, and its answer is used only if it is still the latest.
     let generation = StoredValue::new(0u64);
-    let on_search = move |ev| {
-        let value = event_target_value(&ev);
+    let search = move |value: String| {
         query.set(value.clone());
         generation.update_value(|g| *g += 1);
         let mine = generation.get_value();
@@ -167,6 +181,14 @@ fn Sidebar() -> impl IntoView {
             std::time::Duration::from_millis(250),
         );
     };
+    let on_search = move |ev| search(event_target_value(&ev));
+    // A search typed before the page came alive runs once it has.
+    Effect::new(move |_| {
+        let typed = query.get_untracked();
+        if !typed.trim().is_empty() {
+            search(typed);
+        }
+    });
 
     // Whether to offer notifications: decided in the browser, after hydration.
     let can_notify = RwSignal::new(false);

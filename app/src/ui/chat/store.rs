@@ -35,6 +35,9 @@ pub enum Connection {
     Online,
     /// The connection dropped; retrying with backoff.
     Reconnecting,
+    /// The server closed this tab's connection to make room for a newer one of the same
+    /// person (too many tabs open); it reconnects once the tab is looked at again.
+    Paused,
 }
 
 impl Connection {
@@ -44,6 +47,7 @@ impl Connection {
             Self::Connecting => "connecting",
             Self::Online => "online",
             Self::Reconnecting => "reconnecting",
+            Self::Paused => "paused",
         }
     }
 }
