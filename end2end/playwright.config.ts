@@ -28,8 +28,14 @@ const chromiumArgs = [
   "--disable-sync",
 ];
 
+// `scripts/test` runs the suite against the split site, then `unsplit.spec.ts` alone against
+// a site built without `--split` (PARLEY_E2E_UNSPLIT=1, PARLEY_SITE_ROOT naming that site).
+const unsplit = process.env.PARLEY_E2E_UNSPLIT === "1";
+
 export default defineConfig({
   testDir: "./tests",
+  testMatch: unsplit ? "unsplit.spec.ts" : "*.spec.ts",
+  testIgnore: unsplit ? [] : ["unsplit.spec.ts"],
   // Each test already drives two or three browsers; on two cores, one test at a time.
   workers: 1,
   timeout: 90_000,
@@ -68,8 +74,13 @@ export default defineConfig({
       LEPTOS_SITE_PKG_DIR: "pkg",
       RUST_LOG: "warn",
       PARLEY_TLS_SELF_SIGNED: "true",
+      // The host allow-list on, as in production: the tests' own requests name 127.0.0.1.
+      PARLEY_ALLOWED_HOSTS: "127.0.0.1",
       // Every test signs up new people, all from 127.0.0.1.
       PARLEY_REGISTRATIONS_PER_HOUR: "10000",
+      // Few enough that a test can open one tab too many (tabs.spec.ts); more than any other
+      // test opens for one person.
+      PARLEY_SOCKETS_PER_USER: "4",
     },
   },
 });

@@ -21,9 +21,7 @@ use crate::{
     model::{ConversationId, ConversationSummary, MessagePreview, UserId, UserView, Username},
 };
 
-/// Most conversations one page of the list holds (latest activity first), and how many a page
-/// holds unless asked for fewer.
-pub const LIST_PAGE_SIZE: u64 = 200;
+pub use crate::model::CONVERSATION_PAGE_SIZE as LIST_PAGE_SIZE;
 
 /// What can go wrong in this module.
 #[derive(Debug, thiserror::Error)]
@@ -111,7 +109,7 @@ async fn create_pair(
     low: i64,
     high: i64,
 ) -> Result<conversations::Model, DbErr> {
-    let txn = db.begin().await?;
+    let txn = crate::entity::begin_write(db).await?;
     let now = now();
     let conversation = conversations::ActiveModel {
         user_low_id: Set(low),
@@ -374,7 +372,7 @@ pub async fn mark_read(
     let conversation = find_for_member(db, me, id).await?;
     let seq = seq.clamp(0, conversation.last_seq);
     // One transaction, so that what is reported as moved is what this call moved.
-    let txn = db.begin().await?;
+    let txn = crate::entity::begin_write(db).await?;
     let mine = |column: participants::Column| {
         participants::Entity::update_many()
             .col_expr(column, Expr::value(seq))

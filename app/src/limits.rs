@@ -271,7 +271,7 @@ impl RateLimits {
     /// The user stopped typing in a conversation without a signal saying so (they sent a
     /// message, or a connection closed): whether the other side still saw them typing.
     pub fn typing_stopped(&self, user: UserId, conversation: ConversationId) -> bool {
-        self.typing.stopped(user, conversation, Instant::now())
+        self.typing.stopped(user, conversation)
     }
 
     /// Counts an upload by `user`.
@@ -443,15 +443,14 @@ impl TypingRelay {
         }
     }
 
-    fn stopped(&self, user: UserId, conversation: ConversationId, now: Instant) -> bool {
+    /// Typing ended without a signal (a message, a closed connection): forgotten, so the next
+    /// start is relayed at once (a message is not a typing signal the throttle counts; it has
+    /// a rate limit of its own).
+    fn stopped(&self, user: UserId, conversation: ConversationId) -> bool {
         let mut relayed = self.relayed.lock().unwrap_or_else(PoisonError::into_inner);
-        match relayed.get_mut(&(user, conversation)) {
-            Some(last) if last.active => {
-                *last = Relayed::now(now, false);
-                true
-            }
-            _ => false,
-        }
+        relayed
+            .remove(&(user, conversation))
+            .is_some_and(|last| last.active)
     }
 
     /// Forgets conversations where nobody has typed for longer than an indicator lasts.
@@ -748,17 +747,15 @@ mod tests {
         );
         assert!(!relay.stop_due(ann, chat, at(6_001)));
         // A message (or a closed connection) ends typing without a signal of its own.
-        assert!(
-            relay.stopped(ann, chat, at(6_100)),
-            "the other side still sees typing"
-        );
-        assert!(!relay.stopped(ann, chat, at(6_150)), "not any more");
+        assert!(relay.stopped(ann, chat), "the other side still sees typing");
+        assert!(!relay.stopped(ann, chat), "not any more");
         assert_eq!(
             relay.decide(ann, chat, false, at(6_200)),
             TypingVerdict::Drop
         );
+        // Typing again straight after a message is shown at once.
         assert_eq!(
-            relay.decide(ann, chat, true, at(8_200)),
+            relay.decide(ann, chat, true, at(6_300)),
             TypingVerdict::Relay
         );
         // Another conversation is counted apart.

@@ -171,7 +171,7 @@ async fn insert(
     client_msg_id: &ClientMsgId,
     content: &Content,
 ) -> Result<MessageView, MessagesError> {
-    let txn = db.begin().await?;
+    let txn = crate::entity::begin_write(db).await?;
     // Write first: bumping the counter takes the conversation's row lock (PostgreSQL) or the
     // database write lock (SQLite) before anything is read, so concurrent senders queue here
     // and each reads the counter it just set. The membership test is part of the same

@@ -15,6 +15,9 @@ use unicode_normalization::{IsNormalized, UnicodeNormalization, is_nfc_quick};
 pub const MESSAGE_MAX_CHARS: usize = 4_000;
 /// Messages in one history page.
 pub const HISTORY_PAGE_SIZE: u64 = 50;
+/// Most conversations one page of the conversation list holds, and how many a page holds
+/// unless fewer are asked for.
+pub const CONVERSATION_PAGE_SIZE: u64 = 200;
 /// How long a "typing" signal lasts unless it is renewed, in milliseconds.
 pub const TYPING_TTL_MS: u32 = 5_000;
 /// A client sends at most one "typing" signal per conversation per this many milliseconds.

@@ -30,7 +30,7 @@ use chrono::{DateTime, Utc};
 use sea_orm::{
     ActiveValue::Set,
     ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DbBackend, DbErr, EntityTrait,
-    ExprTrait, QueryFilter, Statement, TransactionTrait,
+    ExprTrait, QueryFilter, Statement,
     sea_query::{CaseStatement, Expr},
 };
 use tokio::sync::{mpsc, oneshot};
@@ -406,7 +406,7 @@ mod portable {
         db: &DatabaseConnection,
         jobs: &[&Job],
     ) -> Result<Vec<Outcome>, DbErr> {
-        let txn = db.begin().await?;
+        let txn = crate::entity::begin_write(db).await?;
         // Stored before: exactly these (sender, client_msg_id) pairs, by a row-value IN that
         // the unique index on the pair serves (two lists would match every other pairing too).
         let pairs = jobs

@@ -7,7 +7,7 @@
 //! The sign-in, sign-up and settings pages are *lazy routes*: `cargo leptos build --split`
 //! moves their code out of the main WASM bundle into pieces of their own, fetched only by the
 //! pages that need them (the server names them in `<link rel="preload">` when it renders such
-//! a page). The chat page, the one most visits open, is in the main bundle and so hydrates as
+//! a page). Built without `--split`, they are ordinary routes in the one bundle (`build.rs`). The chat page, the one most visits open, is in the main bundle and so hydrates as
 //! soon as it has arrived; see docs/performance.md for what each piece weighs.
 
 pub mod auth;
@@ -18,7 +18,7 @@ pub mod title;
 use leptos::prelude::*;
 use leptos_meta::MetaTags;
 use leptos_router::{
-    Lazy, LazyRoute,
+    ChooseView, LazyRoute,
     components::{ParentRoute, Route, Router, Routes},
     lazy_route, path,
 };
@@ -87,9 +87,9 @@ pub fn App() -> impl IntoView {
         <Router>
             <div class="app">
                 <Routes fallback=NotFound>
-                    <Route path=path!("/login") view={Lazy::<SignInRoute>::new()}/>
-                    <Route path=path!("/register") view={Lazy::<SignUpRoute>::new()}/>
-                    <Route path=path!("/settings") view={Lazy::<SettingsRoute>::new()}/>
+                    <Route path=path!("/login") view={lazy::<SignInRoute>(LoginPage)}/>
+                    <Route path=path!("/register") view={lazy::<SignUpRoute>(RegisterPage)}/>
+                    <Route path=path!("/settings") view={lazy::<SettingsRoute>(SettingsPage)}/>
                     <ParentRoute path=path!("/chat") view=ChatLayout>
                         <Route path=path!(":handle") view=ConversationView/>
                         <Route path=path!("") view=NoConversation/>
@@ -98,6 +98,21 @@ pub fn App() -> impl IntoView {
             </div>
         </Router>
     }
+}
+
+/// A page loaded on demand (`R`), or, in a bundle that is not split, the page itself.
+#[cfg(not(parley_unsplit))]
+fn lazy<R: LazyRoute + Send + Sync>(_page: impl ChooseView) -> impl ChooseView {
+    leptos_router::Lazy::<R>::new()
+}
+
+#[cfg(parley_unsplit)]
+#[expect(
+    clippy::extra_unused_type_parameters,
+    reason = "the same signature as in a split bundle, where `R` is the route loaded"
+)]
+fn lazy<R: LazyRoute + Send + Sync>(page: impl ChooseView) -> impl ChooseView {
+    page
 }
 
 /// `/login`, loaded on demand (see the module's documentation).

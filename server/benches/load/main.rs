@@ -11,8 +11,10 @@
 //!   page                                                   bytes of the chat page's first load
 //! ```
 //!
-//! The server must allow the traffic: `PARLEY_REGISTRATIONS_PER_HOUR` and
-//! `PARLEY_MESSAGES_PER_MINUTE` well above the defaults (`scripts/bench` starts one so).
+//! The server must allow the traffic: `PARLEY_REGISTRATIONS_PER_HOUR`,
+//! `PARLEY_MESSAGES_PER_MINUTE`, `PARLEY_CONNECTIONS_PER_ADDRESS` and `PARLEY_SOCKETS_PER_USER`
+//! well above the defaults, since every simulated person connects from 127.0.0.1
+//! (`scripts/bench` starts one so).
 //! `history` fills the server's PostgreSQL database directly (a million messages take minutes
 //! to send) and then reads pages over HTTP. Loopback only: the load and the server share the
 //! machine, as in `docs/performance.md`.

@@ -307,12 +307,31 @@ fn ConversationList() -> impl IntoView {
             None
         }
     });
+    // Near the bottom, the next page of older conversations is fetched (one at a time).
+    let loading_more = StoredValue::new(false);
+    let on_scroll = move |ev: leptos::ev::Event| {
+        let list = event_target::<leptos::web_sys::Element>(&ev);
+        let near_bottom = list.scroll_top() + list.client_height() >= list.scroll_height() - 200;
+        if !near_bottom || !store.conversations_more.get_untracked() || loading_more.get_value() {
+            return;
+        }
+        let Some((after_ms, after_id)) = store.next_page_after() else {
+            return;
+        };
+        loading_more.set_value(true);
+        spawn_local(async move {
+            if let Ok(page) = list_conversations(Some(after_ms), Some(after_id), None).await {
+                store.append_conversations(page);
+            }
+            loading_more.set_value(false);
+        });
+    };
     view! {
         {move || match note.get() {
             Some(text) => view! { <p class="list-note">{text}</p> }.into_any(),
             None => {
                 view! {
-                    <ul class="conversations" aria-label="Conversation list">
+                    <ul class="conversations" aria-label="Conversation list" on:scroll=on_scroll>
                         // Keyed by a string, like every list on the page: each key type costs
                         // its own copy of the list-diffing code in the bundle.
                         <For

@@ -32,9 +32,13 @@ pub fn load(user: UserId) -> Vec<Pending> {
 }
 
 /// Saves `user`'s outbox: this tab's `pending`, plus what other tabs saved that is not
-/// `settled` here (removing the entry when nothing is left).
-pub fn save(user: UserId, pending: &[Pending], settled: &[String]) {
-    let merged = merge(load(user), pending, settled);
+/// `settled` here (removing the entry when nothing is left). `settled` keeps only the ids the
+/// saved outbox still held, the ones it is still needed for: the rest are gone from it, so
+/// the list stays as short as the outbox instead of growing for the life of the page.
+pub fn save(user: UserId, pending: &[Pending], settled: &mut Vec<String>) {
+    let stored = load(user);
+    settled.retain(|id| stored.iter().any(|item| &item.client_msg_id == id));
+    let merged = merge(stored, pending, settled);
     #[cfg(feature = "hydrate")]
     if let Some(storage) = storage() {
         let key = key(user);

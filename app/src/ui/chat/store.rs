@@ -20,8 +20,8 @@ use super::{
 };
 use crate::{
     model::{
-        AttachmentView, ConversationId, ConversationSummary, MessagePreview, MessageView,
-        TYPING_TTL_MS, UserId, UserView, preview_text,
+        AttachmentView, CONVERSATION_PAGE_SIZE, ConversationId, ConversationSummary,
+        MessagePreview, MessageView, TYPING_TTL_MS, UserId, UserView, preview_text,
     },
     protocol::{ClientFrame, ServerFrame},
 };
@@ -70,6 +70,8 @@ pub struct ChatStore {
     pub conversations: RwSignal<Vec<ConversationSummary>>,
     /// Whether the conversation list has been fetched at least once.
     pub conversations_loaded: RwSignal<bool>,
+    /// Whether older conversations may be left to fetch (the last page fetched was full).
+    pub conversations_more: RwSignal<bool>,
     /// The open conversation, once it is known.
     pub active: RwSignal<Option<ConversationSummary>>,
     /// The open conversation's stored messages.
@@ -99,7 +101,8 @@ struct Inner {
     /// makes it go round once more instead of starting a second one.
     catch_up: CatchUp,
     /// `client_msg_id`s this tab knows are done with (stored, or deleted by the user): the
-    /// saved outbox, which other tabs of the user share, must not keep them.
+    /// saved outbox, which other tabs of the user share, must not keep them. Each save keeps
+    /// only those the saved outbox still held (`outbox::save`), so this stays short.
     settled: Vec<String>,
     /// The delivery and read positions sent on this connection, per conversation: a receipt
     /// goes out only when it moves a position forward. Forgotten on reconnection, since frames
@@ -148,6 +151,7 @@ impl ChatStore {
             me: RwSignal::new(None),
             conversations: RwSignal::new(Vec::new()),
             conversations_loaded: RwSignal::new(false),
+            conversations_more: RwSignal::new(false),
             active: RwSignal::new(None),
             thread: RwSignal::new(Thread::default()),
             pending: RwSignal::new(Vec::new()),
@@ -244,7 +248,7 @@ impl ChatStore {
     pub fn save_outbox(&self, user: UserId) {
         self.pending.with(|pending| {
             self.inner
-                .with_value(|inner| outbox::save(user, pending, &inner.settled));
+                .update_value(|inner| outbox::save(user, pending, &mut inner.settled));
         });
     }
 
@@ -645,12 +649,24 @@ impl ChatStore {
     /// `asked_at`. What changed here after the list was read on the server stays: a
     /// conversation with a newer message keeps its local copy, receipt positions only move
     /// forward, and presence frames heard since the request win over the list's.
+    ///
+    /// `fresh` is the first page of the list. When it is full, the conversations already held
+    /// beyond its end (older pages, fetched as the list was scrolled) stay.
     pub fn replace_conversations(&self, fresh: Vec<ConversationSummary>, asked_at: u64) {
         let (presence, receipts_hidden) = self
             .inner
             .with_value(|inner| (inner.presence.clone(), inner.receipts_hidden));
+        let full = fresh.len() as u64 >= CONVERSATION_PAGE_SIZE;
+        let page_end = fresh.last().map(|last| (last.last_activity_at, last.id));
         self.conversations.update(|list| {
             let mut merged = Vec::with_capacity(fresh.len());
+            if let (true, Some(end)) = (full, page_end) {
+                for older in list.iter().filter(|l| (l.last_activity_at, l.id) < end) {
+                    if !fresh.iter().any(|f| f.id == older.id) {
+                        merged.push(older.clone());
+                    }
+                }
+            }
             for mut summary in fresh {
                 let local = list.iter().find(|l| l.id == summary.id);
                 if let Some(local) = local {
@@ -685,6 +701,9 @@ impl ChatStore {
             }
             *list = merged;
         });
+        if !self.conversations_loaded.get_untracked() || !full {
+            self.conversations_more.set(full);
+        }
         self.conversations_loaded.set(true);
         self.acknowledge_list();
     }
@@ -724,6 +743,30 @@ impl Default for ChatStore {
 /// so the order is stable. (The list changes one conversation at a time, and the server sends
 /// it in this order, so an insertion costs little; the standard library's sort would add
 /// about 1.5 KB to the bundle for this one list.)
+/// Where the next page of the conversation list starts: after the oldest conversation held.
+impl ChatStore {
+    pub fn next_page_after(&self) -> Option<(i64, ConversationId)> {
+        self.conversations.with_untracked(|list| {
+            list.last()
+                .map(|last| (last.last_activity_at.timestamp_millis(), last.id))
+        })
+    }
+
+    /// Takes a further page of the conversation list (fetched as the list scrolled): the
+    /// conversations not held yet join it in order, and a short page is the last.
+    pub fn append_conversations(&self, page: Vec<ConversationSummary>) {
+        self.conversations_more
+            .set(page.len() as u64 >= CONVERSATION_PAGE_SIZE);
+        self.conversations.update(|list| {
+            for summary in page {
+                if !list.iter().any(|held| held.id == summary.id) {
+                    insert_by_activity(list, summary);
+                }
+            }
+        });
+    }
+}
+
 fn insert_by_activity(list: &mut Vec<ConversationSummary>, summary: ConversationSummary) {
     let key = |s: &ConversationSummary| (s.last_activity_at, s.id);
     let at = list.partition_point(|other| key(other) > key(&summary));
@@ -797,6 +840,52 @@ mod tests {
             }
         }
         ids
+    }
+
+    /// Summaries `first..=last` (ids), the higher the id the more recent.
+    fn page(ids: std::ops::RangeInclusive<i64>) -> Vec<ConversationSummary> {
+        let start = Utc::now();
+        ids.rev()
+            .map(|id| ConversationSummary {
+                last_activity_at: start + chrono::Duration::seconds(id),
+                ..summary(id)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_list_grows_page_by_page_and_a_refresh_keeps_the_older_pages() {
+        with_store(|store, _| {
+            let size = CONVERSATION_PAGE_SIZE as i64;
+            let all = page(1..=size + 5);
+            store.replace_conversations(all[..size as usize].to_vec(), 0);
+            assert!(
+                store.conversations_more.get_untracked(),
+                "a full page: maybe more"
+            );
+            let (after_ms, after_id) = store.next_page_after().unwrap();
+            assert_eq!(after_id, ConversationId(6));
+            assert_eq!(
+                after_ms,
+                all[size as usize - 1].last_activity_at.timestamp_millis()
+            );
+            store.append_conversations(all[size as usize..].to_vec());
+            assert!(
+                !store.conversations_more.get_untracked(),
+                "a short page is the last"
+            );
+            let held = || {
+                store
+                    .conversations
+                    .with_untracked(|l| l.iter().map(|c| c.id.0).collect::<Vec<_>>())
+            };
+            assert_eq!(held(), (1..=size + 5).rev().collect::<Vec<_>>());
+            // A refresh (after a reconnection) brings the first page again: the older ones
+            // fetched by scrolling stay, once each.
+            store.replace_conversations(all[..size as usize].to_vec(), 0);
+            assert_eq!(held(), (1..=size + 5).rev().collect::<Vec<_>>());
+            assert!(!store.conversations_more.get_untracked());
+        });
     }
 
     #[test]
