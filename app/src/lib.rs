@@ -9,7 +9,6 @@
 //! Shared by both builds:
 //! - [`model`]: ids, the views clients are shown, validated input newtypes.
 //! - [`protocol`]: the WebSocket frames, one enum per direction.
-//! - [`timestamp`]: how times are written and read on the wire.
 //! - [`error`]: [`error::AppError`], every error a client may see.
 //! - [`api`]: the server functions (HTTP API under `/api/`).
 //! - [`uploads`]: the kinds of file accepted, and the browser's early checks.
@@ -30,7 +29,6 @@ pub mod api;
 pub mod error;
 pub mod model;
 pub mod protocol;
-pub mod timestamp;
 pub mod ui;
 pub mod uploads;
 

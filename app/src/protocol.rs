@@ -95,11 +95,7 @@ pub enum ServerFrame {
     Presence {
         user_id: UserId,
         online: bool,
-        #[serde(
-            default,
-            skip_serializing_if = "Option::is_none",
-            with = "crate::timestamp::option"
-        )]
+        #[serde(default, skip_serializing_if = "Option::is_none")]
         last_seen_at: Option<DateTime<Utc>>,
     },
     /// The user changed their settings (in this tab or another).
@@ -276,7 +272,7 @@ mod fields {
     pub(super) struct Presence {
         pub user_id: UserId,
         pub online: bool,
-        #[serde(default, with = "crate::timestamp::option")]
+        #[serde(default)]
         pub last_seen_at: Option<DateTime<Utc>>,
     }
 

@@ -295,18 +295,6 @@ fn SearchResults(
 #[component]
 fn ConversationList() -> impl IntoView {
     let store = expect_context::<ChatStore>();
-    // What to say instead of the list, if anything. A memo, so that the list is built once
-    // and then only updated, whatever else changes. (Rather than two `<Show>`s: each brings
-    // its own copy of the code that switches between two views.)
-    let note = Memo::new(move |_| {
-        if !store.conversations_loaded.get() {
-            Some("Loading conversations…")
-        } else if store.conversations.with(Vec::is_empty) {
-            Some("No conversations yet. Find someone above to start one.")
-        } else {
-            None
-        }
-    });
     // Near the bottom, the next page of older conversations is fetched (one at a time).
     let loading_more = StoredValue::new(false);
     let on_scroll = move |ev: leptos::ev::Event| {
@@ -327,23 +315,29 @@ fn ConversationList() -> impl IntoView {
         });
     };
     view! {
-        {move || match note.get() {
-            Some(text) => view! { <p class="list-note">{text}</p> }.into_any(),
-            None => {
-                view! {
-                    <ul class="conversations" aria-label="Conversation list" on:scroll=on_scroll>
-                        // Keyed by a string, like every list on the page: each key type costs
-                        // its own copy of the list-diffing code in the bundle.
-                        <For
-                            each=move || store.conversations.get()
-                            key=|c| format!("{}:{}:{}:{}", c.id, c.last_seq, c.unread, c.last_activity_at.timestamp_micros())
-                            children=move |summary| view! { <ConversationItem summary/> }
-                        />
-                    </ul>
+        <Show
+            when=move || store.conversations_loaded.get()
+            fallback=|| view! { <p class="list-note">"Loading conversations…"</p> }
+        >
+            <Show
+                when=move || !store.conversations.with(Vec::is_empty)
+                fallback=|| {
+                    view! {
+                        <p class="list-note">
+                            "No conversations yet. Find someone above to start one."
+                        </p>
+                    }
                 }
-                    .into_any()
-            }
-        }}
+            >
+                <ul class="conversations" aria-label="Conversation list" on:scroll=on_scroll>
+                    <For
+                        each=move || store.conversations.get()
+                        key=|c| (c.id, c.last_seq, c.unread, c.last_activity_at)
+                        children=move |summary| view! { <ConversationItem summary/> }
+                    />
+                </ul>
+            </Show>
+        </Show>
     }
 }
 

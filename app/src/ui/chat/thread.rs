@@ -117,7 +117,6 @@ pub struct Pending {
     /// Files already uploaded, sent with the message.
     pub attachments: Vec<AttachmentView>,
     /// When the user pressed Send (local clock): shown until the server's time replaces it.
-    #[serde(with = "crate::timestamp")]
     pub created_at: DateTime<Utc>,
     /// `None` while sending; the reason once the server has refused it.
     pub failed: Option<String>,

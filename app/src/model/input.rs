@@ -1,123 +1,12 @@
-//! Types shared by the browser and the server: ids, the views a client is shown, and the
-//! validated newtypes every input goes through.
-//!
-//! Validation lives here, not on the server only, so that the browser can tell a user what is
-//! wrong before a round trip and the server applies exactly the same rules when it matters.
+//! The validated newtypes every input goes through: usernames, display names, passwords,
+//! message bodies, client message ids, file names, and the paths a sign-in may go on to.
 
-use std::{borrow::Cow, fmt};
+use std::borrow::Cow;
 
-use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
 #[cfg(any(feature = "ssr", not(feature = "hydrate")))]
 use unicode_normalization::{IsNormalized, UnicodeNormalization, is_nfc_quick};
 
-/// Longest message body, in characters (Unicode scalar values).
-pub const MESSAGE_MAX_CHARS: usize = 4_000;
-/// Messages in one history page.
-pub const HISTORY_PAGE_SIZE: u64 = 50;
-/// Most conversations one page of the conversation list holds, and how many a page holds
-/// unless fewer are asked for.
-pub const CONVERSATION_PAGE_SIZE: u64 = 200;
-/// How long a "typing" signal lasts unless it is renewed, in milliseconds.
-pub const TYPING_TTL_MS: u32 = 5_000;
-/// A client sends at most one "typing" signal per conversation per this many milliseconds.
-pub const TYPING_THROTTLE_MS: u32 = 2_000;
-
-macro_rules! id_type {
-    ($(#[$doc:meta])* $name:ident) => {
-        $(#[$doc])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-        #[serde(transparent)]
-        pub struct $name(pub i64);
-
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                self.0.fmt(f)
-            }
-        }
-    };
-}
-
-id_type!(
-    /// A user account's id.
-    UserId
-);
-id_type!(
-    /// A conversation's id.
-    ConversationId
-);
-id_type!(
-    /// A stored message's id.
-    MessageId
-);
-id_type!(
-    /// An uploaded file's id.
-    AttachmentId
-);
-
-/// Most files one message carries.
-pub const MAX_ATTACHMENTS_PER_MESSAGE: usize = 10;
-/// Longest file name kept, in characters.
-pub const FILE_NAME_MAX_CHARS: usize = 255;
-
-/// What anyone may see of a user: never the password hash or anything else from the row.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct UserView {
-    pub id: UserId,
-    pub username: String,
-    pub display_name: String,
-}
-
-/// A stored message, as both participants see it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct MessageView {
-    pub id: MessageId,
-    pub conversation_id: ConversationId,
-    /// Position in the conversation: 1, 2, 3… with no gaps. Messages are ordered by it.
-    pub seq: i64,
-    pub sender: UserView,
-    /// The id the sending client chose; lets the sender match the stored copy to its local echo.
-    pub client_msg_id: String,
-    /// The text; empty when the message is only attachments.
-    pub body: String,
-    /// Server time at which the message was stored (millisecond precision).
-    #[serde(with = "crate::timestamp")]
-    pub created_at: DateTime<Utc>,
-    /// Files sent with the message, in the order they were attached.
-    #[serde(default)]
-    pub attachments: Vec<AttachmentView>,
-}
-
-/// A file attached to a message, as both participants see it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct AttachmentView {
-    pub id: AttachmentId,
-    /// The sanitised file name (see [`FileName`]).
-    pub file_name: String,
-    /// The type the server found in the file's bytes.
-    pub content_type: String,
-    pub size_bytes: u64,
-    /// Pixel size; set for images, which also have a thumbnail.
-    pub width: Option<u32>,
-    pub height: Option<u32>,
-}
-
-impl AttachmentView {
-    /// Whether this is an image shown inline (it has a thumbnail).
-    pub fn is_image(&self) -> bool {
-        self.width.is_some()
-    }
-
-    /// Where the file is downloaded from.
-    pub fn url(&self) -> String {
-        format!("/files/{}", self.id)
-    }
-
-    /// Where an image's thumbnail is.
-    pub fn thumbnail_url(&self) -> String {
-        format!("/files/{}/thumbnail", self.id)
-    }
-}
+use super::{FILE_NAME_MAX_CHARS, FieldError, MESSAGE_MAX_CHARS};
 
 /// A file name as Parley shows it and offers it for download: the last path component of what
 /// the client sent (no directories, so no path traversal anywhere it is used), Unicode NFC,
@@ -180,117 +69,6 @@ impl FileName {
             .rsplit_once('.')
             .map(|(_, ext)| ext.to_ascii_lowercase())
             .filter(|ext| !ext.is_empty())
-    }
-}
-
-/// The latest message of a conversation, shortened for the conversation list.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct MessagePreview {
-    pub sender_id: UserId,
-    /// At most [`PREVIEW_MAX_CHARS`] characters of the body.
-    pub body: String,
-    #[serde(with = "crate::timestamp")]
-    pub created_at: DateTime<Utc>,
-}
-
-/// Longest preview shown in the conversation list.
-pub const PREVIEW_MAX_CHARS: usize = 120;
-
-impl MessagePreview {
-    /// The preview of a message with this sender, body and time.
-    pub fn new(sender_id: UserId, body: &str, created_at: DateTime<Utc>) -> Self {
-        Self {
-            sender_id,
-            body: preview_text(body),
-            created_at,
-        }
-    }
-
-    /// The preview of a message.
-    pub fn of(message: &MessageView) -> Self {
-        Self::new(message.sender.id, &message.body, message.created_at)
-    }
-}
-
-/// What the conversation list shows for a message that is only files.
-pub const ATTACHMENT_PREVIEW: &str = "📎 Attachment";
-
-/// The first line-folded [`PREVIEW_MAX_CHARS`] characters of a body, with an ellipsis if cut;
-/// [`ATTACHMENT_PREVIEW`] for an empty body (a message that is only files).
-pub fn preview_text(body: &str) -> String {
-    let folded: String = body.split_whitespace().collect::<Vec<_>>().join(" ");
-    if folded.is_empty() {
-        return ATTACHMENT_PREVIEW.to_owned();
-    }
-    if folded.chars().count() <= PREVIEW_MAX_CHARS {
-        folded
-    } else {
-        let mut cut: String = folded.chars().take(PREVIEW_MAX_CHARS - 1).collect();
-        cut.push('…');
-        cut
-    }
-}
-
-/// One row of a user's conversation list.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ConversationSummary {
-    pub id: ConversationId,
-    /// The other participant.
-    pub other: UserView,
-    pub last_message: Option<MessagePreview>,
-    /// When the latest message was sent, or when the conversation was opened if it has none.
-    #[serde(with = "crate::timestamp")]
-    pub last_activity_at: DateTime<Utc>,
-    /// Sequence number of the latest message (0 when there is none).
-    pub last_seq: i64,
-    /// Messages after the last one this user has read.
-    pub unread: i64,
-    /// Whether the other participant has Parley open right now (any tab or device).
-    #[serde(default)]
-    pub other_online: bool,
-    /// When the other participant's last connection ended; `None` if never.
-    #[serde(default, with = "crate::timestamp::option")]
-    pub other_last_seen_at: Option<DateTime<Utc>>,
-    /// A device of the other participant has received every message up to this `seq`.
-    #[serde(default)]
-    pub other_delivered_seq: i64,
-    /// The other participant has read up to this `seq`; `None` unless both people share read
-    /// receipts.
-    #[serde(default)]
-    pub other_read_seq: Option<i64>,
-}
-
-/// A user's own choices, which only they see.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct AccountSettings {
-    /// Let the people one talks to see how far one has read, and see theirs. Off means
-    /// neither: as in other messengers, it works both ways.
-    pub read_receipts: bool,
-}
-
-/// One page of a conversation's history, oldest message first.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct HistoryPage {
-    pub messages: Vec<MessageView>,
-    /// Whether there are more messages beyond this page in the direction that was asked for.
-    pub has_more: bool,
-}
-
-/// A problem with one field of a form or request.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct FieldError {
-    /// The name of the field, as in the request (`username`, `password`, `body`…).
-    pub field: String,
-    /// A sentence a user can act on.
-    pub message: String,
-}
-
-impl FieldError {
-    pub fn new(field: &str, message: impl Into<String>) -> Self {
-        Self {
-            field: field.to_owned(),
-            message: message.into(),
-        }
     }
 }
 
@@ -647,14 +425,6 @@ mod tests {
         assert!(ClientMsgId::parse("").is_err());
         assert!(ClientMsgId::parse(&"a".repeat(65)).is_err());
         assert!(ClientMsgId::parse("a b").is_err());
-    }
-
-    #[test]
-    fn preview_folds_whitespace_and_cuts_long_bodies() {
-        assert_eq!(preview_text("a\n\nb   c"), "a b c");
-        let long = preview_text(&"x".repeat(500));
-        assert_eq!(long.chars().count(), PREVIEW_MAX_CHARS);
-        assert!(long.ends_with('…'));
     }
 
     #[test]
