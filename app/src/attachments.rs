@@ -14,12 +14,12 @@ use std::collections::HashMap;
 use chrono::{DateTime, Utc};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait,
-    QueryFilter, QueryOrder, QuerySelect, sea_query::Expr,
+    QueryFilter, QueryOrder, QuerySelect, TransactionSession, TransactionTrait, sea_query::Expr,
 };
 
 use crate::{
     conversations,
-    entity::attachments,
+    entity::{attachments, users},
     model::{AttachmentId, AttachmentView, ConversationId, FileName, UserId},
 };
 
@@ -52,14 +52,39 @@ pub struct Abandoned {
     pub thumbnail_key: Option<String>,
 }
 
-/// Records a stored upload as pending.
+/// Why [`create`] refused.
+#[derive(Debug, thiserror::Error)]
+pub enum CreateError {
+    /// The upload would pass its uploader's storage quota; this much was in use already.
+    #[error("over the storage quota")]
+    OverQuota { used_bytes: u64 },
+    #[error("database error")]
+    Database(#[from] DbErr),
+}
+
+/// Records a stored upload as pending, if it fits in its uploader's storage quota.
+///
+/// The sum and the insert are one write transaction, and the uploader's row is locked first
+/// (PostgreSQL; SQLite's write lock, taken at `BEGIN`, serialises every writer): two uploads of
+/// one person at once add up one after the other, so together they never pass the quota.
 ///
 /// # Errors
-/// A database error (the caller then deletes the stored objects).
+/// [`CreateError::OverQuota`], or a database error (the caller then deletes the stored
+/// objects either way).
 pub async fn create(
-    db: &impl ConnectionTrait,
+    db: &impl TransactionTrait,
     new: NewAttachment,
-) -> Result<AttachmentView, DbErr> {
+    quota_bytes: u64,
+) -> Result<AttachmentView, CreateError> {
+    let txn = crate::entity::begin_write(db).await?;
+    users::Entity::find_by_id(new.uploader.0)
+        .lock_exclusive()
+        .one(&txn)
+        .await?;
+    let used_bytes = used_bytes(&txn, new.uploader).await?;
+    if used_bytes.saturating_add(new.size_bytes) > quota_bytes {
+        return Err(CreateError::OverQuota { used_bytes });
+    }
     let (width, height) = new.dimensions.map_or((None, None), |(w, h)| {
         (i32::try_from(w).ok(), i32::try_from(h).ok())
     });
@@ -78,8 +103,9 @@ pub async fn create(
         created_at: Set(conversations::now()),
         ..Default::default()
     }
-    .insert(db)
+    .insert(&txn)
     .await?;
+    txn.commit().await?;
     Ok(view(&row))
 }
 

@@ -20,7 +20,8 @@
 //! - [`accounts`]: registration, argon2 hashing, axum-login's backend, people search.
 //! - [`attachments`]: files sent in conversations: pending uploads, attaching, who may fetch.
 //! - [`conversations`]: one conversation per pair, membership checks, read positions.
-//! - [`limits`]: rate limits on sign-in, sign-up and WebSocket traffic.
+//! - [`limits`]: rate limits on sign-in, sign-up, uploads and WebSocket traffic (per person,
+//!   shared through Redis when there is one), the typing relay, and when a socket misbehaves.
 //! - [`messages`]: storing a message exactly once, history pages.
 //! - [`realtime`]: the [`realtime::Realtime`] port live events go through.
 //! - [`security`]: the pages' Content-Security-Policy.

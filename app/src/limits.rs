@@ -10,8 +10,15 @@
 //! Sign-in is limited per *(username, client address)* pair, so a stranger guessing a seller's
 //! password spends only their own budget and never locks the seller out; a correct sign-in
 //! gives the pair its whole budget back. Each address also has a budget of its own (five
-//! pairs' worth, for an office behind one address), and a username under attack from many
-//! addresses at once is *slowed down* (each attempt waits), never refused.
+//! pairs' worth, for an office behind one address). A username tried from many addresses at
+//! once is slowed down: past ten pairs' worth a minute, from everywhere together, each
+//! attempt waits for room (and is refused when the wait would pass a few seconds), which
+//! bounds how fast a password can be guessed however many addresses an attacker has. The
+//! owner is not held up: an address the username has signed in from lately skips that queue.
+//!
+//! Addresses are compared as [`address_key`] makes them: an IPv4 address written as IPv6
+//! (`::ffff:203.0.113.5`) is the IPv4 one, and an IPv6 address counts by its /64, the block
+//! one subscriber gets, so that taking a fresh address from it buys nothing.
 //!
 //! Messages are limited per user, across all of their connections; with Redis, across every
 //! instance too ([`SharedLimiter`]), so opening more sockets never multiplies the budget.
@@ -74,8 +81,11 @@ const LOGINS_PER_ADDRESS_FACTOR: u32 = 5;
 /// How many pairs' worth of attempts a username takes per minute, from everywhere together,
 /// before each further attempt is slowed down.
 const LOGINS_PER_USERNAME_FACTOR: u32 = 10;
-/// The longest an attempt for a username under attack waits.
+/// The longest an attempt for a username under attack waits for room before it is refused.
 const LOGIN_SLOWDOWN_AT_MOST: Duration = Duration::from_secs(3);
+/// How long an address where a username signed in stays familiar to it (it then skips the
+/// username's queue).
+const FAMILIAR_FOR: Duration = Duration::from_secs(30 * 24 * 60 * 60);
 
 /// Invalid frames a connection may send in a burst (refilling one a second) before it is
 /// closed: a client bug shows up as a few error frames, a flood as a closed socket.
@@ -103,6 +113,8 @@ pub struct RateLimits {
     logins_by_pair: ForgettableLimiter<(String, IpAddr)>,
     logins_by_address: DefaultKeyedRateLimiter<IpAddr>,
     logins_by_username: DefaultKeyedRateLimiter<String>,
+    /// (username, address) pairs that signed in lately, and when.
+    familiar: Mutex<std::collections::HashMap<(String, IpAddr), Instant>>,
     registrations_by_address: DefaultKeyedRateLimiter<IpAddr>,
     uploads_by_user: DefaultKeyedRateLimiter<UserId>,
     /// Messages per user on this instance: the limit itself without Redis, the fallback while
@@ -144,6 +156,7 @@ impl RateLimits {
                     .logins_per_minute
                     .saturating_mul(NonZeroU32::MIN.saturating_add(LOGINS_PER_USERNAME_FACTOR - 1)),
             )),
+            familiar: Mutex::default(),
             registrations_by_address: RateLimiter::keyed(Quota::per_hour(
                 limits.registrations_per_hour,
             )),
@@ -163,30 +176,50 @@ impl RateLimits {
         }
     }
 
-    /// Counts a sign-in attempt from `address` for `username` (as typed, case-folded).
-    /// `Ok` holds how long to wait before checking the password: zero, unless the username
-    /// is being tried from many places at once.
+    /// Counts a sign-in attempt from `address` for `username` (as typed, case-folded),
+    /// waiting a little first when the username is being tried from many places at once.
     ///
     /// # Errors
-    /// [`AppError::RateLimited`] if this address is over its quota, for this username or
-    /// for all of them together.
-    pub fn login(&self, address: IpAddr, username: &str) -> Result<Duration, AppError> {
-        let username = username.trim().to_ascii_lowercase();
-        check_key(&self.logins_by_address, &address)?;
-        self.logins_by_pair
-            .check(&(username.clone(), address))
-            .map_err(rate_limited)?;
-        Ok(match check(self.logins_by_username.check_key(&username)) {
-            Ok(()) => Duration::ZERO,
-            Err(wait) => wait.min(LOGIN_SLOWDOWN_AT_MOST),
-        })
+    /// [`AppError::RateLimited`] if this address is over its quota, for this username or for
+    /// all of them together, or (from an address the username has not signed in from) when
+    /// the username's attempts from everywhere would need a longer wait.
+    pub async fn login(&self, address: IpAddr, username: &str) -> Result<(), AppError> {
+        let pair = (username.trim().to_ascii_lowercase(), address_key(address));
+        check_key(&self.logins_by_address, &pair.1)?;
+        self.logins_by_pair.check(&pair).map_err(rate_limited)?;
+        if self.is_familiar(&pair) {
+            return Ok(());
+        }
+        match check(self.logins_by_username.check_key(&pair.0)) {
+            Ok(()) => Ok(()),
+            Err(wait) if wait <= LOGIN_SLOWDOWN_AT_MOST => {
+                // Every waiting attempt asks again once room is due; those that find none
+                // (others took it) are refused, so the username's attempts never go faster
+                // than its budget refills.
+                tokio::time::sleep(wait).await;
+                check(self.logins_by_username.check_key(&pair.0)).map_err(rate_limited)
+            }
+            Err(wait) => Err(rate_limited(wait)),
+        }
     }
 
     /// A correct password was given from `address` for `username`: that pair's failures are
-    /// forgotten.
+    /// forgotten, and the address becomes familiar to the username.
     pub fn login_succeeded(&self, address: IpAddr, username: &str) {
-        self.logins_by_pair
-            .forget(&(username.trim().to_ascii_lowercase(), address));
+        let pair = (username.trim().to_ascii_lowercase(), address_key(address));
+        self.logins_by_pair.forget(&pair);
+        self.familiar
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(pair, Instant::now());
+    }
+
+    fn is_familiar(&self, pair: &(String, IpAddr)) -> bool {
+        self.familiar
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(pair)
+            .is_some_and(|since| since.elapsed() < FAMILIAR_FOR)
     }
 
     /// Counts a registration from `address`.
@@ -194,7 +227,7 @@ impl RateLimits {
     /// # Errors
     /// [`AppError::RateLimited`] if the address is over its quota.
     pub fn register(&self, address: IpAddr) -> Result<(), AppError> {
-        check_key(&self.registrations_by_address, &address)
+        check_key(&self.registrations_by_address, &address_key(address))
     }
 
     /// Counts a message from `user`, on any of their connections.
@@ -287,6 +320,10 @@ impl RateLimits {
         self.logins_by_pair.retain_recent();
         self.logins_by_address.retain_recent();
         self.logins_by_username.retain_recent();
+        self.familiar
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .retain(|_, since| since.elapsed() < FAMILIAR_FOR);
         self.registrations_by_address.retain_recent();
         self.uploads_by_user.retain_recent();
         self.messages_by_user.retain_recent();
@@ -531,6 +568,19 @@ impl<K: Hash + Eq + Clone> ShrinkableKeyedStateStore<K> for SharedStore<K> {
     }
 }
 
+/// The address a client counts as, for every per-address limit: an IPv4 address written as
+/// IPv6 is the IPv4 one, and an IPv6 address is its /64 (the block one subscriber is given).
+pub fn address_key(address: IpAddr) -> IpAddr {
+    match address.to_canonical() {
+        IpAddr::V6(v6) => {
+            let mut segments = v6.segments();
+            segments[4..].fill(0);
+            IpAddr::V6(segments.into())
+        }
+        v4 => v4,
+    }
+}
+
 /// A limiter's answer as the time to wait, if any.
 fn check(
     answer: Result<(), governor::NotUntil<<DefaultClock as Clock>::Instant>>,
@@ -578,63 +628,83 @@ mod tests {
     const HOME: IpAddr = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1));
     const CAFE: IpAddr = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2));
 
-    #[test]
-    fn logins_are_limited_per_username_and_address() {
+    #[tokio::test]
+    async fn logins_are_limited_per_username_and_address() {
         let limits = RateLimits::new(limits(2));
-        assert!(limits.login(HOME, "ann").is_ok());
-        assert!(limits.login(HOME, "ANN ").is_ok());
+        assert!(limits.login(HOME, "ann").await.is_ok());
+        assert!(limits.login(HOME, "ANN ").await.is_ok());
         // This address is spent for ann (in any case)...
-        let refused = limits.login(HOME, "ann").unwrap_err();
+        let refused = limits.login(HOME, "ann").await.unwrap_err();
         assert!(
             matches!(refused, AppError::RateLimited { retry_after_secs } if retry_after_secs >= 1)
         );
         // ...but not for anyone else, and ann may still sign in from elsewhere.
-        assert!(limits.login(HOME, "bob").is_ok());
-        assert_eq!(limits.login(CAFE, "ann").ok(), Some(Duration::ZERO));
+        assert!(limits.login(HOME, "bob").await.is_ok());
+        assert!(limits.login(CAFE, "ann").await.is_ok());
     }
 
-    #[test]
-    fn a_correct_sign_in_gives_the_pair_its_budget_back() {
+    #[tokio::test]
+    async fn a_correct_sign_in_gives_the_pair_its_budget_back() {
         let limits = RateLimits::new(limits(3));
         for _ in 0..2 {
-            assert!(limits.login(HOME, "ann").is_ok());
+            assert!(limits.login(HOME, "ann").await.is_ok());
         }
         limits.login_succeeded(HOME, "Ann");
         for attempt in 0..3 {
-            assert!(limits.login(HOME, "ann").is_ok(), "attempt {attempt}");
+            assert!(limits.login(HOME, "ann").await.is_ok(), "attempt {attempt}");
         }
-        assert!(limits.login(HOME, "ann").is_err());
+        assert!(limits.login(HOME, "ann").await.is_err());
     }
 
-    #[test]
-    fn an_address_has_a_budget_of_its_own() {
+    #[tokio::test]
+    async fn an_address_has_a_budget_of_its_own() {
         let limits = RateLimits::new(limits(1));
         for username in ["a1", "a2", "a3", "a4", "a5"] {
-            assert!(limits.login(HOME, username).is_ok(), "{username}");
+            assert!(limits.login(HOME, username).await.is_ok(), "{username}");
         }
         assert!(
-            limits.login(HOME, "a6").is_err(),
+            limits.login(HOME, "a6").await.is_err(),
             "five pairs' worth, then no more"
         );
-        assert!(limits.login(CAFE, "a6").is_ok());
+        assert!(limits.login(CAFE, "a6").await.is_ok());
+    }
+
+    /// Attempts for one username from many addresses at once go no faster than its budget
+    /// (ten a minute here): the eleventh waits, and is refused when room is further away than
+    /// the wait allows; the owner, from an address they signed in from, is not held up.
+    #[tokio::test]
+    async fn a_username_tried_from_everywhere_is_slowed_down_but_not_its_owner() {
+        let limits = RateLimits::new(limits(1));
+        limits.login(HOME, "ann").await.unwrap();
+        limits.login_succeeded(HOME, "ann");
+        for last in 0..9 {
+            let address = IpAddr::V4(Ipv4Addr::new(192, 0, 2, last));
+            assert!(limits.login(address, "ann").await.is_ok(), "{last}");
+        }
+        let stranger = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 99));
+        assert!(matches!(
+            limits.login(stranger, "ann").await,
+            Err(AppError::RateLimited { .. })
+        ));
+        assert!(
+            limits.login(HOME, "ann").await.is_ok(),
+            "the owner is not held up"
+        );
     }
 
     #[test]
-    fn a_username_tried_from_everywhere_is_slowed_down_not_locked() {
-        let limits = RateLimits::new(limits(1));
-        // Ten addresses, one attempt each: the username's budget is spent.
-        for last in 0..10 {
-            let address = IpAddr::V4(Ipv4Addr::new(192, 0, 2, last));
-            assert_eq!(limits.login(address, "ann").ok(), Some(Duration::ZERO));
-        }
-        // The next address may still try, after a wait of at most a few seconds.
-        let wait = limits
-            .login(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 99)), "ann")
-            .unwrap();
-        assert!(
-            wait > Duration::ZERO && wait <= LOGIN_SLOWDOWN_AT_MOST,
-            "{wait:?}"
+    fn addresses_count_as_subscribers_have_them() {
+        let mapped: IpAddr = "::ffff:203.0.113.5".parse().unwrap();
+        assert_eq!(
+            address_key(mapped),
+            "203.0.113.5".parse::<IpAddr>().unwrap()
         );
+        let one: IpAddr = "2001:db8:1:2:aaaa::1".parse().unwrap();
+        let other: IpAddr = "2001:db8:1:2:bbbb::9".parse().unwrap();
+        assert_eq!(address_key(one), address_key(other), "one /64");
+        let elsewhere: IpAddr = "2001:db8:1:3::1".parse().unwrap();
+        assert_ne!(address_key(one), address_key(elsewhere));
+        assert_eq!(address_key(HOME), HOME);
     }
 
     #[test]

@@ -80,18 +80,19 @@ pub struct TrustedProxies(Arc<[IpAddr]>);
 
 impl TrustedProxies {
     pub fn new(proxies: Vec<IpAddr>) -> Self {
-        Self(proxies.into())
+        Self(proxies.into_iter().map(|ip| ip.to_canonical()).collect())
     }
 
-    /// Whether `peer` is one of the trusted proxies.
+    /// Whether `peer` is one of the trusted proxies (an IPv4 address written as IPv6, as a
+    /// dual-stack listener sees it, is the IPv4 one).
     pub fn trusts(&self, peer: IpAddr) -> bool {
-        self.0.contains(&peer)
+        self.0.contains(&peer.to_canonical())
     }
 
     /// The client's address: the TCP peer, unless the peer is a trusted proxy, in which case
     /// the last address in `X-Forwarded-For` that is not itself a trusted proxy.
     pub fn client_address(&self, peer: SocketAddr, headers: &HeaderMap) -> IpAddr {
-        let peer = peer.ip();
+        let peer = peer.ip().to_canonical();
         if !self.trusts(peer) {
             return peer;
         }
@@ -101,6 +102,7 @@ impl TrustedProxies {
             .filter_map(|value| value.to_str().ok())
             .flat_map(|value| value.split(','))
             .filter_map(|hop| hop.trim().parse::<IpAddr>().ok())
+            .map(|hop| hop.to_canonical())
             .rev()
             .find(|hop| !self.trusts(*hop))
             .unwrap_or(peer)

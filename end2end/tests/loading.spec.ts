@@ -57,6 +57,19 @@ test("text typed and pasted before the page comes alive is kept, with the caret"
   await box.press("Enter");
   await expect(messages(bob.page, "Is the blue vase still for sale?")).toHaveCount(1);
 
+  // A long text pasted early: the page still comes alive, and counts it.
+  await ann.page.goto(`/chat/@${bob.username}`, { waitUntil: "commit" });
+  await box.waitFor();
+  await box.focus();
+  const long = "x".repeat(3_600);
+  await ann.page.keyboard.insertText(long);
+  expect(await isHydrated(ann.page)).toBe(false);
+  await hydrated(ann.page);
+  await online(ann.page);
+  await expect(box).toHaveValue(long);
+  await expect(ann.page.locator(".counter")).toHaveText("3600 / 4000");
+  await box.fill("");
+
   // The people search too: typed early, searched once the page is alive.
   await ann.page.goto("/chat", { waitUntil: "commit" });
   const search = ann.page.getByLabel("Find people");

@@ -7,7 +7,9 @@
 //!   request's headers (TLS handshake included) must have arrived within the header timeout
 //!   (`PARLEY_HEADER_TIMEOUT_SECS`), or the connection is dropped. Later requests on a kept-
 //!   alive HTTP/1.1 connection get the same time from hyper's own header timeout, which also
-//!   closes a connection left idle between requests for that long.
+//!   closes a connection left idle between requests for that long. An HTTP/2 connection is
+//!   pinged instead (`startup::serve_on`) and dropped when its peer stops answering; one that
+//!   answers but sends nothing stays, as browsers keep them, bounded by the cap below.
 //! - **A cap per client address** (`PARLEY_CONNECTIONS_PER_ADDRESS`): open connections,
 //!   WebSockets included, are counted by peer address, and one over the cap is closed as soon
 //!   as it is accepted. The trusted proxies (`PARLEY_TRUSTED_PROXIES`) are not counted: every
@@ -39,6 +41,8 @@ use tokio::{
     time::Sleep,
 };
 
+use app::limits::address_key;
+
 use crate::metrics as names;
 
 /// The accepting side's rules (cheap to clone: the counts are shared).
@@ -57,16 +61,20 @@ impl ConnectionGuard {
         Self {
             open: Arc::default(),
             per_address: per_address.max(1),
-            uncounted: uncounted.into(),
+            uncounted: uncounted.into_iter().map(|ip| ip.to_canonical()).collect(),
             first_request_within,
         }
     }
 
     /// Takes a place for a connection from `peer`, unless its address has no place left.
+    /// Addresses count as the rate limits count them (`app::limits::address_key`: an IPv6
+    /// client by its /64).
     fn admit(&self, peer: IpAddr) -> Option<Place> {
+        let peer = peer.to_canonical();
         if self.uncounted.contains(&peer) {
             return Some(Place { open: None, peer });
         }
+        let peer = address_key(peer);
         let mut open = self.open.lock().unwrap_or_else(PoisonError::into_inner);
         let count = open.entry(peer).or_default();
         if *count >= self.per_address {
@@ -243,7 +251,15 @@ mod tests {
         );
         drop(first);
         let third = guard.admit(client).unwrap();
-        // The proxy carries everyone: never counted.
+        // One subscriber's IPv6 block counts as one address.
+        let block: Vec<_> = (1..=2)
+            .map(|n| guard.admit(format!("2001:db8::{n}").parse().unwrap()))
+            .collect();
+        assert!(block.iter().all(Option::is_some));
+        assert!(guard.admit("2001:db8::3".parse().unwrap()).is_none());
+        drop(block);
+        // The proxy carries everyone: never counted, even written as IPv6.
+        assert!(guard.admit("::ffff:10.0.0.1".parse().unwrap()).is_some());
         let through_proxy: Vec<_> = (0..10).map(|_| guard.admit(proxy).unwrap()).collect();
         drop((second, third, through_proxy));
         assert!(

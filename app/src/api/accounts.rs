@@ -38,21 +38,17 @@ pub async fn register(
 }
 
 /// Signs in. A wrong username and a wrong password both give `invalid_credentials` (401);
-/// too many attempts for one username from one address, or from one address altogether, give
-/// `rate_limited` (429). A correct password gives that username and address their whole budget
-/// back.
+/// too many attempts for one username from one address, or from one address altogether, or
+/// for one username from everywhere together, give `rate_limited` (429). A correct password
+/// gives that username and address their whole budget back (see `limits`).
 #[server(endpoint = "login")]
 pub async fn login(username: String, password: String) -> Result<UserView, AppError> {
     use crate::{accounts::Credentials, state::AppState};
 
     let state = AppState::current()?;
     let address = super::ssr::client_address(&state).await?;
-    let slow_down = state.limits.login(address, &username)?;
-    if !slow_down.is_zero() {
-        // The username is being tried from many places: every attempt waits a little, the
-        // owner's included, but nobody is locked out.
-        tokio::time::sleep(slow_down).await;
-    }
+    // Waits a little when the username is being tried from many places at once.
+    state.limits.login(address, &username).await?;
     let mut auth = super::ssr::auth_session().await?;
     let user = auth
         .authenticate(Credentials {
@@ -101,8 +97,7 @@ pub async fn change_password(
     // Trying current passwords is guessing a password: the sign-in limits apply, so a stolen
     // session can't be used to find the password.
     let address = super::ssr::client_address(&state).await?;
-    let slow_down = state.limits.login(address, &user.username)?;
-    tokio::time::sleep(slow_down).await;
+    state.limits.login(address, &user.username).await?;
     let mut auth = super::ssr::auth_session().await?;
     let updated = accounts::change_password(
         &state.db,

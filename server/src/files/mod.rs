@@ -282,11 +282,13 @@ async fn store(
             format!("{}: the image is too large once processed", name.as_str()),
         ));
     }
-    // What is stored counts, whether or not its length was declared. (Two uploads racing each
-    // other may each still fit alone: the quota can be passed by at most one file's size.)
+    // What is stored counts, whether or not its length was declared: checked here against
+    // what was in use when the upload began, before anything is stored, and again (against
+    // what is in use then) as the row is recorded.
     quota
         .check_quota(name.as_str(), size_bytes)
         .map_err(|problem| AppError::invalid("file", problem))?;
+    let file_name = name.as_str().to_owned();
     let storage_key = Storage::new_key("files");
     let thumbnail_key = thumbnail.as_ref().map(|(_, mime)| {
         let extension = if *mime == "image/png" { "png" } else { "jpg" };
@@ -314,11 +316,26 @@ async fn store(
         size_bytes,
         dimensions,
     };
-    match attachments::create(&db, new).await {
+    match attachments::create(&db, new, quota.quota_bytes).await {
         Ok(view) => Ok(view),
         Err(error) => {
             delete_objects(&files.storage, &storage_key, thumbnail_key.as_deref()).await;
-            Err(AppError::internal(&error))
+            Err(match error {
+                // Another upload of the same person finished first and took the room.
+                attachments::CreateError::OverQuota { used_bytes } => {
+                    let now = UploadRules {
+                        used_bytes,
+                        ..quota
+                    };
+                    AppError::invalid(
+                        "file",
+                        now.check_quota(&file_name, size_bytes)
+                            .err()
+                            .unwrap_or_else(|| format!("{file_name} does not fit")),
+                    )
+                }
+                attachments::CreateError::Database(error) => AppError::internal(&error),
+            })
         }
     }
 }

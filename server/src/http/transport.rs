@@ -107,7 +107,10 @@ pub async fn transport_security(
 
 /// Sends a plain-HTTP request to the same path on `origin`, or refuses it.
 fn to_https(origin: &str, request: &Request) -> Response {
-    if !matches!(*request.method(), Method::GET | Method::HEAD) {
+    // A WebSocket upgrade is a GET, but a redirect would not carry it to HTTPS either.
+    if !matches!(*request.method(), Method::GET | Method::HEAD)
+        || request.headers().contains_key(header::UPGRADE)
+    {
         return AppError::BadRequest("this site is only served over HTTPS".into()).into_response();
     }
     let path = request.uri().path_and_query().map_or("/", |pq| pq.as_str());

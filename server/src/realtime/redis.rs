@@ -108,7 +108,20 @@ pub struct RedisRealtime {
     instance: Arc<str>,
     /// How long this instance counts as alive after a heartbeat; it beats three times as often.
     presence_ttl: Duration,
+    /// Claims an instance whose heartbeat lapsed (see [`CLAIM`]).
+    claim: redis::Script,
 }
+
+/// KEYS[1]: the list of instances; KEYS[2]: the dead one's heartbeat; KEYS[3]: its set of
+/// users. ARGV[1]: its id. Answers its users once, to the first caller that finds its heartbeat
+/// gone and takes it off the list; nil to anyone else.
+const CLAIM: &str = r"
+if redis.call('EXISTS', KEYS[2]) == 1 then return false end
+if redis.call('SREM', KEYS[1], ARGV[1]) == 0 then return false end
+local users = redis.call('SMEMBERS', KEYS[3])
+redis.call('DEL', KEYS[3])
+return users
+";
 
 impl RedisRealtime {
     /// Connects to Redis at `url`, subscribes to the events channel, and starts the tasks
@@ -144,6 +157,7 @@ impl RedisRealtime {
             prefix: prefix.into(),
             instance: uuid::Uuid::new_v4().to_string().into(),
             presence_ttl: presence_ttl.max(Duration::from_secs(1)),
+            claim: redis::Script::new(CLAIM),
         };
         let (first_tx, first) = tokio::sync::oneshot::channel();
         let listener = tokio::spawn(realtime.clone().listen(client, first_tx));
@@ -332,8 +346,10 @@ impl RedisRealtime {
         let mut beats = tokio::time::interval(self.presence_ttl / 3);
         let ttl = self.presence_ttl.as_secs().max(1);
         let users_ttl = ttl * u64::from(USERS_OUTLIVE_HEARTBEAT);
+        let mut first_beat = true;
         loop {
             let mut pipe = redis::pipe();
+            let mut beat = false;
             tokio::select! {
                 change = changes.recv() => {
                     let Some((user, present)) = change else { return };
@@ -345,10 +361,16 @@ impl RedisRealtime {
                     pipe.expire(&key, secs(users_ttl)).ignore();
                 }
                 _ = beats.tick() => {
+                    beat = true;
                     let users: Vec<i64> = self.local.connected_users().iter().map(|u| u.0).collect();
+                    // `GET` says whether the heartbeat was still there (see below).
                     pipe.atomic()
-                        .set_ex(self.instance_key(&self.instance), 1, ttl)
-                        .ignore()
+                        .cmd("SET")
+                        .arg(self.instance_key(&self.instance))
+                        .arg(1)
+                        .arg("EX")
+                        .arg(ttl)
+                        .arg("GET")
                         .sadd(self.instances_key(), &*self.instance)
                         .ignore()
                         .expire(self.instances_key(), secs(users_ttl))
@@ -361,7 +383,27 @@ impl RedisRealtime {
                 }
             }
             let mut publisher = self.publisher.clone();
-            if let Err(error) = bounded(pipe.query_async::<()>(&mut publisher)).await {
+            let written = if beat {
+                bounded(pipe.query_async::<(Option<String>,)>(&mut publisher))
+                    .await
+                    .map(|(previous,)| {
+                        // The heartbeat had lapsed (Redis was slow or out of reach, or lost its
+                        // data): another instance may have taken this one for dead and told
+                        // its users' partners they went offline. Every socket here reconnects,
+                        // which says they are online again (and catches up on what was missed).
+                        if previous.is_none() && !first_beat {
+                            tracing::warn!(
+                                "this instance's heartbeat had lapsed in Redis; its sockets \
+                                 reconnect to announce their users again"
+                            );
+                            self.local.lag_everyone();
+                        }
+                        first_beat = false;
+                    })
+            } else {
+                bounded(pipe.query_async::<()>(&mut publisher)).await
+            };
+            if let Err(error) = written {
                 tracing::warn!(%error, "could not update this instance's presence in Redis");
             }
         }
@@ -537,35 +579,15 @@ impl Realtime for RedisRealtime {
         .await?;
         let mut users = Vec::new();
         for instance in instances.iter().filter(|i| **i != *self.instance) {
-            let alive: bool = bounded(
-                redis::cmd("EXISTS")
-                    .arg(self.instance_key(instance))
-                    .query_async(&mut publisher),
-            )
-            .await?;
-            if alive {
-                continue;
-            }
-            let claimed: i64 = bounded(
-                redis::cmd("SREM")
-                    .arg(self.instances_key())
-                    .arg(instance)
-                    .query_async(&mut publisher),
-            )
-            .await?;
-            if claimed != 1 {
-                continue;
-            }
-            let key = self.online_key(instance);
-            let (held,): (Vec<i64>,) = bounded(
-                redis::pipe()
-                    .atomic()
-                    .smembers(&key)
-                    .del(&key)
-                    .ignore()
-                    .query_async(&mut publisher),
-            )
-            .await?;
+            // One script: the check that the heartbeat lapsed, the claim and the taking of its
+            // users happen together, so an instance that comes back in between keeps its set.
+            let mut claim = self.claim.key(self.instances_key());
+            claim
+                .key(self.instance_key(instance))
+                .key(self.online_key(instance))
+                .arg(instance);
+            let held: Option<Vec<i64>> = bounded(claim.invoke_async(&mut publisher)).await?;
+            let Some(held) = held else { continue };
             tracing::warn!(
                 %instance,
                 users = held.len(),

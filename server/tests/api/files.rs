@@ -463,8 +463,22 @@ async fn storage_quota(db: TestDb) {
     // What is left still fits; Bob's quota is his own.
     ann.upload_ok(&conversation, "small.txt", vec![b'd'; 400 * KB])
         .await;
-    bob.upload_ok(&conversation, "bobs.txt", vec![b'e'; 600 * KB])
+    bob.upload_ok(&conversation, "bobs.txt", vec![b'e'; 300 * KB])
         .await;
+    // Two of Bob's uploads at once, each fitting alone but not both: one is refused.
+    let (one, two) = tokio::join!(
+        bob.upload(&conversation, "one.txt", vec![b'f'; 400 * KB]),
+        bob.upload(&conversation, "two.txt", vec![b'g'; 400 * KB]),
+    );
+    let mut statuses = [one.status(), two.status()];
+    statuses.sort();
+    assert_eq!(
+        statuses,
+        [StatusCode::CREATED, StatusCode::UNPROCESSABLE_ENTITY]
+    );
+    let rules: app::uploads::UploadRules =
+        crate::helpers::expect_json(bob.post("upload_rules", &[]).await, StatusCode::OK).await;
+    assert_eq!(rules.used_bytes, 700 * 1024);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

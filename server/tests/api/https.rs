@@ -102,6 +102,15 @@ async fn parley_terminates_tls_itself() {
         .await
         .unwrap();
     assert_eq!(posted.status(), StatusCode::BAD_REQUEST);
+    // A WebSocket upgrade over plain HTTP is refused too, not redirected.
+    let upgrade = client
+        .get(format!("{plain}/ws"))
+        .header("upgrade", "websocket")
+        .header("connection", "upgrade")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(upgrade.status(), StatusCode::BAD_REQUEST);
 }
 
 /// Behind a proxy listed in `PARLEY_TRUSTED_PROXIES`: `X-Forwarded-Proto: https` means HSTS,

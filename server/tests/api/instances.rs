@@ -444,3 +444,70 @@ async fn the_users_of_a_crashed_instance_go_offline() {
     let listed = ann.conversations().await;
     assert!(!listed[0].other_online);
 }
+
+/// An instance whose heartbeat lapsed in Redis (Redis slow, or out of reach a while) may have
+/// been taken for dead, its users announced offline. When it beats again it notices, and its
+/// sockets reconnect, which says their users are online again: nobody stays "offline" for
+/// their partners while connected.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_instance_whose_heartbeat_lapsed_announces_its_users_again() {
+    let prefix = format!(
+        "parley_test_lapse_{}_{}",
+        std::process::id(),
+        chrono::Utc::now().timestamp_micros()
+    );
+    let (one, two) = two_instances_with(redis_url(), |config| {
+        config.presence_ttl = std::time::Duration::from_secs(2);
+        config.redis_prefix = prefix.clone();
+    })
+    .await;
+    let (ann, _) = one.user("ann").await;
+    let (bob, bob_user) = two.user("bob").await;
+    ann.open_conversation("bob").await;
+    let mut ann_socket = ann.socket().await;
+    let mut bob_socket = bob.socket().await;
+    let (online, _) = presence_of(&mut ann_socket, bob_user.id).await;
+    assert!(online);
+
+    // The heartbeat of Bob's instance vanishes, as if it had not been renewed in time.
+    let redis = redis::Client::open(redis_url()).unwrap();
+    let mut connection = redis.get_multiplexed_async_connection().await.unwrap();
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{prefix}:online:*"))
+        .query_async(&mut connection)
+        .await
+        .unwrap();
+    let mut bobs_instance = None;
+    for key in keys {
+        let holds: bool = redis::cmd("SISMEMBER")
+            .arg(&key)
+            .arg(bob_user.id.0)
+            .query_async(&mut connection)
+            .await
+            .unwrap();
+        if holds {
+            bobs_instance = key.rsplit(':').next().map(str::to_owned);
+        }
+    }
+    let bobs_instance = bobs_instance.expect("an instance holds Bob");
+    let _: () = redis::cmd("DEL")
+        .arg(format!("{prefix}:instance:{bobs_instance}"))
+        .query_async(&mut connection)
+        .await
+        .unwrap();
+    // Bob's socket is told to resynchronise; coming back, he is online for Ann again.
+    assert_eq!(bob_socket.ended().await, Some(1013));
+    let _bob_socket = bob.socket().await;
+    let online = ann_socket
+        .next_matching(|frame| match frame {
+            ServerFrame::Presence {
+                user_id,
+                online: true,
+                ..
+            } if user_id == bob_user.id => Some(true),
+            _ => None,
+        })
+        .await;
+    assert!(online);
+    assert!(ann.conversations().await[0].other_online);
+}

@@ -33,6 +33,20 @@ pub fn resumer() -> impl Fn() + Clone + Send + Sync + 'static {
     }
 }
 
+/// What stops the connection for good before this tab signs out: its socket is closed with
+/// the session, and the page goes to the sign-in page by itself (the task must not send it
+/// there too, with this page as where to come back to). Called like [`resumer`].
+pub fn stopper() -> impl Fn() + Clone + Send + Sync + 'static {
+    #[cfg(feature = "hydrate")]
+    let handle = leptos::prelude::use_context::<browser::ResumeHandle>();
+    move || {
+        #[cfg(feature = "hydrate")]
+        if let Some(handle) = &handle {
+            handle.stop();
+        }
+    }
+}
+
 /// A fresh `client_msg_id`: 128 random bits from the browser's CSPRNG, as hex.
 pub fn new_client_msg_id() -> String {
     #[cfg(feature = "hydrate")]
@@ -89,6 +103,8 @@ mod browser {
 
     /// The close code of a connection closed for breaking the rules (or a session that ended).
     const CLOSE_POLICY: u16 = 1008;
+    /// How long a connection must have worked for the reconnection backoff to start afresh.
+    const STEADY_MS: f64 = 10_000.0;
 
     /// How the paused banner's button wakes the connection task.
     #[derive(Clone)]
@@ -100,6 +116,11 @@ mod browser {
     impl ResumeHandle {
         pub(crate) fn resume(&self) {
             self.flags.resumed.store(true, Ordering::Relaxed);
+            let _ = self.wake.unbounded_send(());
+        }
+
+        pub(crate) fn stop(&self) {
+            self.flags.stopped.store(true, Ordering::Relaxed);
             let _ = self.wake.unbounded_send(());
         }
     }
@@ -194,12 +215,14 @@ mod browser {
             let was_online = online();
             let mut reached_ready = false;
             let mut close_code = None;
+            let mut lasted_ms = 0.0;
             if was_online && let Some(socket) = Socket::open(store, flags.clone(), wake.clone()) {
                 while !socket.state.closed.get() && online() && !flags.stopped() {
                     woken.next().await;
                 }
                 reached_ready = socket.state.ready.get();
                 close_code = socket.state.close_code.get();
+                lasted_ms = now_ms() - socket.state.ready_at.get();
                 // Dropping the socket closes it and stops its timer.
             }
             store.set_outbox(None);
@@ -218,11 +241,13 @@ mod browser {
                 failures = 0;
                 continue;
             }
-            // A close for breaking the rules (1008) keeps the backoff growing; any other end of
-            // a connection that worked starts it afresh.
-            if reached_ready && close_code != Some(CLOSE_POLICY) {
+            // A connection that worked for a while starts the backoff afresh; one closed soon
+            // after `ready` (a server shedding its sockets, say), or for breaking the rules or
+            // a session that ended (1008), keeps it growing.
+            let policy = close_code == Some(CLOSE_POLICY);
+            if reached_ready && !policy && lasted_ms >= STEADY_MS {
                 failures = 0;
-            } else if !reached_ready && was_online && signed_out().await {
+            } else if (!reached_ready || policy) && was_online && signed_out().await {
                 // The session ended (signed out in another tab, or expired): no retry will
                 // help, so send the user to sign in again, then back here.
                 let location = window().location();
@@ -290,6 +315,8 @@ mod browser {
         closed: Cell<bool>,
         /// The code of the server's close frame, when there was one.
         close_code: Cell<Option<u16>>,
+        /// When `ready` came (browser milliseconds).
+        ready_at: Cell<f64>,
         last_heard: Cell<f64>,
         last_ping: Cell<f64>,
     }
@@ -377,6 +404,7 @@ mod browser {
         match serde_json::from_slice::<ServerFrame>(text.as_bytes()) {
             Ok(ServerFrame::Ready { user }) => {
                 state.ready.set(true);
+                state.ready_at.set(now_ms());
                 store.apply(ServerFrame::Ready { user }, now);
                 // From now on the store's frames go out on this socket, in order.
                 let (outbox, outgoing) = mpsc::unbounded::<ClientFrame>();

@@ -142,12 +142,19 @@ fn Sidebar() -> impl IntoView {
     // the request goes out from here and the page moves to the sign-in page. (Not an
     // `ActionForm`: that would bring the form decoder of `serde_qs` into the chat page's
     // bundle for a form without fields.)
+    let stop_live = live::stopper();
     let on_sign_out = move |ev: SubmitEvent| {
         ev.prevent_default();
+        stop_live();
         spawn_local(async {
-            if logout().await.is_ok() {
-                let _ = window().location().assign("/login");
-            }
+            let location = window().location();
+            let _ = if logout().await.is_ok() {
+                location.assign("/login")
+            } else {
+                // Not signed out (the server could not be reached): the page starts afresh,
+                // with its connection, rather than stay without one.
+                location.reload()
+            };
         });
     };
 

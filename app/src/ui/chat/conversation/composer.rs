@@ -44,7 +44,18 @@ pub fn Composer() -> impl IntoView {
     // The conversation a "typing" signal was last sent for, and when.
     let typing_sent = StoredValue::new(None::<(ConversationId, f64)>);
     let conversation = move || store.active.with(|a| a.as_ref().map(|a| a.id));
-    let length = Memo::new(move |_| text.with(|t| t.trim().chars().count()));
+    // What the length decides (the counter, the "too long" line) is drawn once the page is
+    // alive: while it hydrates, the page must look as the server drew it, with an empty box,
+    // whatever was typed meanwhile.
+    let alive = RwSignal::new(false);
+    Effect::new(move |_| alive.set(true));
+    let length = Memo::new(move |_| {
+        if alive.get() {
+            text.with(|t| t.trim().chars().count())
+        } else {
+            0
+        }
+    });
 
     let stop_typing = move || {
         if let Some((id, at)) = typing_sent.get_value() {

@@ -15,10 +15,12 @@ impl ChatStore {
         });
         start
     }
+
     /// How many catch-ups have been asked for so far.
     pub fn catch_up_requests(&self) -> u64 {
         self.inner.with_value(|inner| inner.catch_up.requested)
     }
+
     /// A catch-up round that started when `handled` had been asked for is done. Returns
     /// `true` if more were asked for meanwhile and it must go round again.
     pub fn finish_catch_up(&self, handled: u64) -> bool {
@@ -29,6 +31,7 @@ impl ChatStore {
         });
         again
     }
+
     /// Whether the open conversation is missing messages it should fetch.
     pub fn needs_catch_up(&self) -> bool {
         self.thread.with_untracked(Thread::has_gap)

@@ -11,6 +11,7 @@ impl ChatStore {
         self.conversations
             .with(|list| list.iter().map(|c| c.unread.max(0)).sum())
     }
+
     /// A page title that starts with the number of unread messages, if any: "(3) Ann".
     pub fn title(&self, text: &str) -> String {
         match self.total_unread() {
@@ -18,6 +19,7 @@ impl ChatStore {
             n => format!("({n}) {text}"),
         }
     }
+
     /// Changes one conversation in the list and keeps the list in activity order. Returns
     /// whether the conversation was in the list.
     pub(super) fn update_summary(
@@ -36,11 +38,13 @@ impl ChatStore {
         });
         found
     }
+
     /// How many presence frames have been heard: taken just before asking for the list, and
     /// handed to [`ChatStore::replace_conversations`] with the answer.
     pub fn presence_heard(&self) -> u64 {
         self.inner.with_value(|inner| inner.presence.heard)
     }
+
     /// Takes a freshly fetched conversation list, asked for when `presence_heard` said
     /// `asked_at`. What changed here after the list was read on the server stays: a
     /// conversation with a newer message keeps its local copy, receipt positions only move
@@ -97,12 +101,25 @@ impl ChatStore {
             }
             *list = merged;
         });
-        if !self.conversations_loaded.get_untracked() || !full {
-            self.conversations_more.set(full);
-        }
+        // Where the next page starts: after this page, unless older pages are held already
+        // (their cursor stands) or the whole list is (nothing more to fetch).
+        let fresh_end = page_end.map(|(at, id)| (at.timestamp_millis(), id));
+        let loaded = self.conversations_loaded.get_untracked();
+        let more = self.conversations_more.get_untracked();
+        self.inner.update_value(|inner| {
+            inner.list_cursor = match (full, inner.list_cursor, fresh_end) {
+                (false, _, _) => None,
+                (true, None, _) if loaded && !more => None,
+                (true, Some(held), Some(end)) if held < end => Some(held),
+                (true, _, end) => end,
+            };
+        });
+        self.conversations_more
+            .set(self.inner.with_value(|inner| inner.list_cursor.is_some()));
         self.conversations_loaded.set(true);
         self.acknowledge_list();
     }
+
     /// Puts `summary` in the list (replacing an older copy).
     pub fn upsert_summary(&self, summary: ConversationSummary) {
         self.conversations.update(|list| {
@@ -110,19 +127,23 @@ impl ChatStore {
             insert_by_activity(list, summary);
         });
     }
-    /// Where the next page of the conversation list starts: after the oldest conversation
-    /// held (its last activity in milliseconds, and its id).
+
+    /// Where the next page of the conversation list starts: after the last conversation of
+    /// the last page fetched (its last activity in milliseconds, and its id). Not the last one
+    /// held: a conversation opened by its address may be far older than the pages fetched.
     pub fn next_page_after(&self) -> Option<(i64, ConversationId)> {
-        self.conversations.with_untracked(|list| {
-            list.last()
-                .map(|last| (last.last_activity_at.timestamp_millis(), last.id))
-        })
+        self.inner.with_value(|inner| inner.list_cursor)
     }
+
     /// Takes a further page of the conversation list (fetched as the list scrolled): the
     /// conversations not held yet join it in order, and a short page is the last.
     pub fn append_conversations(&self, page: Vec<ConversationSummary>) {
-        self.conversations_more
-            .set(page.len() as u64 >= CONVERSATION_PAGE_SIZE);
+        let cursor = page
+            .last()
+            .filter(|_| page.len() as u64 >= CONVERSATION_PAGE_SIZE)
+            .map(|last| (last.last_activity_at.timestamp_millis(), last.id));
+        self.inner.update_value(|inner| inner.list_cursor = cursor);
+        self.conversations_more.set(cursor.is_some());
         self.conversations.update(|list| {
             for summary in page {
                 if !list.iter().any(|held| held.id == summary.id) {
@@ -177,6 +198,7 @@ mod tests {
                     .with_untracked(|l| l.iter().map(|c| c.id.0).collect::<Vec<_>>())
             };
             assert_eq!(held(), (1..=size + 5).rev().collect::<Vec<_>>());
+            assert_eq!(store.next_page_after(), None);
             // A refresh (after a reconnection) brings the first page again: the older ones
             // fetched by scrolling stay, once each.
             store.replace_conversations(all[..size as usize].to_vec(), 0);
@@ -184,6 +206,21 @@ mod tests {
             assert!(!store.conversations_more.get_untracked());
         });
     }
+
+    /// A conversation opened by its address, older than every page fetched, joins the list
+    /// without moving where the next page starts.
+    #[test]
+    fn an_old_conversation_opened_directly_does_not_skip_a_page() {
+        with_store(|store, _| {
+            let size = CONVERSATION_PAGE_SIZE as i64;
+            let all = page(1..=size + 5);
+            store.replace_conversations(all[..size as usize].to_vec(), 0);
+            let cursor = store.next_page_after();
+            store.upsert_summary(all[size as usize + 4].clone());
+            assert_eq!(store.next_page_after(), cursor);
+        });
+    }
+
     #[test]
     fn a_fresh_list_never_overwrites_newer_local_changes() {
         with_store(|store, _frames| {
@@ -204,6 +241,7 @@ mod tests {
             assert!(store.conversations_loaded.get_untracked());
         });
     }
+
     #[test]
     fn the_list_stays_in_activity_order_whatever_order_it_arrives_in() {
         with_store(|store, _frames| {
@@ -240,6 +278,7 @@ mod tests {
             assert_eq!(ids(), [4, 2, 3, 5, 1, 6]);
         });
     }
+
     #[test]
     fn a_list_fetched_before_a_presence_frame_or_receipt_does_not_undo_it() {
         with_store(|store, _frames| {

@@ -122,6 +122,9 @@ struct Inner {
     /// Presence frames heard, numbered in order of arrival: a list fetched before the latest
     /// of them must not undo it.
     presence: PresenceLog,
+    /// Where the next page of the conversation list starts (after the last conversation of
+    /// the last page fetched), or `None` when there is nothing more to fetch.
+    list_cursor: Option<(i64, ConversationId)>,
     /// The user switched read receipts off while this page was open: read positions of others
     /// still on their way (a frame, a list asked for earlier) must not show.
     receipts_hidden: bool,
@@ -173,10 +176,12 @@ impl ChatStore {
             inner: StoredValue::new(Inner::default()),
         }
     }
+
     /// Hands the store the sender half of a new connection (or `None` when it drops).
     pub fn set_outbox(&self, outbox: Option<UnboundedSender<ClientFrame>>) {
         self.inner.update_value(|inner| inner.outbox = outbox);
     }
+
     /// Sends a frame if connected; otherwise drops it.
     pub fn send_frame(&self, frame: ClientFrame) {
         self.inner.with_value(|inner| {
@@ -187,6 +192,7 @@ impl ChatStore {
             }
         });
     }
+
     /// Applies a frame from the server.
     pub fn apply(&self, frame: ServerFrame, now_ms: f64) {
         match frame {
@@ -304,10 +310,12 @@ impl ChatStore {
             ServerFrame::Pong => {}
         }
     }
+
     fn is_me(&self, user: UserId) -> bool {
         self.me
             .with_untracked(|me| me.as_ref().is_some_and(|me| me.id == user))
     }
+
     /// A stored message arrived (`live`, or as an ack, or in catch-up): show it once, update
     /// the conversation list, clear the sender's typing indicator, and mark it read if it is in
     /// the open conversation. Only live messages notify: catch-up may bring messages read long
@@ -374,10 +382,12 @@ impl ChatStore {
             self.check_seen();
         }
     }
+
     /// Forgets every typing indicator (when disconnected nobody can tell who still types).
     pub fn clear_typing(&self) {
         self.typing.update(Vec::clear);
     }
+
     /// Drops typing indicators that have not been renewed in time.
     pub fn expire_typing(&self, now_ms: f64) {
         let expired = self
@@ -521,6 +531,7 @@ mod tests {
             assert!(store.thread.get_untracked().messages.is_empty());
         });
     }
+
     #[test]
     fn a_message_from_an_unknown_conversation_asks_for_the_list_again() {
         with_store(|store, _frames| {
@@ -529,6 +540,7 @@ mod tests {
             assert_eq!(store.conversations_stale.get_untracked(), before + 1);
         });
     }
+
     #[test]
     fn typing_indicators_expire_unless_renewed_and_clear_on_a_message() {
         with_store(|store, _frames| {

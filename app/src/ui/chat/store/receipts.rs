@@ -16,6 +16,7 @@ impl ChatStore {
             seq,
         });
     }
+
     /// Acknowledges the latest message of every conversation in the list with unread
     /// messages (the list shows it). The others need nothing: reading counts as delivery.
     pub(super) fn acknowledge_list(&self) {
@@ -29,6 +30,7 @@ impl ChatStore {
             self.acknowledge(conversation_id, seq);
         }
     }
+
     /// Records that `seq` is being reported for one of a conversation's positions; `false` if
     /// it was already reported (or a later one was) on this connection. Nothing is recorded
     /// while disconnected, so that the report is made again once connected.
@@ -59,6 +61,7 @@ impl ChatStore {
         });
         moved
     }
+
     /// Receipts were refused for going too fast: forgets what was reported and reports again
     /// (the caller waits as long as the server said first).
     pub fn resend_receipts(&self) {
@@ -72,10 +75,12 @@ impl ChatStore {
         self.acknowledge_list();
         self.check_seen();
     }
+
     /// Asks the message log to check which messages are on screen now.
     pub fn check_seen(&self) {
         self.seen_checks.update(|n| *n += 1);
     }
+
     /// The messages of the open conversation up to `seq` have been on screen: they are read,
     /// here, in the user's other tabs and (with read receipts) for the sender. A hidden page
     /// sees nothing; the visibility handler asks again once it is seen.
@@ -152,6 +157,7 @@ mod tests {
             assert_eq!(receipts(frames), [delivered(2), read(3)]);
         });
     }
+
     #[test]
     fn the_other_sides_receipts_move_forward_and_go_when_switched_off() {
         with_store(|store, _frames| {

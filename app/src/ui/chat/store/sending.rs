@@ -30,6 +30,7 @@ impl ChatStore {
         self.pending.update(|pending| pending.push(item.clone()));
         self.send_pending(item);
     }
+
     /// Sends again every message still waiting for its acknowledgement (after a
     /// reconnection). Messages the server refused stay refused until the user retries them.
     /// The server stores each message at most once, whatever the number of tries.
@@ -40,6 +41,7 @@ impl ChatStore {
             }
         }
     }
+
     /// Takes back the outbox saved before a reload: the messages not already waiting here are
     /// added, oldest first, and sent if connected (else on connection).
     pub fn restore_pending(&self, saved: Vec<Pending>) {
@@ -58,6 +60,7 @@ impl ChatStore {
         });
         self.resend_pending();
     }
+
     /// Saves `user`'s outbox (see `outbox`); reads, and so tracks, [`ChatStore::pending`].
     pub fn save_outbox(&self, user: UserId) {
         self.pending.with(|pending| {
@@ -65,6 +68,7 @@ impl ChatStore {
                 .update_value(|inner| outbox::save(user, pending, &mut inner.settled));
         });
     }
+
     /// Records that a message is done with (see [`Inner::settled`]).
     pub(super) fn settle(&self, client_msg_id: &str) {
         self.inner.update_value(|inner| {
@@ -73,12 +77,14 @@ impl ChatStore {
             }
         });
     }
+
     /// The user gave up on a message the server refused: it is removed.
     pub fn discard(&self, client_msg_id: &str) {
         self.settle(client_msg_id);
         self.pending
             .update(|pending| pending.retain(|p| p.client_msg_id != client_msg_id));
     }
+
     /// The user asked to try the refused messages again.
     pub fn retry_failed(&self) {
         let failed: Vec<Pending> = self
@@ -96,6 +102,7 @@ impl ChatStore {
             self.send_pending(item);
         }
     }
+
     fn send_pending(&self, item: Pending) {
         self.send_frame(ClientFrame::Send {
             conversation_id: item.conversation_id,
@@ -151,6 +158,7 @@ mod tests {
             );
         });
     }
+
     #[test]
     fn disconnected_frames_are_dropped_but_messages_stay_pending() {
         with_store(|store, frames| {
@@ -166,6 +174,7 @@ mod tests {
             assert_eq!(store.pending.get_untracked().len(), 1);
         });
     }
+
     #[test]
     fn an_acknowledged_message_replaces_its_pending_copy_once() {
         with_store(|store, _frames| {
