@@ -409,8 +409,8 @@ impl RedisRealtime {
         }
     }
 
-    /// Users online on other instances, as Redis knows them.
-    async fn online_elsewhere(&self, users: &[UserId]) -> Result<HashSet<UserId>, RealtimeError> {
+    /// The other instances on the list (alive or not: their heartbeats say).
+    async fn other_instances(&self) -> Result<Vec<String>, RealtimeError> {
         let mut publisher = self.publisher.clone();
         let instances: Vec<String> = bounded(
             redis::cmd("SMEMBERS")
@@ -418,7 +418,17 @@ impl RedisRealtime {
                 .query_async(&mut publisher),
         )
         .await?;
-        let others: Vec<&String> = instances.iter().filter(|i| **i != *self.instance).collect();
+        Ok(instances
+            .into_iter()
+            .filter(|i| *i != *self.instance)
+            .collect())
+    }
+
+    /// Users online on other instances, as Redis knows them.
+    async fn online_elsewhere(&self, users: &[UserId]) -> Result<HashSet<UserId>, RealtimeError> {
+        let mut publisher = self.publisher.clone();
+        let instances = self.other_instances().await?;
+        let others: Vec<&String> = instances.iter().collect();
         if others.is_empty() {
             return Ok(HashSet::new());
         }
@@ -571,14 +581,8 @@ impl Realtime for RedisRealtime {
     /// users and deletes it.
     async fn vanished(&self) -> Result<Vec<UserId>, RealtimeError> {
         let mut publisher = self.publisher.clone();
-        let instances: Vec<String> = bounded(
-            redis::cmd("SMEMBERS")
-                .arg(self.instances_key())
-                .query_async(&mut publisher),
-        )
-        .await?;
         let mut users = Vec::new();
-        for instance in instances.iter().filter(|i| **i != *self.instance) {
+        for instance in &self.other_instances().await? {
             // One script: the check that the heartbeat lapsed, the claim and the taking of its
             // users happen together, so an instance that comes back in between keeps its set.
             let mut claim = self.claim.key(self.instances_key());

@@ -20,30 +20,29 @@ pub fn start(store: ChatStore) {
     let _ = store;
 }
 
-/// What reconnects a paused connection at once (the paused banner's button). Called while the
-/// chat page is being built, where the connection task's handle is in context.
-pub fn resumer() -> impl Fn() + Clone + Send + Sync + 'static {
-    #[cfg(feature = "hydrate")]
-    let handle = leptos::prelude::use_context::<browser::ResumeHandle>();
-    move || {
-        #[cfg(feature = "hydrate")]
-        if let Some(handle) = &handle {
-            handle.resume();
-        }
-    }
+/// What the page may ask of its connection task from a button.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Control {
+    /// Reconnect a paused connection at once (the paused banner's button).
+    Resume,
+    /// Stop for good, before this tab signs out: the socket closes with the session, and the
+    /// page goes to the sign-in page by itself (the task must not send it there too, with
+    /// this page as where to come back to).
+    Stop,
 }
 
-/// What stops the connection for good before this tab signs out: its socket is closed with
-/// the session, and the page goes to the sign-in page by itself (the task must not send it
-/// there too, with this page as where to come back to). Called like [`resumer`].
-pub fn stopper() -> impl Fn() + Clone + Send + Sync + 'static {
+/// What asks the connection task for `control`. Taken while the chat page is being built,
+/// where the task's handle is in context.
+pub fn controller(control: Control) -> impl Fn() + Clone + Send + Sync + 'static {
     #[cfg(feature = "hydrate")]
     let handle = leptos::prelude::use_context::<browser::ResumeHandle>();
     move || {
         #[cfg(feature = "hydrate")]
         if let Some(handle) = &handle {
-            handle.stop();
+            handle.ask(control);
         }
+        #[cfg(not(feature = "hydrate"))]
+        let _ = control;
     }
 }
 
@@ -106,7 +105,7 @@ mod browser {
     /// How long a connection must have worked for the reconnection backoff to start afresh.
     const STEADY_MS: f64 = 10_000.0;
 
-    /// How the paused banner's button wakes the connection task.
+    /// How the page's buttons reach the connection task (`controller`).
     #[derive(Clone)]
     pub(crate) struct ResumeHandle {
         flags: Arc<Flags>,
@@ -114,13 +113,12 @@ mod browser {
     }
 
     impl ResumeHandle {
-        pub(crate) fn resume(&self) {
-            self.flags.resumed.store(true, Ordering::Relaxed);
-            let _ = self.wake.unbounded_send(());
-        }
-
-        pub(crate) fn stop(&self) {
-            self.flags.stopped.store(true, Ordering::Relaxed);
+        pub(crate) fn ask(&self, control: super::Control) {
+            let flag = match control {
+                super::Control::Resume => &self.flags.resumed,
+                super::Control::Stop => &self.flags.stopped,
+            };
+            flag.store(true, Ordering::Relaxed);
             let _ = self.wake.unbounded_send(());
         }
     }
@@ -183,7 +181,7 @@ mod browser {
                 }
             }
         });
-        // For the paused banner's button (`resumer`).
+        // For the page's buttons (`controller`).
         provide_context(ResumeHandle {
             flags: flags.clone(),
             wake: wake.clone(),

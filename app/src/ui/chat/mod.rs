@@ -34,7 +34,7 @@ pub fn ChatLayout() -> impl IntoView {
     let store = ChatStore::new();
     provide_context(store);
     live::start(store);
-    let resume = live::resumer();
+    let resume = live::controller(live::Control::Resume);
 
     // Who am I: the socket's `ready` frame says so too, but the list needs it even when the
     // socket is slow to come up.
@@ -142,7 +142,7 @@ fn Sidebar() -> impl IntoView {
     // the request goes out from here and the page moves to the sign-in page. (Not an
     // `ActionForm`: that would bring the form decoder of `serde_qs` into the chat page's
     // bundle for a form without fields.)
-    let stop_live = live::stopper();
+    let stop_live = live::controller(live::Control::Stop);
     let on_sign_out = move |ev: SubmitEvent| {
         ev.prevent_default();
         stop_live();
