@@ -34,7 +34,8 @@ use crate::{
     deploy_check::{self, Severity},
     files::{self, FileService},
     http::{
-        api_body, api_status, assets, compression, headers, health, host, origin, pages, transport,
+        api_body, api_status, assets, compression, headers, health, host, origin, pages, panics,
+        transport,
     },
     listener::ConnectionGuard,
     metrics::{self, MetricsEndpoint},
@@ -403,8 +404,9 @@ fn page_policy(config: &Config) -> PagePolicy {
 }
 
 /// The whole HTTP surface. Requests pass the layers from the bottom of this list up: tracing,
-/// the host allow-list, HTTPS (HSTS, redirects), security headers, the cross-origin guard, the
-/// server-function body gate, the session, the page redirects, then the route.
+/// the host allow-list, HTTPS (HSTS, redirects), security headers, the panic catcher, the
+/// cross-origin guard, the server-function body gate, the session, the page redirects, then
+/// the route.
 fn router(
     config: &Config,
     state: AppState,
@@ -475,8 +477,9 @@ fn router(
             assets::BundlePath::new(&options.site_pkg_dir),
             assets::cache_static_files,
         ));
-    let router = headers::add_security_headers(router, &config.allowed_origins)
-        .context("invalid PARLEY_ALLOWED_ORIGINS")?;
+    let router =
+        headers::add_security_headers(router.layer(panics::layer()), &config.allowed_origins)
+            .context("invalid PARLEY_ALLOWED_ORIGINS")?;
     let transport = transport::Transport {
         tls: config.tls.is_some(),
         proxies: state.proxies.clone(),

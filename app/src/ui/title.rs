@@ -28,12 +28,13 @@ fn full_title(page: &str) -> String {
 pub fn page_title(text: impl Into<TextProp>) {
     #[cfg(feature = "ssr")]
     {
-        let text = text.into();
-        let _ = leptos_meta::Title(
-            leptos_meta::TitleProps::builder()
-                .text(move || full_title(&text.get()))
-                .build(),
-        );
+        // Read now, while the page renders inside its reactive owner, and handed over as a
+        // plain string: leptos_integration_utils reads the title into the `<head>` after the
+        // body has rendered, outside the sandboxed arena the page's signals live in, and a
+        // closure reading a signal there panics (one concurrent chat page in fifteen was cut
+        // short this way; server/tests/api/pages.rs renders hundreds at once).
+        let title = full_title(&text.into().get());
+        let _ = leptos_meta::Title(leptos_meta::TitleProps::builder().text(title).build());
     }
     #[cfg(not(feature = "ssr"))]
     if let Some(titles) = use_context::<Titles>() {

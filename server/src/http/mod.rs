@@ -6,6 +6,7 @@
 //! - [`origin`]: refuses state-changing requests and WebSocket upgrades from other sites.
 //! - [`pages`]: sends signed-out visitors of the chat pages to the log-in page and back.
 //! - [`api_status`]: gives server-function errors their proper HTTP status.
+//! - [`panics`]: a handler that panics answers 500 and is logged, not cut off mid-answer.
 //! - [`headers`]: security headers on every response.
 //! - [`host`]: refuses requests for a host name Parley does not serve (DNS rebinding).
 //! - [`health`]: `GET /healthz` (alive) and `GET /readyz` (able to work) for load balancers.
@@ -20,4 +21,5 @@ pub mod health;
 pub mod host;
 pub mod origin;
 pub mod pages;
+pub mod panics;
 pub mod transport;

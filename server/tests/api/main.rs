@@ -47,6 +47,7 @@ mod limits;
 mod live;
 mod load;
 mod observability;
+mod pages;
 mod passwords;
 mod presence;
 mod receipts;

@@ -22,6 +22,12 @@
 //!
 //! Messages are limited per user, across all of their connections; with Redis, across every
 //! instance too ([`SharedLimiter`]), so opening more sockets never multiplies the budget.
+//!
+//! Two parts live in files of their own: [`typing`], which typing signals are relayed, and
+//! [`forgettable`], the keyed limiter a correct sign-in resets.
+
+mod forgettable;
+mod typing;
 
 use std::{
     hash::Hash,
@@ -31,18 +37,18 @@ use std::{
     time::{Duration, Instant},
 };
 
-use dashmap::DashMap;
 use governor::{
     DefaultDirectRateLimiter, DefaultKeyedRateLimiter, Quota, RateLimiter,
     clock::{Clock, DefaultClock},
-    nanos::Nanos,
-    state::{InMemoryState, StateStore, keyed::ShrinkableKeyedStateStore},
 };
 
 use crate::{
     error::AppError,
-    model::{ConversationId, TYPING_THROTTLE_MS, TYPING_TTL_MS, UserId},
+    model::{ConversationId, UserId},
 };
+use forgettable::ForgettableLimiter;
+use typing::TypingRelay;
+pub use typing::TypingVerdict;
 
 /// The configurable quotas.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -369,205 +375,6 @@ impl ConnectionLimits {
     }
 }
 
-/// What becomes of a typing signal.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TypingVerdict {
-    /// Relay it to the other participant now.
-    Relay,
-    /// Drop it: nothing would change on the other side, or it is too soon after the last.
-    Drop,
-    /// A stop that came too soon after the last relay: relay it at this time, if it is still
-    /// true then (ask [`RateLimits::typing_stop_due`]).
-    StopAt(Instant),
-}
-
-/// Typing signals of each (user, conversation), on this instance: what was last relayed and
-/// when. At most one signal is relayed per conversation per [`TYPING_THROTTLE_MS`], whichever
-/// of the user's connections sends them; a stop that comes sooner is held until the interval
-/// ends, so the indicator still goes away promptly.
-#[derive(Default)]
-struct TypingRelay {
-    /// A `std` mutex: held for a map operation, never across `.await`.
-    relayed: Mutex<std::collections::HashMap<(UserId, ConversationId), Relayed>>,
-}
-
-#[derive(Debug, Clone, Copy)]
-struct Relayed {
-    at: Instant,
-    active: bool,
-    /// A stop is waiting for the interval to end.
-    stop_held: bool,
-    /// Someone will ask [`TypingRelay::stop_due`] when the interval ends (one timer per
-    /// interval, however many stops come).
-    timer_set: bool,
-}
-
-impl Relayed {
-    fn now(at: Instant, active: bool) -> Self {
-        Self {
-            at,
-            active,
-            stop_held: false,
-            timer_set: false,
-        }
-    }
-}
-
-fn throttle() -> Duration {
-    Duration::from_millis(u64::from(TYPING_THROTTLE_MS))
-}
-
-impl TypingRelay {
-    fn decide(
-        &self,
-        user: UserId,
-        conversation: ConversationId,
-        active: bool,
-        now: Instant,
-    ) -> TypingVerdict {
-        let mut relayed = self.relayed.lock().unwrap_or_else(PoisonError::into_inner);
-        let entry = relayed.get_mut(&(user, conversation));
-        let Some(last) = entry else {
-            if !active {
-                // Nothing was relayed, so there is nothing to cancel.
-                return TypingVerdict::Drop;
-            }
-            relayed.insert((user, conversation), Relayed::now(now, active));
-            return TypingVerdict::Relay;
-        };
-        let due = now.saturating_duration_since(last.at) >= throttle();
-        match (active, last.active) {
-            // Still typing: a held stop is off.
-            (true, true) => {
-                last.stop_held = false;
-                if due {
-                    last.at = now;
-                    TypingVerdict::Relay
-                } else {
-                    TypingVerdict::Drop
-                }
-            }
-            (true, false) | (false, true) if due => {
-                *last = Relayed::now(now, active);
-                TypingVerdict::Relay
-            }
-            (false, true) => {
-                last.stop_held = true;
-                if last.timer_set {
-                    TypingVerdict::Drop
-                } else {
-                    last.timer_set = true;
-                    TypingVerdict::StopAt(last.at + throttle())
-                }
-            }
-            // Started again too soon after a stop (the next renewal, at most one interval
-            // later, is relayed), or a stop when the last word was already a stop.
-            (true, false) | (false, false) => TypingVerdict::Drop,
-        }
-    }
-
-    fn stop_due(&self, user: UserId, conversation: ConversationId, now: Instant) -> bool {
-        let mut relayed = self.relayed.lock().unwrap_or_else(PoisonError::into_inner);
-        let Some(last) = relayed.get_mut(&(user, conversation)) else {
-            return false;
-        };
-        last.timer_set = false;
-        if last.active && last.stop_held {
-            *last = Relayed::now(now, false);
-            true
-        } else {
-            false
-        }
-    }
-
-    /// Typing ended without a signal (a message, a closed connection): forgotten, so the next
-    /// start is relayed at once (a message is not a typing signal the throttle counts; it has
-    /// a rate limit of its own).
-    fn stopped(&self, user: UserId, conversation: ConversationId) -> bool {
-        let mut relayed = self.relayed.lock().unwrap_or_else(PoisonError::into_inner);
-        relayed
-            .remove(&(user, conversation))
-            .is_some_and(|last| last.active)
-    }
-
-    /// Forgets conversations where nobody has typed for longer than an indicator lasts.
-    fn forget_idle(&self, now: Instant) {
-        let ttl = Duration::from_millis(u64::from(TYPING_TTL_MS));
-        self.relayed
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .retain(|_, last| now.saturating_duration_since(last.at) < ttl + throttle());
-    }
-}
-
-/// A keyed limiter whose keys can be reset one by one (governor's own store can't reach a
-/// single key): the state is a [`DashMap`] shared between the limiter and this handle.
-struct ForgettableLimiter<K: Hash + Eq + Clone> {
-    store: SharedStore<K>,
-    limiter: RateLimiter<K, SharedStore<K>, DefaultClock>,
-}
-
-impl<K: Hash + Eq + Clone> ForgettableLimiter<K> {
-    fn new(quota: Quota) -> Self {
-        let store = SharedStore(Arc::new(DashMap::new()));
-        Self {
-            limiter: RateLimiter::new(quota, store.clone(), DefaultClock::default()),
-            store,
-        }
-    }
-
-    fn check(&self, key: &K) -> Result<(), Duration> {
-        check(self.limiter.check_key(key))
-    }
-
-    /// Gives `key` its whole budget back.
-    fn forget(&self, key: &K) {
-        self.store.0.remove(key);
-    }
-
-    fn retain_recent(&self) {
-        self.limiter.retain_recent();
-    }
-}
-
-/// The state of a [`ForgettableLimiter`]: governor's `DashMap` store, behind an `Arc`.
-struct SharedStore<K: Hash + Eq + Clone>(Arc<DashMap<K, InMemoryState>>);
-
-impl<K: Hash + Eq + Clone> Clone for SharedStore<K> {
-    fn clone(&self) -> Self {
-        Self(self.0.clone())
-    }
-}
-
-impl<K: Hash + Eq + Clone> StateStore for SharedStore<K> {
-    type Key = K;
-
-    fn measure_and_replace<T, F, E>(&self, key: &K, f: F) -> Result<T, E>
-    where
-        F: Fn(Option<Nanos>) -> Result<(T, Nanos), E>,
-    {
-        self.0.measure_and_replace(key, f)
-    }
-}
-
-impl<K: Hash + Eq + Clone> ShrinkableKeyedStateStore<K> for SharedStore<K> {
-    fn retain_recent(&self, drop_below: Nanos) {
-        ShrinkableKeyedStateStore::retain_recent(&*self.0, drop_below);
-    }
-
-    fn shrink_to_fit(&self) {
-        ShrinkableKeyedStateStore::shrink_to_fit(&*self.0);
-    }
-
-    fn len(&self) -> usize {
-        self.0.len()
-    }
-
-    fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-}
-
 /// The address a client counts as, for every per-address limit: an IPv4 address written as
 /// IPv6 is the IPv4 one, and an IPv6 address is its /64 (the block one subscriber is given).
 pub fn address_key(address: IpAddr) -> IpAddr {
@@ -771,70 +578,6 @@ mod tests {
             assert!(connection.tolerate_refusal());
         }
         assert!(!connection.tolerate_refusal());
-    }
-
-    #[test]
-    fn typing_is_relayed_at_most_once_per_interval() {
-        let relay = TypingRelay::default();
-        let (ann, chat) = (UserId(1), ConversationId(7));
-        let start = Instant::now();
-        let at = |ms: u64| start + Duration::from_millis(ms);
-        assert_eq!(
-            relay.decide(ann, chat, false, at(0)),
-            TypingVerdict::Drop,
-            "nothing to stop"
-        );
-        assert_eq!(relay.decide(ann, chat, true, at(0)), TypingVerdict::Relay);
-        // A burst: renewals, and starts and stops, within the interval.
-        let mut relayed = 0;
-        let mut held = Vec::new();
-        for i in 0..100 {
-            match relay.decide(ann, chat, i % 2 == 0, at(10 + i * 10)) {
-                TypingVerdict::Relay => relayed += 1,
-                TypingVerdict::StopAt(when) => held.push(when),
-                TypingVerdict::Drop => {}
-            }
-        }
-        assert_eq!(relayed, 0, "nothing more within the interval");
-        // The last word was a stop (i = 99): it is relayed when the interval ends, by the
-        // one timer set for it.
-        assert_eq!(held, [at(u64::from(TYPING_THROTTLE_MS))]);
-        assert!(relay.stop_due(ann, chat, at(2_000)));
-        assert!(!relay.stop_due(ann, chat, at(2_001)), "once");
-        // A renewal after the interval goes through again.
-        assert_eq!(
-            relay.decide(ann, chat, true, at(4_001)),
-            TypingVerdict::Relay
-        );
-        // Typing again after a held stop cancels it.
-        assert!(matches!(
-            relay.decide(ann, chat, false, at(4_100)),
-            TypingVerdict::StopAt(_)
-        ));
-        assert_eq!(
-            relay.decide(ann, chat, true, at(4_200)),
-            TypingVerdict::Drop
-        );
-        assert!(!relay.stop_due(ann, chat, at(6_001)));
-        // A message (or a closed connection) ends typing without a signal of its own.
-        assert!(relay.stopped(ann, chat), "the other side still sees typing");
-        assert!(!relay.stopped(ann, chat), "not any more");
-        assert_eq!(
-            relay.decide(ann, chat, false, at(6_200)),
-            TypingVerdict::Drop
-        );
-        // Typing again straight after a message is shown at once.
-        assert_eq!(
-            relay.decide(ann, chat, true, at(6_300)),
-            TypingVerdict::Relay
-        );
-        // Another conversation is counted apart.
-        assert_eq!(
-            relay.decide(ann, ConversationId(8), true, at(8_500)),
-            TypingVerdict::Relay
-        );
-        relay.forget_idle(at(60_000));
-        assert!(relay.relayed.lock().unwrap().is_empty());
     }
 
     #[test]
