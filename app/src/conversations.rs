@@ -72,23 +72,66 @@ pub async fn open(
     if other.id == me.id.0 {
         return Err(ConversationsError::WithSelf);
     }
-    let (low, high) = (me.id.0.min(other.id), me.id.0.max(other.id));
+    Ok(open_between(db, me.id, UserId(other.id)).await?.0)
+}
 
-    let conversation = match find_pair(db, low, high).await? {
-        Some(existing) => existing,
+/// The conversation between two users, as `me` sees it, created if it does not exist; `true`
+/// when it was created just now.
+///
+/// # Errors
+/// [`ConversationsError::WithSelf`] if the two are one, [`ConversationsError::NotFound`] if
+/// either does not exist.
+pub async fn open_between(
+    db: &(impl ConnectionTrait + TransactionTrait),
+    me: UserId,
+    other: UserId,
+) -> Result<(ConversationSummary, bool), ConversationsError> {
+    if me == other {
+        return Err(ConversationsError::WithSelf);
+    }
+    let (low, high) = (me.0.min(other.0), me.0.max(other.0));
+    let (conversation, created) = match find_pair(db, low, high).await? {
+        Some(existing) => (existing, false),
         None => match create_pair(db, low, high).await {
-            Ok(created) => created,
+            Ok(created) => (created, true),
             // Both users opened it at the same moment and the other insert won; use theirs.
             Err(error) if matches!(error.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {
-                find_pair(db, low, high)
+                let theirs = find_pair(db, low, high)
                     .await?
-                    .ok_or(ConversationsError::NotFound)?
+                    .ok_or(ConversationsError::NotFound)?;
+                (theirs, false)
+            }
+            // A user that does not exist fails the participants' foreign key.
+            Err(error)
+                if matches!(
+                    error.sql_err(),
+                    Some(SqlErr::ForeignKeyConstraintViolation(_))
+                ) =>
+            {
+                return Err(ConversationsError::NotFound);
             }
             Err(error) => return Err(error.into()),
         },
     };
-    let mut summaries = summarise(db, me.id, vec![conversation]).await?;
-    summaries.pop().ok_or(ConversationsError::NotFound)
+    let mut summaries = summarise(db, me, vec![conversation]).await?;
+    let summary = summaries.pop().ok_or(ConversationsError::NotFound)?;
+    Ok((summary, created))
+}
+
+/// The two people of a conversation (the lower id first), if it exists. For callers that act
+/// for the marketplace, which may see every conversation (the server API); everyone else goes
+/// through [`find_for_member`].
+///
+/// # Errors
+/// The database failed.
+pub async fn members(
+    db: &impl ConnectionTrait,
+    conversation: ConversationId,
+) -> Result<Option<[UserId; 2]>, DbErr> {
+    Ok(conversations::Entity::find_by_id(conversation.0)
+        .one(db)
+        .await?
+        .map(|row| [UserId(row.user_low_id), UserId(row.user_high_id)]))
 }
 
 async fn find_pair(
@@ -259,6 +302,62 @@ pub async fn list(
         .all(db)
         .await?;
     summarise(db, me, rows).await
+}
+
+/// What `me` has not read yet, all conversations together.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct UnreadTotal {
+    /// Messages past `me`'s read position.
+    pub messages: i64,
+    /// Conversations with at least one such message.
+    pub conversations: i64,
+}
+
+/// Counts what `me` has not read, in one query (an aggregate over `me`'s participant rows,
+/// whatever their number).
+///
+/// # Errors
+/// The database failed.
+pub async fn total_unread(db: &impl ConnectionTrait, me: UserId) -> Result<UnreadTotal, DbErr> {
+    use sea_orm::{
+        ExprTrait,
+        sea_query::{Alias, Query},
+    };
+
+    let unread = Expr::col((conversations::Entity, conversations::Column::LastSeq)).sub(Expr::col(
+        (participants::Entity, participants::Column::LastReadSeq),
+    ));
+    let query = Query::select()
+        .expr_as(
+            Expr::col((participants::Entity, participants::Column::ConversationId)).count(),
+            Alias::new("conversations"),
+        )
+        // SUM of integers is a NUMERIC on PostgreSQL: brought back to an integer.
+        .expr_as(
+            unread.sum().cast_as(Alias::new("BIGINT")),
+            Alias::new("messages"),
+        )
+        .from(participants::Entity)
+        .inner_join(
+            conversations::Entity,
+            Expr::col((conversations::Entity, conversations::Column::Id))
+                .equals((participants::Entity, participants::Column::ConversationId)),
+        )
+        .and_where(Expr::col((participants::Entity, participants::Column::UserId)).eq(me.0))
+        .and_where(
+            Expr::col((conversations::Entity, conversations::Column::LastSeq)).gt(Expr::col((
+                participants::Entity,
+                participants::Column::LastReadSeq,
+            ))),
+        )
+        .to_owned();
+    let Some(row) = db.query_one(&query).await? else {
+        return Ok(UnreadTotal::default());
+    };
+    Ok(UnreadTotal {
+        messages: row.try_get::<Option<i64>>("", "messages")?.unwrap_or(0),
+        conversations: row.try_get::<i64>("", "conversations")?,
+    })
 }
 
 /// Turns conversation rows into summaries with three more queries in all (the users, both

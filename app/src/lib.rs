@@ -20,6 +20,8 @@
 //! - [`accounts`]: registration, argon2 hashing, axum-login's backend, people search.
 //! - [`attachments`]: files sent in conversations: pending uploads, attaching, who may fetch.
 //! - [`conversations`]: one conversation per pair, membership checks, read positions.
+//! - [`integration`]: what a marketplace's backend does through Parley: API keys, and the
+//!   accounts linked to the marketplace's own.
 //! - [`limits`]: rate limits on sign-in, sign-up, uploads and WebSocket traffic (per person,
 //!   shared through Redis when there is one), the typing relay, and when a socket misbehaves.
 //! - [`messages`]: storing a message exactly once, history pages.
@@ -41,6 +43,8 @@ pub mod attachments;
 pub mod conversations;
 #[cfg(feature = "ssr")]
 pub mod entity;
+#[cfg(feature = "ssr")]
+pub mod integration;
 #[cfg(feature = "ssr")]
 pub mod limits;
 #[cfg(feature = "ssr")]

@@ -22,9 +22,10 @@ use crate::{
     conversations::{self, ConversationsError, involving},
     entity::{conversations as conversation_rows, messages, participants, users},
     error::AppError,
+    integration::identities,
     model::{
         AttachmentId, AttachmentView, ClientMsgId, ConversationId, HISTORY_PAGE_SIZE, HistoryPage,
-        MessageBody, MessageId, MessageView, UserId, UserView,
+        MessageBody, MessageId, MessageKind, MessageView, UserId, UserView,
     },
 };
 
@@ -109,10 +110,60 @@ pub async fn send(
     client_msg_id: &ClientMsgId,
     content: &Content,
 ) -> Result<Sent, MessagesError> {
+    store(
+        db,
+        sender,
+        conversation_id,
+        client_msg_id,
+        content,
+        MessageKind::User,
+    )
+    .await
+}
+
+/// Stores a notice from the marketplace itself (`kind: system`) in a conversation, exactly
+/// once per `client_msg_id`. Its author is the marketplace's account
+/// ([`identities::marketplace`]); it moves nobody's read position, so it is unread for both
+/// people until they see it.
+///
+/// # Errors
+/// [`MessagesError::NotFound`] if there is no such conversation (nothing is stored),
+/// [`MessagesError::ClientMsgIdReused`] if the id belongs to a notice elsewhere.
+pub async fn send_system(
+    db: &(impl ConnectionTrait + TransactionTrait),
+    conversation_id: ConversationId,
+    client_msg_id: &ClientMsgId,
+    body: MessageBody,
+) -> Result<Sent, MessagesError> {
+    let author = identities::marketplace(db).await?;
+    let content = Content {
+        body,
+        attachments: Vec::new(),
+    };
+    store(
+        db,
+        &author,
+        conversation_id,
+        client_msg_id,
+        &content,
+        MessageKind::System,
+    )
+    .await
+}
+
+/// [`send`], for a message of either kind.
+async fn store(
+    db: &(impl ConnectionTrait + TransactionTrait),
+    sender: &UserView,
+    conversation_id: ConversationId,
+    client_msg_id: &ClientMsgId,
+    content: &Content,
+    kind: MessageKind,
+) -> Result<Sent, MessagesError> {
     if let Some(existing) = find_by_client_msg_id(db, sender.id, client_msg_id).await? {
         return already_sent(db, existing, sender, conversation_id).await;
     }
-    match insert(db, sender, conversation_id, client_msg_id, content).await {
+    match insert(db, sender, conversation_id, client_msg_id, content, kind).await {
         Ok(message) => Ok(Sent {
             message,
             created: true,
@@ -163,28 +214,31 @@ async fn find_by_client_msg_id(
 }
 
 /// The insert transaction: next `seq`, the row, its attachments, the conversation's activity,
-/// and the sender's read position, all or nothing.
+/// and (for a person's message) the sender's read position, all or nothing.
 async fn insert(
     db: &impl TransactionTrait,
     sender: &UserView,
     conversation_id: ConversationId,
     client_msg_id: &ClientMsgId,
     content: &Content,
+    kind: MessageKind,
 ) -> Result<MessageView, MessagesError> {
     let txn = crate::entity::begin_write(db).await?;
     // Write first: bumping the counter takes the conversation's row lock (PostgreSQL) or the
     // database write lock (SQLite) before anything is read, so concurrent senders queue here
     // and each reads the counter it just set. The membership test is part of the same
-    // statement: a non-participant changes nothing and gets NotFound.
-    let bumped = conversation_rows::Entity::update_many()
+    // statement: a non-participant changes nothing and gets NotFound. The marketplace writes
+    // in every conversation.
+    let mut bump = conversation_rows::Entity::update_many()
         .col_expr(
             conversation_rows::Column::LastSeq,
             Expr::col(conversation_rows::Column::LastSeq).add(1),
         )
-        .filter(conversation_rows::Column::Id.eq(conversation_id.0))
-        .filter(involving(sender.id))
-        .exec(&txn)
-        .await?;
+        .filter(conversation_rows::Column::Id.eq(conversation_id.0));
+    if kind == MessageKind::User {
+        bump = bump.filter(involving(sender.id));
+    }
+    let bumped = bump.exec(&txn).await?;
     if bumped.rows_affected == 0 {
         return Err(MessagesError::NotFound);
     }
@@ -201,6 +255,7 @@ async fn insert(
         client_msg_id: Set(client_msg_id.as_str().to_owned()),
         body: Set(content.body.as_str().to_owned()),
         created_at: Set(created_at),
+        kind: Set(kind.as_str().to_owned()),
         ..Default::default()
     }
     .insert(&txn)
@@ -223,13 +278,15 @@ async fn insert(
         .exec(&txn)
         .await?;
     // Writing a message means having received and read everything before it.
-    participants::Entity::update_many()
-        .col_expr(participants::Column::LastReadSeq, Expr::value(row.seq))
-        .col_expr(participants::Column::LastDeliveredSeq, Expr::value(row.seq))
-        .filter(participants::Column::ConversationId.eq(conversation_id.0))
-        .filter(participants::Column::UserId.eq(sender.id.0))
-        .exec(&txn)
-        .await?;
+    if kind == MessageKind::User {
+        participants::Entity::update_many()
+            .col_expr(participants::Column::LastReadSeq, Expr::value(row.seq))
+            .col_expr(participants::Column::LastDeliveredSeq, Expr::value(row.seq))
+            .filter(participants::Column::ConversationId.eq(conversation_id.0))
+            .filter(participants::Column::UserId.eq(sender.id.0))
+            .exec(&txn)
+            .await?;
+    }
     txn.commit().await?;
     Ok(view(row, sender.clone(), files))
 }
@@ -244,6 +301,7 @@ fn view(row: messages::Model, sender: UserView, attachments: Vec<AttachmentView>
         body: row.body,
         created_at: row.created_at,
         attachments,
+        kind: MessageKind::from_stored(&row.kind),
     }
 }
 
@@ -290,8 +348,13 @@ pub async fn history(
         rows.reverse();
     }
 
+    // The two people, and the marketplace if it wrote on this page.
+    let mut people: Vec<i64> = rows.iter().map(|row| row.sender_id).collect();
+    people.extend([conversation.user_low_id, conversation.user_high_id]);
+    people.sort_unstable();
+    people.dedup();
     let senders: HashMap<i64, UserView> = users::Entity::find()
-        .filter(users::Column::Id.is_in([conversation.user_low_id, conversation.user_high_id]))
+        .filter(users::Column::Id.is_in(people))
         .all(db)
         .await?
         .into_iter()

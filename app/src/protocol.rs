@@ -368,6 +368,7 @@ mod tests {
             body: "hi".into(),
             created_at: at,
             attachments: Vec::new(),
+            kind: crate::model::MessageKind::User,
         };
         let frames = [
             ServerFrame::Ready { user: ann.clone() },

@@ -14,6 +14,7 @@ mod m20261125_000004_users_last_seen;
 mod m20261125_000005_receipts;
 mod m20261129_000006_lighter_message_writes;
 mod m20261203_000007_attachments_by_uploader;
+mod m20261204_000008_integration;
 
 /// Every migration Parley has, oldest first.
 pub struct Migrator;
@@ -29,6 +30,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000005_receipts::Migration),
             Box::new(m20261129_000006_lighter_message_writes::Migration),
             Box::new(m20261203_000007_attachments_by_uploader::Migration),
+            Box::new(m20261204_000008_integration::Migration),
         ]
     }
 }

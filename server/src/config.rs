@@ -314,13 +314,16 @@ impl Config {
             typing_per_minute: defaults.typing_per_minute,
             uploads_per_minute: quota("PARLEY_UPLOADS_PER_MINUTE", defaults.uploads_per_minute)?,
             receipts_per_minute: defaults.receipts_per_minute,
+            api_requests_per_minute: quota(
+                "PARLEY_API_REQUESTS_PER_MINUTE",
+                defaults.api_requests_per_minute,
+            )?,
         };
         Ok(Self {
             mode,
             tls,
             http_redirect_addr,
-            database_url: optional("DATABASE_URL")
-                .unwrap_or_else(|| DEFAULT_DATABASE_URL.to_owned()),
+            database_url: database_url(),
             leptos_options,
             public_url,
             allowed_origins,
@@ -522,6 +525,12 @@ fn quota(name: &'static str, default: NonZeroU32) -> Result<NonZeroU32, ConfigEr
             reason: format!("`{value}` is not a whole number above zero"),
         }),
     }
+}
+
+/// `DATABASE_URL`, or the zero-setup SQLite file: what the server and its administration
+/// commands (`server keys …`) open.
+pub fn database_url() -> String {
+    optional("DATABASE_URL").unwrap_or_else(|| DEFAULT_DATABASE_URL.to_owned())
 }
 
 fn optional(name: &str) -> Option<String> {

@@ -5,6 +5,7 @@
 //! the same application on port 0 against a fresh database.
 //!
 //! # Layout
+//! - [`admin`]: the administration commands (`server keys …`).
 //! - [`config`]: every setting, read once from the environment.
 //! - [`deploy_check`]: the start-up check of the configuration (production refuses to start
 //!   when it is unsafe).
@@ -22,6 +23,7 @@
 //! - [`realtime`]: implementations of `app::realtime::Realtime` (in-process fan-out, Redis),
 //!   and the rate limits shared through Redis.
 
+pub mod admin;
 pub mod config;
 pub mod deploy_check;
 pub mod files;

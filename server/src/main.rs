@@ -7,7 +7,8 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use server::{
-    config::Config,
+    admin::{self, KeysCommand},
+    config::{self, Config},
     deploy_check::{self, Severity},
     startup::Application,
     telemetry::{self, LogFormat},
@@ -38,6 +39,12 @@ enum Command {
     /// and exit: 0 when the server would start, 1 when it would refuse (production mode
     /// with an unsafe setting) or a setting can't be read.
     Check,
+    /// Manage the API keys of the server API (`/api/v1`): create, list, revoke. Uses the
+    /// server's DATABASE_URL; a running server honours the change at once.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
 }
 
 fn main() -> ExitCode {
@@ -54,6 +61,39 @@ fn main() -> ExitCode {
             }
         },
         Command::Check => check(),
+        Command::Keys { command } => {
+            administer(|db| async move { admin::keys(&db, command, &mut std::io::stdout()).await })
+        }
+    }
+}
+
+/// Runs an administration command against the server's database: 0 when it worked, 1 with
+/// the error on standard error otherwise.
+fn administer<F, Fut>(command: F) -> ExitCode
+where
+    F: FnOnce(sea_orm::DatabaseConnection) -> Fut,
+    Fut: Future<Output = anyhow::Result<()>>,
+{
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("Error: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let outcome = runtime.block_on(async {
+        let db = server::startup::open_database(&config::database_url()).await?;
+        command(db).await
+    });
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("Error: {error:#}");
+            ExitCode::FAILURE
+        }
     }
 }
 

@@ -34,8 +34,8 @@ use crate::{
     deploy_check::{self, Severity},
     files::{self, FileService},
     http::{
-        api_body, api_status, assets, compression, headers, health, host, origin, pages, panics,
-        transport,
+        api_body, api_status, api_v1, assets, compression, headers, health, host, origin, pages,
+        panics, transport,
     },
     listener::ConnectionGuard,
     metrics::{self, MetricsEndpoint},
@@ -93,10 +93,7 @@ impl Application {
         // (the Redis TLS connection) uses the process default, chosen here: ring, which the
         // server's own TLS uses too. Already chosen (a second app in one test process) is fine.
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let db = connect(&config.database_url, |_| {}).await?;
-        Migrator::up(&db, None)
-            .await
-            .context("failed to bring the database schema up to date")?;
+        let db = open_database(&config.database_url).await?;
 
         // Several instances share live events (and the per-user message limit) through
         // Redis; one needs nothing but itself.
@@ -349,6 +346,19 @@ fn local_port(listener: &TcpListener) -> u16 {
     listener.local_addr().map_or(443, |addr| addr.port())
 }
 
+/// Connects to the database at `url` and brings its schema up to date: what the server does
+/// first, and what its administration commands (`server keys …`) do too.
+///
+/// # Errors
+/// The database is unreachable, or a migration fails.
+pub async fn open_database(url: &str) -> anyhow::Result<DatabaseConnection> {
+    let db = connect(url, |_| {}).await?;
+    Migrator::up(&db, None)
+        .await
+        .context("failed to bring the database schema up to date")?;
+    Ok(db)
+}
+
 /// Opens a connection pool, with `tune` applied to its options. SQLite gets a small pool: one
 /// writer at a time is its nature, and more connections would only queue on its lock.
 async fn connect(
@@ -406,7 +416,8 @@ fn page_policy(config: &Config) -> PagePolicy {
 /// The whole HTTP surface. Requests pass the layers from the bottom of this list up: tracing,
 /// the host allow-list, HTTPS (HSTS, redirects), security headers, the panic catcher, the
 /// cross-origin guard, the server-function body gate, the session, the page redirects, then
-/// the route.
+/// the route. The server API (`/api/v1`) joins below the cross-origin guard: it passes the
+/// layers above it, none below.
 fn router(
     config: &Config,
     state: AppState,
@@ -459,6 +470,7 @@ fn router(
         // Only the routes above: pages and server functions.
         .layer(compression::layer())
         .route("/ws", get(ws::upgrade).layer(Extension(config.heartbeat)))
+        .route("/conversations/{id}", get(pages::open_conversation))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .merge(metrics_route)
@@ -470,6 +482,9 @@ fn router(
             origin_policy,
             origin::cross_origin_guard,
         ))
+        // The server API: no session, no cross-origin guard (a key, not a cookie, is what
+        // authenticates it), its own body limit and errors.
+        .merge(api_v1::router(config.public_url.clone()))
         // Added after the session layer: a file of the bundle needs no session (which would
         // otherwise be loaded and saved for each one).
         .nest_service(&format!("/{}", options.site_pkg_dir), pkg)

@@ -29,6 +29,16 @@ pub use password::{hash_password, is_common, verify_password};
 /// The session type server functions and axum handlers extract.
 pub type AuthSession = axum_login::AuthSession<Backend>;
 
+/// The password hash of an account that has no password: those linked to a marketplace,
+/// which sign in through it (`crate::integration::identities`). No argon2 hash is ever `!`,
+/// so no password matches it.
+pub const NO_PASSWORD: &str = "!";
+
+/// The username of the account the marketplace's notices are written by
+/// (`crate::integration::identities::marketplace`). `~` is in no username a person can choose,
+/// so nobody can register it, sign in as it or open a conversation with it.
+pub const MARKETPLACE_USERNAME: &str = "~marketplace";
+
 /// Longest search query, in characters.
 const SEARCH_MAX_CHARS: usize = 64;
 /// Most users one search returns.
@@ -134,11 +144,14 @@ impl AuthnBackend for Backend {
     type Credentials = Credentials;
     type Error = AccountsError;
 
-    /// Checks a username and password. An unknown username costs the same argon2 work as a
-    /// wrong password, so response times don't reveal which accounts exist.
+    /// Checks a username and password. An unknown username, or an account without a password
+    /// ([`NO_PASSWORD`]), costs the same argon2 work as a wrong password, so response times
+    /// don't reveal which accounts exist.
     async fn authenticate(&self, creds: Credentials) -> Result<Option<User>, AccountsError> {
         let row = match Username::parse(&creds.username) {
-            Ok(username) => find_by_username(&self.db, &username).await?,
+            Ok(username) => find_by_username(&self.db, &username)
+                .await?
+                .filter(|row| row.password_hash != NO_PASSWORD),
             Err(_) => None,
         };
         let stored_hash = row.as_ref().map(|r| r.password_hash.clone());
@@ -147,10 +160,7 @@ impl AuthnBackend for Backend {
     }
 
     async fn get_user(&self, id: &i64) -> Result<Option<User>, AccountsError> {
-        Ok(users::Entity::find_by_id(*id)
-            .one(&self.db)
-            .await?
-            .map(User::from))
+        Ok(find(&self.db, UserId(*id)).await?)
     }
 }
 
@@ -290,7 +300,8 @@ pub async fn change_password(
         "new_password",
         "new_password_confirm",
     );
-    if !verify_password(current, Some(user.password_hash.clone())).await? {
+    let stored = Some(user.password_hash.clone()).filter(|hash| hash != NO_PASSWORD);
+    if !verify_password(current, stored).await? {
         errors.insert(
             0,
             FieldError::new("current_password", "Your current password is not this one."),
@@ -355,6 +366,14 @@ fn username_taken() -> AccountsError {
     )])
 }
 
+/// The account with this id, if any.
+pub async fn find(db: &impl ConnectionTrait, user: UserId) -> Result<Option<User>, DbErr> {
+    Ok(users::Entity::find_by_id(user.0)
+        .one(db)
+        .await?
+        .map(User::from))
+}
+
 /// The account with this username, if any.
 pub async fn find_by_username(
     db: &impl ConnectionTrait,
@@ -406,6 +425,7 @@ pub async fn search(
                 ),
         )
         .filter(users::Column::Id.ne(searcher.0))
+        .filter(users::Column::Username.ne(MARKETPLACE_USERNAME))
         .order_by_asc(users::Column::Username)
         .limit(SEARCH_LIMIT)
         .all(db)

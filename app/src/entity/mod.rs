@@ -1,14 +1,16 @@
 //! sea-orm entities, one per table created by the `migrations` crate.
 //!
 //! They are the domain modules' private view of the database: nothing outside `accounts`,
-//! `attachments`, `conversations`, `messages` and the session store reads them, and no entity is ever sent to
+//! `attachments`, `conversations`, `integration`, `messages` and the session store reads them, and no entity is ever sent to
 //! a client (the explicit views in [`crate::model`] are).
 
+pub mod api_keys;
 pub mod attachments;
 pub mod conversations;
 pub mod messages;
 pub mod participants;
 pub mod sessions;
+pub mod sso_tokens;
 pub mod users;
 
 use sea_orm::{DbErr, SqliteTransactionMode, TransactionOptions, TransactionTrait};

@@ -19,6 +19,13 @@ pub struct Model {
     pub last_seen_at: Option<DateTimeUtc>,
     /// Whether the user shares read receipts (and so sees other people's).
     pub read_receipts: bool,
+    /// The marketplace's id for this person; `None` for Parley's own accounts.
+    #[sea_orm(unique)]
+    pub external_id: Option<String>,
+    /// As the marketplace last gave it.
+    pub email: Option<String>,
+    /// `seller` or `customer`, as the marketplace last gave it.
+    pub role: Option<String>,
 }
 
 /// Written by hand so that the password hash can never end up in a log line.
@@ -28,6 +35,7 @@ impl std::fmt::Debug for Model {
             .field("id", &self.id)
             .field("username", &self.username)
             .field("display_name", &self.display_name)
+            .field("external_id", &self.external_id)
             .field("password_hash", &"[redacted]")
             .finish()
     }

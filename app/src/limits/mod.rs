@@ -22,6 +22,7 @@
 //!
 //! Messages are limited per user, across all of their connections; with Redis, across every
 //! instance too ([`SharedLimiter`]), so opening more sockets never multiplies the budget.
+//! Server API requests are limited per API key, the same way.
 //!
 //! Two parts live in files of their own: [`typing`], which typing signals are relayed, and
 //! [`forgettable`], the keyed limiter a correct sign-in resets.
@@ -67,6 +68,8 @@ pub struct Limits {
     /// Delivery and read receipts per minute per WebSocket connection (the browser sends at
     /// most one per message received and one per message scrolled into view).
     pub receipts_per_minute: NonZeroU32,
+    /// Server API requests per minute per API key.
+    pub api_requests_per_minute: NonZeroU32,
 }
 
 impl Default for Limits {
@@ -78,6 +81,7 @@ impl Default for Limits {
             typing_per_minute: NonZeroU32::MIN.saturating_add(59),
             uploads_per_minute: NonZeroU32::MIN.saturating_add(59),
             receipts_per_minute: NonZeroU32::MIN.saturating_add(599),
+            api_requests_per_minute: NonZeroU32::MIN.saturating_add(5999),
         }
     }
 }
@@ -126,6 +130,8 @@ pub struct RateLimits {
     /// Messages per user on this instance: the limit itself without Redis, the fallback while
     /// Redis can't be asked.
     messages_by_user: DefaultKeyedRateLimiter<UserId>,
+    /// Server API requests per key on this instance (as `messages_by_user`).
+    api_by_key: DefaultKeyedRateLimiter<i64>,
     shared: Option<Arc<dyn SharedLimiter>>,
     /// When the shared limiter last failed: for [`SHARED_RETRY_AFTER`] after that, this
     /// instance counts alone rather than make every message wait for a store that is down.
@@ -168,6 +174,7 @@ impl RateLimits {
             )),
             uploads_by_user: RateLimiter::keyed(Quota::per_minute(limits.uploads_per_minute)),
             messages_by_user: RateLimiter::keyed(Quota::per_minute(limits.messages_per_minute)),
+            api_by_key: RateLimiter::keyed(Quota::per_minute(limits.api_requests_per_minute)),
             shared: None,
             shared_failed_at: Mutex::new(None),
             typing: TypingRelay::default(),
@@ -241,27 +248,48 @@ impl RateLimits {
     /// # Errors
     /// The time until the user's next message is allowed.
     pub async fn message(&self, user: UserId) -> Result<(), Duration> {
-        if let Some(shared) = self.shared.as_ref().filter(|_| self.shared_usable()) {
-            let quota = Quota::per_minute(self.limits.messages_per_minute);
-            match shared.check(&format!("messages:{user}"), quota).await {
-                Ok(verdict) => {
-                    if self.lock_shared_failed().take().is_some() {
-                        tracing::info!("the shared message limit answers again");
-                    }
-                    return verdict;
-                }
-                Err(error) => {
-                    if self.lock_shared_failed().replace(Instant::now()).is_none() {
-                        tracing::warn!(
-                            %error,
-                            "the shared message limit can't be asked; each instance counts \
-                             on its own meanwhile"
-                        );
-                    }
-                }
-            }
+        let quota = Quota::per_minute(self.limits.messages_per_minute);
+        if let Some(verdict) = self.check_shared(&format!("messages:{user}"), quota).await {
+            return verdict;
         }
         check(self.messages_by_user.check_key(&user))
+    }
+
+    /// Counts a server API request made with the API key `key_id`, on any instance.
+    ///
+    /// # Errors
+    /// [`AppError::RateLimited`] if the key is over its quota.
+    pub async fn api_request(&self, key_id: i64) -> Result<(), AppError> {
+        let quota = Quota::per_minute(self.limits.api_requests_per_minute);
+        let verdict = match self.check_shared(&format!("api:{key_id}"), quota).await {
+            Some(verdict) => verdict,
+            None => check(self.api_by_key.check_key(&key_id)),
+        };
+        verdict.map_err(rate_limited)
+    }
+
+    /// Asks the shared limiter, if there is one and it answers: `None` means "count on this
+    /// instance" (no Redis, or Redis failing, which is logged once until it answers again).
+    async fn check_shared(&self, key: &str, quota: Quota) -> Option<Result<(), Duration>> {
+        let shared = self.shared.as_ref().filter(|_| self.shared_usable())?;
+        match shared.check(key, quota).await {
+            Ok(verdict) => {
+                if self.lock_shared_failed().take().is_some() {
+                    tracing::info!("the shared rate limits answer again");
+                }
+                Some(verdict)
+            }
+            Err(error) => {
+                if self.lock_shared_failed().replace(Instant::now()).is_none() {
+                    tracing::warn!(
+                        %error,
+                        "the shared rate limits can't be asked; each instance counts on its \
+                         own meanwhile"
+                    );
+                }
+                None
+            }
+        }
     }
 
     /// Whether to ask the shared limiter: yes, unless it failed moments ago.
@@ -333,6 +361,7 @@ impl RateLimits {
         self.registrations_by_address.retain_recent();
         self.uploads_by_user.retain_recent();
         self.messages_by_user.retain_recent();
+        self.api_by_key.retain_recent();
         self.typing.forget_idle(Instant::now());
     }
 }
@@ -429,6 +458,7 @@ mod tests {
             typing_per_minute: n,
             uploads_per_minute: n,
             receipts_per_minute: n,
+            api_requests_per_minute: n,
         }
     }
 
@@ -538,6 +568,21 @@ mod tests {
         assert!(
             connection.typing().is_ok(),
             "typing has a budget of its own"
+        );
+    }
+
+    #[tokio::test]
+    async fn api_requests_are_limited_per_key() {
+        let limits = RateLimits::new(limits(2));
+        assert!(limits.api_request(1).await.is_ok());
+        assert!(limits.api_request(1).await.is_ok());
+        assert!(matches!(
+            limits.api_request(1).await,
+            Err(AppError::RateLimited { retry_after_secs }) if retry_after_secs >= 1
+        ));
+        assert!(
+            limits.api_request(2).await.is_ok(),
+            "another key, another budget"
         );
     }
 

@@ -39,7 +39,7 @@ use super::{Content, MessagesError, Sent, already_sent, send, view};
 use crate::{
     conversations,
     entity::{conversations as conversation_rows, messages, participants},
-    model::{ClientMsgId, ConversationId, MessageView, UserView},
+    model::{ClientMsgId, ConversationId, MessageKind, MessageView, UserView},
 };
 
 /// The most messages in one transaction: enough to share each commit among many, and small
@@ -281,6 +281,7 @@ fn stored(job: &Job, id: i64, seq: i64, created_at: DateTime<Utc>) -> MessageVie
         client_msg_id: job.client_msg_id.as_str().to_owned(),
         body: job.content.body.as_str().to_owned(),
         created_at,
+        kind: MessageKind::User.as_str().to_owned(),
     };
     view(row, job.sender.clone(), Vec::new())
 }
@@ -391,6 +392,8 @@ mod postgres {
                     client_msg_id: job.client_msg_id.as_str().to_owned(),
                     body: row.try_get("", "body")?,
                     created_at,
+                    // The writer stores people's messages only.
+                    kind: MessageKind::User.as_str().to_owned(),
                 })
             };
         }

@@ -31,6 +31,43 @@ pub struct MessageView {
     /// Files sent with the message, in the order they were attached.
     #[serde(default)]
     pub attachments: Vec<AttachmentView>,
+    /// A person's message, or a notice from the marketplace (left out on the wire for the
+    /// first, by far the most common).
+    #[serde(default, skip_serializing_if = "MessageKind::is_user")]
+    pub kind: MessageKind,
+}
+
+/// Who a message is from: one of the two people, or the marketplace itself (an order update,
+/// sent through the server API), which is shown as a notice rather than as someone's bubble.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MessageKind {
+    #[default]
+    User,
+    System,
+}
+
+impl MessageKind {
+    pub fn is_user(&self) -> bool {
+        *self == Self::User
+    }
+
+    /// As stored.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::User => "user",
+            Self::System => "system",
+        }
+    }
+
+    /// From the stored text; anything unknown is a person's message.
+    pub fn from_stored(stored: &str) -> Self {
+        if stored == "system" {
+            Self::System
+        } else {
+            Self::User
+        }
+    }
 }
 
 /// A file attached to a message, as both participants see it.

@@ -5,6 +5,7 @@
 //! - [`api_body`]: bounds server-function bodies and refuses unknown fields.
 //! - [`origin`]: refuses state-changing requests and WebSocket upgrades from other sites.
 //! - [`pages`]: sends signed-out visitors of the chat pages to the log-in page and back.
+//! - [`api_v1`]: the server API a marketplace's backend calls, with its OpenAPI document.
 //! - [`api_status`]: gives server-function errors their proper HTTP status.
 //! - [`panics`]: a handler that panics answers 500 and is logged, not cut off mid-answer.
 //! - [`headers`]: security headers on every response.
@@ -14,6 +15,7 @@
 
 pub mod api_body;
 pub mod api_status;
+pub mod api_v1;
 pub mod assets;
 pub mod compression;
 pub mod headers;

@@ -4,18 +4,26 @@
 //! - a signed-out visitor of `/chat…` or `/settings` goes to `/login?next=<where they were going>`, so the
 //!   marketplace's "Contact seller" link (`/chat/@seller`) lands in the conversation after
 //!   signing in;
-//! - a signed-in visitor of `/login` or `/register` goes on to the chat.
+//! - a signed-in visitor of `/login` or `/register` goes on to the chat;
+//! - `/conversations/{id}`, the link the server API gives for a conversation, opens it for
+//!   whichever of its two people follows it ([`open_conversation`]).
 //!
 //! Doing this here, as real HTTP redirects, means no page ever renders for the wrong state.
 
 use axum::{
-    extract::Request,
-    http::Method,
+    extract::{Path, Request, State},
+    http::{Method, StatusCode},
     middleware::Next,
     response::{IntoResponse, Redirect, Response},
 };
 
-use app::{accounts::AuthSession, model::is_safe_next};
+use app::{
+    accounts::{self, AuthSession},
+    conversations::{self, ConversationsError},
+    error::AppError,
+    model::{ConversationId, is_safe_next},
+    state::AppState,
+};
 
 /// The middleware.
 pub async fn page_guard(auth: AuthSession, request: Request, next: Next) -> Response {
@@ -29,7 +37,10 @@ pub async fn page_guard(auth: AuthSession, request: Request, next: Next) -> Resp
         "/" => Some("/login".to_owned()),
         "/login" | "/register" if signed_in => Some(next_from_query(request.uri().query())),
         _ if !signed_in
-            && (path == "/chat" || path.starts_with("/chat/") || path == "/settings") =>
+            && (path == "/chat"
+                || path.starts_with("/chat/")
+                || path == "/settings"
+                || path.starts_with("/conversations/")) =>
         {
             let wanted = request
                 .uri()
@@ -42,6 +53,32 @@ pub async fn page_guard(auth: AuthSession, request: Request, next: Next) -> Resp
     match target {
         Some(target) => Redirect::to(&target).into_response(),
         None => next.run(request).await,
+    }
+}
+
+/// `GET /conversations/{id}`: to the conversation's page (`/chat/@<the other person>`) for one
+/// of its two people; anyone else, and an id that is no conversation, gets the same 404. A
+/// signed-out visitor has already been sent to sign in by [`page_guard`], and comes back here.
+pub async fn open_conversation(
+    auth: AuthSession,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Response {
+    let not_found = || (StatusCode::NOT_FOUND, "There is no such conversation.").into_response();
+    let (Some(me), Ok(id)) = (auth.user, id.parse::<i64>()) else {
+        return not_found();
+    };
+    let other = match conversations::other_participant(&state.db, me.id, ConversationId(id)).await {
+        Ok(other) => other,
+        Err(ConversationsError::Database(error)) => {
+            return AppError::internal(&error).into_response();
+        }
+        Err(_) => return not_found(),
+    };
+    match accounts::find(&state.db, other).await {
+        Ok(Some(other)) => Redirect::to(&format!("/chat/@{}", other.username)).into_response(),
+        Ok(None) => not_found(),
+        Err(error) => AppError::internal(&error).into_response(),
     }
 }
 

@@ -27,6 +27,7 @@ async fn limited_app(db: TestDb, n: u32) -> TestApp {
         typing_per_minute: n,
         uploads_per_minute: n,
         receipts_per_minute: n,
+        api_requests_per_minute: n,
     };
     config.trusted_proxies = vec!["127.0.0.1".parse().unwrap()];
     TestApp::start(config, scratch, db).await

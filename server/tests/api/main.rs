@@ -51,3 +51,4 @@ mod pages;
 mod passwords;
 mod presence;
 mod receipts;
+mod server_api;

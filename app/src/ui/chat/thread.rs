@@ -8,7 +8,7 @@
 
 use chrono::{DateTime, Utc};
 
-use crate::model::{AttachmentView, ConversationId, MessageView, UserView};
+use crate::model::{AttachmentView, ConversationId, MessageKind, MessageView, UserView};
 
 /// What the browser knows of one conversation's messages.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -141,6 +141,9 @@ pub enum Row {
         sender: UserView,
         /// Sent by the signed-in user.
         mine: bool,
+        /// A notice from the marketplace (an order update): shown across the log, not as
+        /// anyone's bubble.
+        notice: bool,
         body: String,
         attachments: Vec<AttachmentView>,
         created_at: DateTime<Utc>,
@@ -246,6 +249,7 @@ pub fn rows(
             m.attachments.clone(),
             m.created_at,
             Delivery::Sent,
+            m.kind == MessageKind::System,
         )
     });
     let unconfirmed = pending
@@ -266,13 +270,14 @@ pub fn rows(
                 p.attachments.clone(),
                 p.created_at,
                 state,
+                false,
             ))
         });
 
     let my_id = me.map(|m| m.id);
     let mut rows = Vec::new();
     let mut current_day: Option<String> = None;
-    for (divider, seq, sender, client_msg_id, body, attachments, created_at, state) in
+    for (divider, seq, sender, client_msg_id, body, attachments, created_at, state, notice) in
         stored.chain(unconfirmed)
     {
         let (key, label) = day_of(created_at);
@@ -290,7 +295,8 @@ pub fn rows(
             key: format!("{}:{}", sender.id, client_msg_id),
             client_msg_id,
             seq,
-            mine: Some(sender.id) == my_id,
+            mine: !notice && Some(sender.id) == my_id,
+            notice,
             sender,
             body,
             attachments,
@@ -326,12 +332,30 @@ mod tests {
             body: format!("message {seq}"),
             created_at: Utc.with_ymd_and_hms(2026, 11, day, 12, 0, 0).unwrap(),
             attachments: Vec::new(),
+            kind: crate::model::MessageKind::User,
         }
     }
 
     fn utc_day(t: DateTime<Utc>) -> (String, String) {
         let key = t.format("%Y-%m-%d").to_string();
         (key.clone(), key)
+    }
+
+    #[test]
+    fn a_notice_from_the_marketplace_is_nobodys_message() {
+        let mut thread = Thread::opening(ConversationId(1));
+        let mut notice = message(1, 1, 1, 1);
+        notice.kind = MessageKind::System;
+        thread.load_latest(vec![notice, message(1, 2, 1, 1)], false);
+        let flags: Vec<(bool, bool)> = rows(&thread, &[], Some(&user(1)), utc_day)
+            .iter()
+            .filter_map(|row| match row {
+                Row::Message { notice, mine, .. } => Some((*notice, *mine)),
+                _ => None,
+            })
+            .collect();
+        // Even when its author's id is the reader's, a notice is not "mine".
+        assert_eq!(flags, [(true, false), (false, true)]);
     }
 
     #[test]

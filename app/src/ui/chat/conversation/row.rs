@@ -34,6 +34,19 @@ pub fn RowView(row: Row) -> impl IntoView {
             .into_any()
         }
         Row::Message {
+            notice: true,
+            seq,
+            body,
+            created_at,
+            ..
+        } => view! {
+            <li class="notice" data-state="sent" data-seq=seq.map(|s| s.to_string())>
+                <p class="body">{body}</p>
+                <time datetime=time::machine(created_at)>{time::clock(created_at)}</time>
+            </li>
+        }
+        .into_any(),
+        Row::Message {
             client_msg_id,
             seq,
             sender,

@@ -436,6 +436,7 @@ mod test_support {
             body: format!("message {seq}"),
             created_at: Utc::now(),
             attachments: Vec::new(),
+            kind: crate::model::MessageKind::User,
         }
     }
 

@@ -1,0 +1,10 @@
+//! What a marketplace's backend does through Parley: calls the server API with an API key
+//! ([`api_keys`]) about the people of the marketplace, whose Parley accounts are linked to its
+//! own ([`identities`]), and retries its requests safely ([`idempotency`]).
+//!
+//! The HTTP side (routes, errors as `application/problem+json`, the OpenAPI document) is the
+//! server's `http::api_v1`; this is the domain under it, as `accounts` is under the pages.
+
+pub mod api_keys;
+pub mod idempotency;
+pub mod identities;
