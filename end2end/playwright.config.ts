@@ -12,8 +12,14 @@ const baseURL = `https://127.0.0.1:${port}`;
 const root = resolve(__dirname, "..");
 const serverBin = process.env.PARLEY_SERVER_BIN ?? join(root, "target", "debug", "server");
 const siteRoot = process.env.PARLEY_SITE_ROOT ?? join(root, "target", "site");
-const scratch = mkdtempSync(join(tmpdir(), "parley-e2e-"));
+// Made once, by the runner: its workers load this file again, and find it in the environment.
+const scratch = (process.env.PARLEY_E2E_SCRATCH ??= mkdtempSync(join(tmpdir(), "parley-e2e-")));
 const database = join(scratch, "parley.db");
+// What the specs that act as the marketplace need: the database (for `server keys create`),
+// the server binary, and the secret its sign-in tokens are signed with.
+process.env.PARLEY_E2E_DATABASE_URL = `sqlite://${database}?mode=rwc`;
+process.env.PARLEY_E2E_SERVER_BIN = serverBin;
+process.env.PARLEY_E2E_SSO_SECRET ??= "the marketplace's end-to-end signing secret, 32+ bytes";
 
 // Without the networking flags Chromium keeps trying to reach Google, which this machine's
 // closed network refuses.
@@ -67,7 +73,8 @@ export default defineConfig({
     stdout: "pipe",
     stderr: "pipe",
     env: {
-      DATABASE_URL: `sqlite://${database}?mode=rwc`,
+      DATABASE_URL: process.env.PARLEY_E2E_DATABASE_URL,
+      PARLEY_SSO_SECRET: process.env.PARLEY_E2E_SSO_SECRET,
       PARLEY_DATA_DIR: join(scratch, "data"),
       LEPTOS_SITE_ADDR: `127.0.0.1:${port}`,
       LEPTOS_SITE_ROOT: siteRoot,

@@ -14,10 +14,13 @@ use sea_orm::{
     TransactionTrait, sea_query::Expr,
 };
 
+use serde_json::json;
+
 use crate::{
     accounts::{User, find_by_username},
     entity::{conversations, messages, participants, users},
     error::AppError,
+    integration::events::{self, EventKind},
     model::{ConversationId, ConversationSummary, MessagePreview, UserId, UserView, Username},
 };
 
@@ -171,6 +174,19 @@ async fn create_pair(
         last_delivered_seq: Set(0),
     }))
     .exec(&txn)
+    .await?;
+    let people = events::people(&txn, [UserId(low), UserId(high)]).await?;
+    events::record(
+        &txn,
+        [(
+            EventKind::ConversationCreated,
+            Some(ConversationId(conversation.id)),
+            json!({
+                "conversation_id": conversation.id,
+                "participants": [people.get(&UserId(low)), people.get(&UserId(high))],
+            }),
+        )],
+    )
     .await?;
     txn.commit().await?;
     Ok(conversation)
@@ -483,6 +499,18 @@ pub async fn mark_read(
     let delivered = mine(participants::Column::LastDeliveredSeq)
         .exec(&txn)
         .await?;
+    if read.rows_affected > 0 {
+        let people = events::people(&txn, [me]).await?;
+        events::record(
+            &txn,
+            [(
+                EventKind::MessageSeen,
+                Some(id),
+                json!({"conversation_id": id.0, "user": people.get(&me), "seq": seq}),
+            )],
+        )
+        .await?;
+    }
     txn.commit().await?;
     Ok(ReadMoved {
         read: (read.rows_affected > 0).then_some(seq),

@@ -36,6 +36,10 @@ pub enum AppError {
     /// A state-changing request came from another site.
     #[error("Cross-origin request refused.")]
     CrossOrigin,
+    /// This deployment does not allow it (Parley's own accounts turned off, say); the detail
+    /// says what to do instead.
+    #[error("{0}")]
+    Forbidden(String),
     /// The request body is longer than the endpoint accepts.
     #[error("The request is too large: the limit is {limit_bytes} bytes.")]
     PayloadTooLarge { limit_bytes: u64 },
@@ -82,7 +86,7 @@ impl AppError {
     pub fn status_code(&self) -> u16 {
         match self {
             Self::Unauthorized | Self::InvalidCredentials => 401,
-            Self::CrossOrigin => 403,
+            Self::CrossOrigin | Self::Forbidden(_) => 403,
             Self::RateLimited { .. } => 429,
             Self::NotFound => 404,
             Self::Invalid(_) => 422,
@@ -144,6 +148,7 @@ enum ErrorKind {
     Invalid,
     BadRequest,
     CrossOrigin,
+    Forbidden,
     PayloadTooLarge,
     UnsupportedMediaType,
     RateLimited,
@@ -200,6 +205,7 @@ impl<'de> de::Visitor<'de> for AppErrorVisitor {
             (ErrorKind::Internal, false) => AppError::Internal,
             (ErrorKind::Invalid, true) => AppError::Invalid(map.next_value()?),
             (ErrorKind::BadRequest, true) => AppError::BadRequest(map.next_value()?),
+            (ErrorKind::Forbidden, true) => AppError::Forbidden(map.next_value()?),
             (ErrorKind::UnsupportedMediaType, true) => {
                 AppError::UnsupportedMediaType(map.next_value()?)
             }
@@ -289,6 +295,7 @@ mod tests {
             AppError::invalid("username", "taken"),
             AppError::BadRequest("missing argument".into()),
             AppError::CrossOrigin,
+            AppError::Forbidden("sign in through the marketplace".into()),
             AppError::PayloadTooLarge { limit_bytes: 1024 },
             AppError::UnsupportedMediaType("not a form".into()),
             AppError::RateLimited {
@@ -311,7 +318,7 @@ mod tests {
         }
     }
 
-    const ERROR_KINDS: usize = 11;
+    const ERROR_KINDS: usize = 12;
 
     /// Numbers the kinds of error. Without a wildcard, so a new kind does not compile until it
     /// is numbered here (and `ERROR_KINDS` and the list above have it).
@@ -328,6 +335,7 @@ mod tests {
             AppError::RateLimited { .. } => 8,
             AppError::Internal => 9,
             AppError::Transport(_) => 10,
+            AppError::Forbidden(_) => 11,
         }
     }
 

@@ -22,7 +22,7 @@ use crate::{
     conversations::{self, ConversationsError, involving},
     entity::{conversations as conversation_rows, messages, participants, users},
     error::AppError,
-    integration::identities,
+    integration::{events, identities},
     model::{
         AttachmentId, AttachmentView, ClientMsgId, ConversationId, HISTORY_PAGE_SIZE, HistoryPage,
         MessageBody, MessageId, MessageKind, MessageView, UserId, UserView,
@@ -277,18 +277,33 @@ async fn insert(
         .filter(conversation_rows::Column::Id.eq(conversation_id.0))
         .exec(&txn)
         .await?;
+    let stored = view(row, sender.clone(), files);
+    events::messages_created(
+        &txn,
+        &[(
+            stored.clone(),
+            [
+                UserId(conversation.user_low_id),
+                UserId(conversation.user_high_id),
+            ],
+        )],
+    )
+    .await?;
     // Writing a message means having received and read everything before it.
     if kind == MessageKind::User {
         participants::Entity::update_many()
-            .col_expr(participants::Column::LastReadSeq, Expr::value(row.seq))
-            .col_expr(participants::Column::LastDeliveredSeq, Expr::value(row.seq))
+            .col_expr(participants::Column::LastReadSeq, Expr::value(stored.seq))
+            .col_expr(
+                participants::Column::LastDeliveredSeq,
+                Expr::value(stored.seq),
+            )
             .filter(participants::Column::ConversationId.eq(conversation_id.0))
             .filter(participants::Column::UserId.eq(sender.id.0))
             .exec(&txn)
             .await?;
     }
     txn.commit().await?;
-    Ok(view(row, sender.clone(), files))
+    Ok(stored)
 }
 
 fn view(row: messages::Model, sender: UserView, attachments: Vec<AttachmentView>) -> MessageView {

@@ -36,9 +36,30 @@ pub struct AppState {
     pub proxies: TrustedProxies,
     /// What may be uploaded (the browser checks it before uploading; the server enforces it).
     pub upload_rules: Arc<UploadRules>,
+    /// Whether Parley's own registration and password sign-in are on (`PARLEY_LOCAL_ACCOUNTS`);
+    /// off, people arrive only through the marketplace's sign-in (`/sso`).
+    pub local_accounts: bool,
 }
 
+/// What a person is told when Parley's own accounts are off.
+pub const ACCOUNTS_ARE_THE_MARKETPLACES: &str =
+    "Accounts come from the marketplace here: open the chat from the marketplace's site.";
+
 impl AppState {
+    /// `Ok` when Parley's own registration and sign-in are on.
+    ///
+    /// # Errors
+    /// [`AppError::Forbidden`] saying where to sign in instead.
+    pub fn local_accounts_allowed(&self) -> Result<(), AppError> {
+        if self.local_accounts {
+            Ok(())
+        } else {
+            Err(AppError::Forbidden(
+                ACCOUNTS_ARE_THE_MARKETPLACES.to_owned(),
+            ))
+        }
+    }
+
     /// The state, inside a server function.
     ///
     /// # Errors

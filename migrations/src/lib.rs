@@ -15,6 +15,7 @@ mod m20261125_000005_receipts;
 mod m20261129_000006_lighter_message_writes;
 mod m20261203_000007_attachments_by_uploader;
 mod m20261204_000008_integration;
+mod m20261204_000009_events;
 
 /// Every migration Parley has, oldest first.
 pub struct Migrator;
@@ -31,6 +32,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261129_000006_lighter_message_writes::Migration),
             Box::new(m20261203_000007_attachments_by_uploader::Migration),
             Box::new(m20261204_000008_integration::Migration),
+            Box::new(m20261204_000009_events::Migration),
         ]
     }
 }

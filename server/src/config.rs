@@ -15,6 +15,7 @@ use std::{
 };
 
 use app::{
+    integration::sso::{self, SsoKeys},
     limits::Limits,
     uploads::{FileKind, UploadRules},
 };
@@ -98,6 +99,15 @@ pub struct Config {
     /// three times as often), and so how soon the users of a crashed instance go offline. Not
     /// read from the environment; tests shorten it.
     pub presence_ttl: std::time::Duration,
+    /// The keys the marketplace's sign-in tokens are checked against: the Ed25519 public keys
+    /// in `PARLEY_SSO_PUBLIC_KEY_FILE` and `PARLEY_SSO_PUBLIC_KEY_PREVIOUS_FILE`, the secrets
+    /// `PARLEY_SSO_SECRET` and `PARLEY_SSO_SECRET_PREVIOUS`, and the issuer tokens must name
+    /// (`PARLEY_SSO_ISSUER`, optional). Without any key, `/sso` is off.
+    pub sso: SsoKeys,
+    /// `PARLEY_LOCAL_ACCOUNTS` (default true): Parley's own registration and password sign-in.
+    /// A marketplace that wants its accounts only turns it off; people then arrive through
+    /// `/sso`.
+    pub local_accounts: bool,
 }
 
 /// WebSockets one user keeps on one instance when `PARLEY_SOCKETS_PER_USER` is not set: far
@@ -358,6 +368,11 @@ impl Config {
                 DEFAULT_HEADER_TIMEOUT_SECS,
             )?),
             presence_ttl: crate::realtime::redis::DEFAULT_PRESENCE_TTL,
+            sso: sso_keys()?,
+            local_accounts: match optional("PARLEY_LOCAL_ACCOUNTS") {
+                None => true,
+                Some(_) => flag("PARLEY_LOCAL_ACCOUNTS")?,
+            },
         })
     }
 
@@ -391,6 +406,8 @@ impl Config {
             connections_per_address: DEFAULT_CONNECTIONS_PER_ADDRESS,
             header_timeout: std::time::Duration::from_secs(DEFAULT_HEADER_TIMEOUT_SECS),
             presence_ttl: crate::realtime::redis::DEFAULT_PRESENCE_TTL,
+            sso: SsoKeys::default(),
+            local_accounts: true,
         }
     }
 
@@ -459,6 +476,8 @@ impl std::fmt::Debug for Config {
             .field("sockets_per_user", &self.sockets_per_user)
             .field("connections_per_address", &self.connections_per_address)
             .field("header_timeout", &self.header_timeout)
+            .field("sso", &self.sso)
+            .field("local_accounts", &self.local_accounts)
             .finish()
     }
 }
@@ -525,6 +544,50 @@ fn quota(name: &'static str, default: NonZeroU32) -> Result<NonZeroU32, ConfigEr
             reason: format!("`{value}` is not a whole number above zero"),
         }),
     }
+}
+
+/// The sign-in keys the environment names (see [`Config::sso`]), current first.
+fn sso_keys() -> Result<SsoKeys, ConfigError> {
+    let mut public_keys = Vec::new();
+    for name in [
+        "PARLEY_SSO_PUBLIC_KEY_FILE",
+        "PARLEY_SSO_PUBLIC_KEY_PREVIOUS_FILE",
+    ] {
+        if let Some(path) = optional(name) {
+            let pem = std::fs::read(&path).map_err(|error| ConfigError::Invalid {
+                name,
+                reason: format!("cannot read `{path}`: {error}"),
+            })?;
+            SsoKeys::new(std::slice::from_ref(&pem), &[], None).map_err(|error| {
+                ConfigError::Invalid {
+                    name,
+                    reason: error.to_string(),
+                }
+            })?;
+            public_keys.push(pem);
+        }
+    }
+    let mut secrets = Vec::new();
+    for name in ["PARLEY_SSO_SECRET", "PARLEY_SSO_SECRET_PREVIOUS"] {
+        if let Some(secret) = optional(name) {
+            if secret.len() < sso::SECRET_MIN_BYTES {
+                return Err(ConfigError::Invalid {
+                    name,
+                    reason: format!(
+                        "a shared secret is at least {} bytes",
+                        sso::SECRET_MIN_BYTES
+                    ),
+                });
+            }
+            secrets.push(secret);
+        }
+    }
+    SsoKeys::new(&public_keys, &secrets, optional("PARLEY_SSO_ISSUER")).map_err(|error| {
+        ConfigError::Invalid {
+            name: "PARLEY_SSO_*",
+            reason: error.to_string(),
+        }
+    })
 }
 
 /// `DATABASE_URL`, or the zero-setup SQLite file: what the server and its administration

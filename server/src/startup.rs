@@ -35,7 +35,7 @@ use crate::{
     files::{self, FileService},
     http::{
         api_body, api_status, api_v1, assets, compression, headers, health, host, origin, pages,
-        panics, transport,
+        panics, sso, transport,
     },
     listener::ConnectionGuard,
     metrics::{self, MetricsEndpoint},
@@ -126,6 +126,7 @@ impl Application {
             limits: Arc::new(limits),
             proxies: TrustedProxies::new(config.trusted_proxies.clone()),
             upload_rules: Arc::new(config.files.rules.clone()),
+            local_accounts: config.local_accounts,
         };
         let limits = state.limits.clone();
         let files = FileService::new(&config.files).context("failed to open file storage")?;
@@ -205,6 +206,7 @@ impl Application {
                 limits.forget_idle();
             }
         });
+        let events_sweeper = tokio::spawn(forget_old_events(self.db.clone()));
         let cleaner = files::spawn_clean_up(
             self.db.clone(),
             self.files.storage().clone(),
@@ -259,6 +261,7 @@ impl Application {
             redirect.abort();
         }
         sweeper.abort();
+        events_sweeper.abort();
         forgetter.abort();
         cleaner.abort();
         reaper.abort();
@@ -266,6 +269,20 @@ impl Application {
         // `recv` answers `None` once every connection has sent its Close frame.
         let _ = tokio::time::timeout(SOCKETS_CLOSE_WITHIN, all_done.recv()).await;
         Ok(())
+    }
+}
+
+/// Forgets the events older than the log keeps (`app::integration::events::KEPT_FOR_DAYS`),
+/// every [`SESSION_SWEEP_EVERY`], for as long as the server runs.
+async fn forget_old_events(db: DatabaseConnection) {
+    let mut ticks = tokio::time::interval(SESSION_SWEEP_EVERY);
+    loop {
+        ticks.tick().await;
+        match app::integration::events::forget_old(&db).await {
+            Ok(0) => {}
+            Ok(forgotten) => tracing::info!(forgotten, "forgot old events"),
+            Err(error) => tracing::warn!(%error, "could not forget old events"),
+        }
     }
 }
 
@@ -471,11 +488,22 @@ fn router(
         .layer(compression::layer())
         .route("/ws", get(ws::upgrade).layer(Extension(config.heartbeat)))
         .route("/conversations/{id}", get(pages::open_conversation))
+        .route(
+            sso::PATH,
+            get(sso::sign_in_link)
+                .post(sso::sign_in_form)
+                .layer(Extension(Arc::new(config.sso.clone()))),
+        )
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .merge(metrics_route)
         .merge(files::router(files))
-        .layer(middleware::from_fn(pages::page_guard))
+        .layer(middleware::from_fn_with_state(
+            pages::PageRules {
+                local_accounts: config.local_accounts,
+            },
+            pages::page_guard,
+        ))
         .layer(auth_layer)
         .layer(middleware::from_fn(api_body::check_api_body))
         .layer(middleware::from_fn_with_state(

@@ -164,6 +164,30 @@ impl AuthnBackend for Backend {
     }
 }
 
+/// Signs `user` in on a fresh session id. Whoever was signed in on this browser before is
+/// signed out first, so a session is never carried over from one account to another.
+///
+/// axum-login changes the id only when the session had nobody signed in, and its logout
+/// keeps that memory for the rest of the request; so the id is changed here explicitly,
+/// every time (session fixation).
+///
+/// # Errors
+/// The session store failed.
+pub async fn start_session(auth: &mut AuthSession, user: &User) -> Result<(), AppError> {
+    if auth.user.is_some() {
+        auth.logout()
+            .await
+            .map_err(|error| AppError::internal(&error))?;
+    }
+    auth.session
+        .cycle_id()
+        .await
+        .map_err(|error| AppError::internal(&error))?;
+    auth.login(user)
+        .await
+        .map_err(|error| AppError::internal(&error))
+}
+
 /// The fields of the registration form, as typed.
 pub struct Registration {
     pub username: String,

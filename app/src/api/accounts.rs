@@ -19,6 +19,7 @@ pub async fn register(
     use crate::{accounts, state::AppState};
 
     let state = AppState::current()?;
+    state.local_accounts_allowed()?;
     state
         .limits
         .register(super::ssr::client_address(&state).await?)?;
@@ -33,7 +34,7 @@ pub async fn register(
         },
     )
     .await?;
-    ssr::start_session(&mut auth, &user).await?;
+    crate::accounts::start_session(&mut auth, &user).await?;
     Ok(user.view())
 }
 
@@ -46,6 +47,7 @@ pub async fn login(username: String, password: String) -> Result<UserView, AppEr
     use crate::{accounts::Credentials, state::AppState};
 
     let state = AppState::current()?;
+    state.local_accounts_allowed()?;
     let address = super::ssr::client_address(&state).await?;
     // Waits a little when the username is being tried from many places at once.
     state.limits.login(address, &username).await?;
@@ -59,7 +61,7 @@ pub async fn login(username: String, password: String) -> Result<UserView, AppEr
         .map_err(|error| AppError::internal(&error))?
         .ok_or(AppError::InvalidCredentials)?;
     state.limits.login_succeeded(address, &username);
-    ssr::start_session(&mut auth, &user).await?;
+    crate::accounts::start_session(&mut auth, &user).await?;
     Ok(user.view())
 }
 
@@ -159,12 +161,7 @@ pub async fn search_users(query: String) -> Result<Vec<UserView>, AppError> {
 
 #[cfg(feature = "ssr")]
 mod ssr {
-    use crate::{
-        accounts::{AuthSession, User},
-        error::AppError,
-        realtime::EndedSessions,
-        state::AppState,
-    };
+    use crate::{accounts::User, realtime::EndedSessions, state::AppState};
 
     /// Closes the user's sockets opened with the ended sessions. A failure is logged, not
     /// returned: the sessions have ended regardless, and each socket also checks its session
@@ -173,26 +170,5 @@ mod ssr {
         if let Err(error) = state.realtime.end_sessions(user.id, ended).await {
             tracing::warn!(%error, "could not close the sockets of ended sessions");
         }
-    }
-
-    /// Signs `user` in on a fresh session id. Whoever was signed in on this browser before is
-    /// signed out first, so a session is never carried over from one account to another.
-    ///
-    /// axum-login changes the id only when the session had nobody signed in, and its logout
-    /// keeps that memory for the rest of the request; so the id is changed here explicitly,
-    /// every time (session fixation).
-    pub(super) async fn start_session(auth: &mut AuthSession, user: &User) -> Result<(), AppError> {
-        if auth.user.is_some() {
-            auth.logout()
-                .await
-                .map_err(|error| AppError::internal(&error))?;
-        }
-        auth.session
-            .cycle_id()
-            .await
-            .map_err(|error| AppError::internal(&error))?;
-        auth.login(user)
-            .await
-            .map_err(|error| AppError::internal(&error))
     }
 }

@@ -39,7 +39,8 @@ use super::{Content, MessagesError, Sent, already_sent, send, view};
 use crate::{
     conversations,
     entity::{conversations as conversation_rows, messages, participants},
-    model::{ClientMsgId, ConversationId, MessageKind, MessageView, UserView},
+    integration::events,
+    model::{ClientMsgId, ConversationId, MessageKind, MessageView, UserId, UserView},
 };
 
 /// The most messages in one transaction: enough to share each commit among many, and small
@@ -357,7 +358,9 @@ mod postgres {
             .iter()
             .map(|j| j.content.body.as_str().to_owned())
             .collect();
-        let rows = db
+        // The statement and the events of what it stored commit together.
+        let txn = crate::entity::begin_write(db).await?;
+        let rows = txn
             .query_all_raw(Statement::from_sql_and_values(
                 DbBackend::Postgres,
                 STORE,
@@ -397,6 +400,33 @@ mod postgres {
                 })
             };
         }
+        let stored: Vec<&MessageView> = outcomes
+            .iter()
+            .filter_map(|outcome| match outcome {
+                Outcome::Stored(message) => Some(message),
+                _ => None,
+            })
+            .collect();
+        if !stored.is_empty() {
+            let members: HashMap<i64, [UserId; 2]> = conversation_rows::Entity::find()
+                .filter(
+                    conversation_rows::Column::Id
+                        .is_in(stored.iter().map(|message| message.conversation_id.0)),
+                )
+                .all(&txn)
+                .await?
+                .into_iter()
+                .map(|c| (c.id, [UserId(c.user_low_id), UserId(c.user_high_id)]))
+                .collect();
+            let created: Vec<(MessageView, [UserId; 2])> = stored
+                .into_iter()
+                .filter_map(|message| {
+                    Some((message.clone(), *members.get(&message.conversation_id.0)?))
+                })
+                .collect();
+            events::messages_created(&txn, &created).await?;
+        }
+        txn.commit().await?;
         Ok(outcomes)
     }
 }
@@ -453,7 +483,16 @@ mod portable {
             });
         }
         if !fresh.is_empty() {
-            for ((index, _), message) in fresh.iter().zip(insert(&txn, &fresh).await?) {
+            let stored = insert(&txn, &fresh).await?;
+            let created: Vec<(MessageView, [UserId; 2])> = stored
+                .iter()
+                .filter_map(|message| {
+                    let (low, high) = members.get(&message.conversation_id.0)?;
+                    Some((message.clone(), [UserId(*low), UserId(*high)]))
+                })
+                .collect();
+            events::messages_created(&txn, &created).await?;
+            for ((index, _), message) in fresh.iter().zip(stored) {
                 outcomes[*index] = Outcome::Stored(message);
             }
         }

@@ -8,6 +8,7 @@
 //! - [`api_v1`]: the server API a marketplace's backend calls, with its OpenAPI document.
 //! - [`api_status`]: gives server-function errors their proper HTTP status.
 //! - [`panics`]: a handler that panics answers 500 and is logged, not cut off mid-answer.
+//! - [`sso`]: `/sso`, the sign-in handoff from the marketplace.
 //! - [`headers`]: security headers on every response.
 //! - [`host`]: refuses requests for a host name Parley does not serve (DNS rebinding).
 //! - [`health`]: `GET /healthz` (alive) and `GET /readyz` (able to work) for load balancers.
@@ -24,4 +25,5 @@ pub mod host;
 pub mod origin;
 pub mod pages;
 pub mod panics;
+pub mod sso;
 pub mod transport;

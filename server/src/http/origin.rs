@@ -103,13 +103,17 @@ fn header_str(headers: &HeaderMap, name: impl header::AsHeaderName) -> Option<&s
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 
-/// Whether the request needs the check: it can change state, or it opens a WebSocket.
+/// Whether the request needs the check: it can change state, or it opens a WebSocket. The
+/// marketplace's sign-in form (`POST /sso`) is posted from the marketplace's own pages: what
+/// proves it was meant is its token, signed by the marketplace and good for one use, not its
+/// origin.
 fn needs_check(request: &Request) -> bool {
     let safe = matches!(
         *request.method(),
         Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE
     );
-    !safe || request.headers().contains_key(header::UPGRADE)
+    let upgrade = request.headers().contains_key(header::UPGRADE);
+    upgrade || (!safe && request.uri().path() != super::sso::PATH)
 }
 
 /// The middleware. Refusals are `403 {"error":"cross_origin"}`.

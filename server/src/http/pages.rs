@@ -4,7 +4,8 @@
 //! - a signed-out visitor of `/chat…` or `/settings` goes to `/login?next=<where they were going>`, so the
 //!   marketplace's "Contact seller" link (`/chat/@seller`) lands in the conversation after
 //!   signing in;
-//! - a signed-in visitor of `/login` or `/register` goes on to the chat;
+//! - a signed-in visitor of `/login` or `/register` goes on to the chat, and a signed-out one
+//!   is told to come through the marketplace when Parley's own accounts are off;
 //! - `/conversations/{id}`, the link the server API gives for a conversation, opens it for
 //!   whichever of its two people follows it ([`open_conversation`]).
 //!
@@ -14,7 +15,7 @@ use axum::{
     extract::{Path, Request, State},
     http::{Method, StatusCode},
     middleware::Next,
-    response::{IntoResponse, Redirect, Response},
+    response::{Html, IntoResponse, Redirect, Response},
 };
 
 use app::{
@@ -22,16 +23,31 @@ use app::{
     conversations::{self, ConversationsError},
     error::AppError,
     model::{ConversationId, is_safe_next},
-    state::AppState,
+    state::{ACCOUNTS_ARE_THE_MARKETPLACES, AppState},
 };
 
+/// What the guard needs to know of the deployment.
+#[derive(Debug, Clone, Copy)]
+pub struct PageRules {
+    /// Parley's own registration and sign-in are on (`PARLEY_LOCAL_ACCOUNTS`).
+    pub local_accounts: bool,
+}
+
 /// The middleware.
-pub async fn page_guard(auth: AuthSession, request: Request, next: Next) -> Response {
+pub async fn page_guard(
+    State(rules): State<PageRules>,
+    auth: AuthSession,
+    request: Request,
+    next: Next,
+) -> Response {
     if request.method() != Method::GET {
         return next.run(request).await;
     }
     let signed_in = auth.user.is_some();
     let path = request.uri().path();
+    if !signed_in && !rules.local_accounts && (path == "/login" || path == "/register") {
+        return marketplace_only();
+    }
     let target = match path {
         "/" if signed_in => Some("/chat".to_owned()),
         "/" => Some("/login".to_owned()),
@@ -80,6 +96,33 @@ pub async fn open_conversation(
         Ok(None) => not_found(),
         Err(error) => AppError::internal(&error).into_response(),
     }
+}
+
+/// The page signed-out visitors get instead of the sign-in and sign-up forms when Parley's own
+/// accounts are off.
+fn marketplace_only() -> Response {
+    notice_page(
+        StatusCode::OK,
+        "Sign in through the marketplace",
+        &[ACCOUNTS_ARE_THE_MARKETPLACES],
+    )
+}
+
+/// A page of a heading and a few sentences (escaped), for answers that can't be the app: no
+/// script, no style, readable anywhere.
+pub fn notice_page(status: StatusCode, heading: &str, paragraphs: &[&str]) -> Response {
+    let heading = html_escape::encode_text(heading);
+    let body: String = paragraphs
+        .iter()
+        .map(|text| format!("<p>{}</p>", html_escape::encode_text(text)))
+        .collect();
+    let page = format!(
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+         <title>{heading} · Parley</title></head><body><main><h1>{heading}</h1>{body}</main>\
+         </body></html>\n"
+    );
+    (status, Html(page)).into_response()
 }
 
 /// The `next` query parameter if it is a safe local path, else `/chat`.

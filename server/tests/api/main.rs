@@ -52,3 +52,4 @@ mod passwords;
 mod presence;
 mod receipts;
 mod server_api;
+mod sso;

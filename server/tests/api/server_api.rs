@@ -591,6 +591,70 @@ for_each_db! {
     }
 }
 
+for_each_db! {
+    /// Every fact is in the event log, in order: the conversation made, each message (a
+    /// person's and the marketplace's, through the message writer and alone), and a read; the
+    /// log is read by cursor and by type.
+    async fn events_are_logged_in_order_and_pulled_by_cursor(app) {
+        let shop = Marketplace::new(&app, "shop").await;
+        let (bob, _) = app.user("bob").await;
+        link(&app, "bob", "u-bob").await;
+        shop.put_user("u-ann", json!({"name": "Ann"})).await;
+        let (_, conversation) = shop
+            .call(Method::POST, "/conversations", Some(&json!({"participants": ["u-ann", "u-bob"]})))
+            .await;
+        let id = conversation["id"].as_i64().unwrap();
+        let path = format!("/conversations/{id}/messages");
+        shop.call(Method::POST, &path, Some(&json!({"from": "u-ann", "body": "Hello Bob"}))).await;
+        shop.call(Method::POST, &path, Some(&json!({"from": null, "body": "Order #1042 has shipped."}))).await;
+        let mut socket = bob.socket().await;
+        socket
+            .send_frame(&ClientFrame::Read { conversation_id: ConversationId(id), seq: 2 })
+            .await;
+        let mut page = Value::Null;
+        for _ in 0..50 {
+            page = shop.call(Method::GET, "/events", None).await.1;
+            if page["events"].as_array().unwrap().len() == 4 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        let events = page["events"].as_array().unwrap();
+        let types: Vec<&str> = events.iter().map(|e| e["type"].as_str().unwrap()).collect();
+        assert_eq!(
+            types,
+            ["conversation.created", "message.created", "message.created", "message.seen"],
+            "{page}"
+        );
+        let seqs: Vec<i64> = events.iter().map(|e| e["seq"].as_i64().unwrap()).collect();
+        assert!(seqs.windows(2).all(|w| w[0] < w[1]), "{seqs:?}");
+        assert!(events.iter().all(|e| e["id"].as_str().unwrap().starts_with("evt_")));
+        assert_eq!(events[0]["data"]["conversation_id"], id);
+        assert_eq!(events[0]["data"]["participants"][0]["external_id"], "u-bob", "bob signed up first");
+        let message = &events[1]["data"]["message"];
+        assert_eq!(message["from"], "u-ann", "{message}");
+        assert_eq!(message["body"], "Hello Bob");
+        assert_eq!(message["seq"], 1);
+        assert_eq!(events[2]["data"]["message"]["kind"], "system");
+        assert_eq!(events[2]["data"]["message"]["from"], Value::Null);
+        assert_eq!(events[3]["data"]["user"]["external_id"], "u-bob");
+        assert_eq!(events[3]["data"]["seq"], 2);
+        assert_eq!(page["next"], seqs[3]);
+
+        let (_, rest) = shop.call(Method::GET, &format!("/events?after={}", seqs[3]), None).await;
+        assert_eq!(rest, json!({"events": [], "next": seqs[3]}));
+        let (_, second) = shop.call(Method::GET, &format!("/events?after={}&limit=1", seqs[0]), None).await;
+        assert_eq!(second["events"][0]["seq"], seqs[1]);
+        assert_eq!(second["next"], seqs[1]);
+        let (_, seen) = shop.call(Method::GET, "/events?types=message.seen,conversation.created", None).await;
+        assert_eq!(seen["events"].as_array().unwrap().len(), 2, "{seen}");
+        for bad in ["types=message.deleted", "limit=0", "limit=501", "after=-1", "after=x"] {
+            let (status, problem) = shop.call(Method::GET, &format!("/events?{bad}"), None).await;
+            assert!(status.is_client_error(), "{bad}: {problem}");
+        }
+    }
+}
+
 /// Past its quota a key is refused with 429 and `Retry-After`; another key is not. The limit
 /// works the same on either database: SQLite only.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -649,6 +713,7 @@ async fn the_openapi_document_describes_the_routes_and_its_examples_work() {
         ("/api/v1/conversations", "post"),
         ("/api/v1/conversations/{id}/messages", "get"),
         ("/api/v1/conversations/{id}/messages", "post"),
+        ("/api/v1/events", "get"),
     ] {
         assert!(
             paths[path][method].is_object(),

@@ -9,9 +9,11 @@
 //! - [`users`]: the marketplace's people, and their unread counts.
 //! - [`conversations`]: the conversation of two people, and each person's list.
 //! - [`messages`]: a conversation's history, and sending in it.
+//! - [`events`]: the event log, pulled by cursor.
 
 pub mod auth;
 pub mod conversations;
+pub mod events;
 pub mod messages;
 pub mod problem;
 pub mod users;
@@ -51,6 +53,7 @@ pub const BODY_MAX_BYTES: usize = 64 * 1024;
         (name = "users", description = "The marketplace's people, linked to Parley accounts by their external id."),
         (name = "conversations", description = "One conversation per pair of people."),
         (name = "messages", description = "A conversation's messages."),
+        (name = "events", description = "What happened, in order: the log webhooks deliver, read by cursor."),
     )
 )]
 struct ApiDoc;
@@ -87,7 +90,8 @@ fn routes() -> (Router<AppState>, openapi::OpenApi) {
                 .routes(routes!(users::get_unread))
                 .routes(routes!(conversations::list))
                 .routes(routes!(conversations::open))
-                .routes(routes!(messages::history, messages::send)),
+                .routes(routes!(messages::history, messages::send))
+                .routes(routes!(events::list)),
         )
         .split_for_parts()
 }

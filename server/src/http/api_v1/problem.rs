@@ -109,7 +109,7 @@ impl Problem {
             AppError::NotFound => ("not_found", "Not found."),
             AppError::Invalid(_) => ("invalid", "Some fields are not valid."),
             AppError::BadRequest(_) => ("bad_request", "The request is malformed."),
-            AppError::CrossOrigin => ("forbidden", "Forbidden."),
+            AppError::CrossOrigin | AppError::Forbidden(_) => ("forbidden", "Forbidden."),
             AppError::PayloadTooLarge { .. } => ("payload_too_large", "The body is too large."),
             AppError::UnsupportedMediaType(_) => {
                 ("unsupported_media_type", "The body must be JSON.")
