@@ -16,6 +16,7 @@ mod m20261129_000006_lighter_message_writes;
 mod m20261203_000007_attachments_by_uploader;
 mod m20261204_000008_integration;
 mod m20261204_000009_events;
+mod m20261204_000010_webhooks;
 
 /// Every migration Parley has, oldest first.
 pub struct Migrator;
@@ -33,6 +34,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261203_000007_attachments_by_uploader::Migration),
             Box::new(m20261204_000008_integration::Migration),
             Box::new(m20261204_000009_events::Migration),
+            Box::new(m20261204_000010_webhooks::Migration),
         ]
     }
 }

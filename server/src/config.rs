@@ -15,7 +15,10 @@ use std::{
 };
 
 use app::{
-    integration::sso::{self, SsoKeys},
+    integration::{
+        sso::{self, SsoKeys},
+        webhooks::UrlRules,
+    },
     limits::Limits,
     uploads::{FileKind, UploadRules},
 };
@@ -104,6 +107,13 @@ pub struct Config {
     /// `PARLEY_SSO_SECRET` and `PARLEY_SSO_SECRET_PREVIOUS`, and the issuer tokens must name
     /// (`PARLEY_SSO_ISSUER`, optional). Without any key, `/sso` is off.
     pub sso: SsoKeys,
+    /// Webhook endpoints: only https in production, and never a loopback or private address
+    /// there unless `PARLEY_WEBHOOK_ALLOW_PRIVATE=true`; anything in development, for local
+    /// receivers.
+    pub webhooks: UrlRules,
+    /// How long the webhook worker waits between attempts, as a share of the schedule's
+    /// waits (`app::integration::webhooks::SCHEDULE`): 1 but in tests.
+    pub webhook_retry_scale: f64,
     /// `PARLEY_LOCAL_ACCOUNTS` (default true): Parley's own registration and password sign-in.
     /// A marketplace that wants its accounts only turns it off; people then arrive through
     /// `/sso`.
@@ -274,16 +284,7 @@ impl Config {
             })
             .transpose()?
             .unwrap_or_default();
-        let mode = match optional("PARLEY_MODE").as_deref() {
-            None | Some("development") => Mode::Development,
-            Some("production") => Mode::Production,
-            Some(other) => {
-                return Err(ConfigError::Invalid {
-                    name: "PARLEY_MODE",
-                    reason: format!("`{other}` is neither development nor production"),
-                });
-            }
-        };
+        let mode = mode()?;
         let tls = match (
             optional("PARLEY_TLS_CERT"),
             optional("PARLEY_TLS_KEY"),
@@ -369,6 +370,8 @@ impl Config {
             )?),
             presence_ttl: crate::realtime::redis::DEFAULT_PRESENCE_TTL,
             sso: sso_keys()?,
+            webhooks: webhook_rules()?,
+            webhook_retry_scale: 1.0,
             local_accounts: match optional("PARLEY_LOCAL_ACCOUNTS") {
                 None => true,
                 Some(_) => flag("PARLEY_LOCAL_ACCOUNTS")?,
@@ -407,6 +410,11 @@ impl Config {
             header_timeout: std::time::Duration::from_secs(DEFAULT_HEADER_TIMEOUT_SECS),
             presence_ttl: crate::realtime::redis::DEFAULT_PRESENCE_TTL,
             sso: SsoKeys::default(),
+            webhooks: UrlRules {
+                https_only: false,
+                allow_private: true,
+            },
+            webhook_retry_scale: 1.0,
             local_accounts: true,
         }
     }
@@ -477,6 +485,7 @@ impl std::fmt::Debug for Config {
             .field("connections_per_address", &self.connections_per_address)
             .field("header_timeout", &self.header_timeout)
             .field("sso", &self.sso)
+            .field("webhooks", &self.webhooks)
             .field("local_accounts", &self.local_accounts)
             .finish()
     }
@@ -544,6 +553,31 @@ fn quota(name: &'static str, default: NonZeroU32) -> Result<NonZeroU32, ConfigEr
             reason: format!("`{value}` is not a whole number above zero"),
         }),
     }
+}
+
+/// `PARLEY_MODE`: development unless it says production.
+fn mode() -> Result<Mode, ConfigError> {
+    match optional("PARLEY_MODE").as_deref() {
+        None | Some("development") => Ok(Mode::Development),
+        Some("production") => Ok(Mode::Production),
+        Some(other) => Err(ConfigError::Invalid {
+            name: "PARLEY_MODE",
+            reason: format!("`{other}` is neither development nor production"),
+        }),
+    }
+}
+
+/// Which webhook endpoints are accepted (see [`Config::webhooks`]): what the server and
+/// `server webhooks add` both apply.
+///
+/// # Errors
+/// `PARLEY_MODE` or `PARLEY_WEBHOOK_ALLOW_PRIVATE` can't be read.
+pub fn webhook_rules() -> Result<UrlRules, ConfigError> {
+    let production = mode()? == Mode::Production;
+    Ok(UrlRules {
+        https_only: production,
+        allow_private: !production || flag("PARLEY_WEBHOOK_ALLOW_PRIVATE")?,
+    })
 }
 
 /// The sign-in keys the environment names (see [`Config::sso`]), current first.

@@ -19,6 +19,7 @@
 //!   deadline for its first request.
 //! - [`sessions`]: the session store, in the database so sessions survive a restart.
 //! - [`tls`]: TLS termination (certificate files, or self-signed for development).
+//! - [`webhooks`]: the worker that posts the event log to the marketplace's endpoints.
 //! - [`ws`]: the WebSocket endpoint and the per-connection task.
 //! - [`realtime`]: implementations of `app::realtime::Realtime` (in-process fan-out, Redis),
 //!   and the rate limits shared through Redis.
@@ -35,4 +36,5 @@ pub mod sessions;
 pub mod startup;
 pub mod telemetry;
 pub mod tls;
+pub mod webhooks;
 pub mod ws;

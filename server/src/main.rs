@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use server::{
-    admin::{self, KeysCommand},
+    admin::{self, KeysCommand, WebhooksCommand},
     config::{self, Config},
     deploy_check::{self, Severity},
     startup::Application,
@@ -45,6 +45,13 @@ enum Command {
         #[command(subcommand)]
         command: KeysCommand,
     },
+    /// Manage the webhook endpoints the event log is posted to: add, list, remove, rotate.
+    /// Uses the server's DATABASE_URL (and PARLEY_MODE for what URLs are accepted); a running
+    /// server honours the change at once.
+    Webhooks {
+        #[command(subcommand)]
+        command: WebhooksCommand,
+    },
 }
 
 fn main() -> ExitCode {
@@ -64,6 +71,10 @@ fn main() -> ExitCode {
         Command::Keys { command } => {
             administer(|db| async move { admin::keys(&db, command, &mut std::io::stdout()).await })
         }
+        Command::Webhooks { command } => administer(|db| async move {
+            let rules = config::webhook_rules()?;
+            admin::webhooks(&db, command, rules, &mut std::io::stdout()).await
+        }),
     }
 }
 

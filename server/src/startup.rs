@@ -80,6 +80,8 @@ pub struct Application {
     /// For the tasks that run beside the server (the presence reaper).
     state: AppState,
     presence_ttl: Duration,
+    /// Posts the event log to the webhook endpoints.
+    webhooks: crate::webhooks::Worker,
 }
 
 impl Application {
@@ -149,6 +151,9 @@ impl Application {
             )),
             _ => None,
         };
+        let webhooks =
+            crate::webhooks::Worker::new(db.clone(), config.webhooks, config.webhook_retry_scale)
+                .context("failed to set up webhook deliveries")?;
         Ok(Self {
             listener,
             router,
@@ -164,6 +169,7 @@ impl Application {
                 config.header_timeout,
             ),
             header_timeout: config.header_timeout,
+            webhooks,
             state,
             presence_ttl: config.presence_ttl,
         })
@@ -207,6 +213,7 @@ impl Application {
             }
         });
         let events_sweeper = tokio::spawn(forget_old_events(self.db.clone()));
+        let webhook_worker = tokio::spawn(self.webhooks.run());
         let cleaner = files::spawn_clean_up(
             self.db.clone(),
             self.files.storage().clone(),
@@ -262,6 +269,7 @@ impl Application {
         }
         sweeper.abort();
         events_sweeper.abort();
+        webhook_worker.abort();
         forgetter.abort();
         cleaner.abort();
         reaper.abort();

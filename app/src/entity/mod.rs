@@ -13,6 +13,8 @@ pub mod participants;
 pub mod sessions;
 pub mod sso_tokens;
 pub mod users;
+pub mod webhook_deliveries;
+pub mod webhook_endpoints;
 
 use sea_orm::{DbErr, SqliteTransactionMode, TransactionOptions, TransactionTrait};
 

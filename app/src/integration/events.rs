@@ -71,7 +71,7 @@ pub struct Event {
 }
 
 impl Event {
-    fn of(row: events::Model) -> Self {
+    pub(crate) fn of(row: events::Model) -> Self {
         Self {
             id: row.event_id,
             kind: row.kind,

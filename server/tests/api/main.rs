@@ -53,3 +53,4 @@ mod presence;
 mod receipts;
 mod server_api;
 mod sso;
+mod webhooks;

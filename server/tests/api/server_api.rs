@@ -714,6 +714,8 @@ async fn the_openapi_document_describes_the_routes_and_its_examples_work() {
         ("/api/v1/conversations/{id}/messages", "get"),
         ("/api/v1/conversations/{id}/messages", "post"),
         ("/api/v1/events", "get"),
+        ("/api/v1/webhooks/deliveries", "get"),
+        ("/api/v1/webhooks/deliveries/{id}/retry", "post"),
     ] {
         assert!(
             paths[path][method].is_object(),
@@ -740,6 +742,11 @@ async fn the_openapi_document_describes_the_routes_and_its_examples_work() {
         )
     });
     for (path, method, operation) in operations {
+        // Retrying needs a failed delivery, which takes a receiver that refuses:
+        // webhooks.rs `refusals_fail_at_once_and_gone_disables_the_endpoint` sends it.
+        if path.ends_with("/retry") {
+            continue;
+        }
         let mut url = path.trim_start_matches("/api/v1").to_owned();
         for parameter in operation["parameters"].as_array().into_iter().flatten() {
             if parameter["in"] != "path" {

@@ -10,6 +10,7 @@
 //! - [`conversations`]: the conversation of two people, and each person's list.
 //! - [`messages`]: a conversation's history, and sending in it.
 //! - [`events`]: the event log, pulled by cursor.
+//! - [`webhooks`]: the webhook deliveries that failed, and sending one again.
 
 pub mod auth;
 pub mod conversations;
@@ -17,6 +18,7 @@ pub mod events;
 pub mod messages;
 pub mod problem;
 pub mod users;
+pub mod webhooks;
 
 use axum::{Json, Router, extract::DefaultBodyLimit, routing::get};
 use utoipa::{
@@ -54,6 +56,7 @@ pub const BODY_MAX_BYTES: usize = 64 * 1024;
         (name = "conversations", description = "One conversation per pair of people."),
         (name = "messages", description = "A conversation's messages."),
         (name = "events", description = "What happened, in order: the log webhooks deliver, read by cursor."),
+        (name = "webhooks", description = "Deliveries of the log to the webhook endpoints."),
     )
 )]
 struct ApiDoc;
@@ -91,7 +94,9 @@ fn routes() -> (Router<AppState>, openapi::OpenApi) {
                 .routes(routes!(conversations::list))
                 .routes(routes!(conversations::open))
                 .routes(routes!(messages::history, messages::send))
-                .routes(routes!(events::list)),
+                .routes(routes!(events::list))
+                .routes(routes!(webhooks::deliveries))
+                .routes(routes!(webhooks::retry)),
         )
         .split_for_parts()
 }
