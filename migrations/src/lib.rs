@@ -17,6 +17,7 @@ mod m20261203_000007_attachments_by_uploader;
 mod m20261204_000008_integration;
 mod m20261204_000009_events;
 mod m20261204_000010_webhooks;
+mod m20261204_000011_unseen;
 
 /// Every migration Parley has, oldest first.
 pub struct Migrator;
@@ -35,6 +36,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261204_000008_integration::Migration),
             Box::new(m20261204_000009_events::Migration),
             Box::new(m20261204_000010_webhooks::Migration),
+            Box::new(m20261204_000011_unseen::Migration),
         ]
     }
 }

@@ -111,6 +111,9 @@ pub struct Config {
     /// there unless `PARLEY_WEBHOOK_ALLOW_PRIVATE=true`; anything in development, for local
     /// receivers.
     pub webhooks: UrlRules,
+    /// `PARLEY_UNSEEN_AFTER_MINUTES` (default 15, 1 to 1440): a message still not seen this
+    /// long after it was sent gets a `message.unseen` event.
+    pub unseen_after: std::time::Duration,
     /// How long the webhook worker waits between attempts, as a share of the schedule's
     /// waits (`app::integration::webhooks::SCHEDULE`): 1 but in tests.
     pub webhook_retry_scale: f64,
@@ -135,6 +138,10 @@ pub const DEFAULT_HEADER_TIMEOUT_SECS: u64 = 10;
 /// Message-writing lanes on PostgreSQL when `PARLEY_WRITER_LANES` is not set: on this 2-core
 /// machine two gave the most messages per second (docs/performance.md).
 pub const DEFAULT_WRITER_LANES: usize = 2;
+
+/// Minutes before an unseen message is reported (`message.unseen`) when
+/// `PARLEY_UNSEEN_AFTER_MINUTES` is not set.
+pub const DEFAULT_UNSEEN_AFTER_MINUTES: u64 = 15;
 
 /// The Redis key prefix when `PARLEY_REDIS_PREFIX` is not set.
 pub const DEFAULT_REDIS_PREFIX: &str = "parley";
@@ -372,6 +379,14 @@ impl Config {
             sso: sso_keys()?,
             webhooks: webhook_rules()?,
             webhook_retry_scale: 1.0,
+            unseen_after: std::time::Duration::from_secs(
+                60 * number_in(
+                    "PARLEY_UNSEEN_AFTER_MINUTES",
+                    "minutes",
+                    1..=1440,
+                    DEFAULT_UNSEEN_AFTER_MINUTES,
+                )?,
+            ),
             local_accounts: match optional("PARLEY_LOCAL_ACCOUNTS") {
                 None => true,
                 Some(_) => flag("PARLEY_LOCAL_ACCOUNTS")?,
@@ -415,6 +430,7 @@ impl Config {
                 allow_private: true,
             },
             webhook_retry_scale: 1.0,
+            unseen_after: std::time::Duration::from_secs(60 * DEFAULT_UNSEEN_AFTER_MINUTES),
             local_accounts: true,
         }
     }

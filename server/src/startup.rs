@@ -151,9 +151,13 @@ impl Application {
             )),
             _ => None,
         };
-        let webhooks =
-            crate::webhooks::Worker::new(db.clone(), config.webhooks, config.webhook_retry_scale)
-                .context("failed to set up webhook deliveries")?;
+        let webhooks = crate::webhooks::Worker::new(
+            db.clone(),
+            config.webhooks,
+            config.webhook_retry_scale,
+            config.unseen_after,
+        )
+        .context("failed to set up webhook deliveries")?;
         Ok(Self {
             listener,
             router,

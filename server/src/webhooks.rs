@@ -19,7 +19,10 @@ use reqwest::{
 };
 use sea_orm::DatabaseConnection;
 
-use app::integration::webhooks::{self, Attempt, Claimed, UrlRules};
+use app::integration::{
+    events,
+    webhooks::{self, Attempt, Claimed, UrlRules},
+};
 
 /// How long a receiver has to answer.
 pub const TIMEOUT: Duration = Duration::from_secs(10);
@@ -27,6 +30,8 @@ pub const TIMEOUT: Duration = Duration::from_secs(10);
 const LEASE: Duration = Duration::from_secs(60);
 /// How often the worker looks for work when it found none.
 const IDLE_POLL: Duration = Duration::from_millis(500);
+/// The longest between two looks for unseen messages.
+const UNSEEN_SCAN_EVERY: Duration = Duration::from_secs(10);
 /// Deliveries claimed at once, and sent at once.
 const BATCH: u64 = 32;
 const IN_FLIGHT: usize = 8;
@@ -38,6 +43,8 @@ pub struct Worker {
     client: reqwest::Client,
     /// Multiplies the schedule's waits (1 but in tests).
     retry_scale: f64,
+    /// How long after it was sent an unseen message is reported.
+    unseen_after: Duration,
 }
 
 impl Worker {
@@ -45,7 +52,12 @@ impl Worker {
     ///
     /// # Errors
     /// The HTTP client could not be built.
-    pub fn new(db: DatabaseConnection, rules: UrlRules, retry_scale: f64) -> anyhow::Result<Self> {
+    pub fn new(
+        db: DatabaseConnection,
+        rules: UrlRules,
+        retry_scale: f64,
+        unseen_after: Duration,
+    ) -> anyhow::Result<Self> {
         let mut client = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .timeout(TIMEOUT)
@@ -57,12 +69,23 @@ impl Worker {
             db,
             client: client.build()?,
             retry_scale,
+            unseen_after,
         })
     }
 
-    /// Works until the task is aborted.
+    /// Works until the task is aborted. Unseen messages are looked for a few times per
+    /// `unseen_after` (at most every ten seconds), deliveries all the time.
     pub async fn run(self) {
+        let scan_every =
+            (self.unseen_after / 4).clamp(Duration::from_millis(100), UNSEEN_SCAN_EVERY);
+        let mut scanned = tokio::time::Instant::now();
         loop {
+            if scanned.elapsed() >= scan_every {
+                scanned = tokio::time::Instant::now();
+                if let Err(error) = events::report_unseen(&self.db, self.unseen_after).await {
+                    tracing::warn!(%error, "could not look for unseen messages");
+                }
+            }
             match self.round().await {
                 Ok(0) => tokio::time::sleep(IDLE_POLL).await,
                 Ok(_) => {}

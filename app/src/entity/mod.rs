@@ -7,6 +7,7 @@
 pub mod api_keys;
 pub mod attachments;
 pub mod conversations;
+pub mod event_cursors;
 pub mod events;
 pub mod messages;
 pub mod participants;

@@ -2,6 +2,9 @@
 //! still unseen a while after it was sent), written in the same transaction as the fact it
 //! reports, so that no fact goes unreported and no event reports what did not happen.
 //!
+//! A message still not seen a while after it was sent is an event too (`message.unseen`),
+//! found by a scan of the newest messages ([`report_unseen`]).
+//!
 //! The log is read two ways: pulled by cursor (`GET /api/v1/events?after=<seq>`), and pushed
 //! to webhook endpoints (`super::webhooks`). Each event has a `seq` (the log's order, so the
 //! events of one conversation carry increasing `seq`) and an `id` (`evt_…`, the same in every
@@ -194,6 +197,139 @@ pub async fn messages_created(
         }),
     )
     .await
+}
+
+/// The cursor of the `message.unseen` scan.
+const UNSEEN_CURSOR: &str = "message.unseen";
+/// Messages looked at in one scan at most.
+const UNSEEN_BATCH: u64 = 500;
+
+/// Writes a `message.unseen` event for each message sent at least `after` ago that its
+/// recipient (both people, for a system message) has still not seen, once per message and
+/// recipient, and answers how many. The scan goes by message id from where it stopped last
+/// (a first scan starts at the newest message: history is not reported), in one write
+/// transaction with its cursor locked, so two instances never report a message twice.
+///
+/// # Errors
+/// The database failed.
+pub async fn report_unseen(
+    db: &(impl ConnectionTrait + sea_orm::TransactionTrait),
+    after: std::time::Duration,
+) -> Result<u64, DbErr> {
+    use sea_orm::{ActiveModelTrait, DbBackend, TransactionSession, sea_query::LockType};
+
+    use crate::entity::{event_cursors, messages, participants};
+
+    let cutoff =
+        crate::conversations::now() - chrono::Duration::from_std(after).unwrap_or_default();
+    let txn = crate::entity::begin_write(db).await?;
+    let mut cursor = event_cursors::Entity::find_by_id(UNSEEN_CURSOR);
+    if txn.get_database_backend() == DbBackend::Postgres {
+        cursor = cursor.lock(LockType::Update);
+    }
+    let position = match cursor.one(&txn).await? {
+        Some(cursor) => cursor.position,
+        None => {
+            let newest = messages::Entity::find()
+                .order_by_desc(messages::Column::Id)
+                .one(&txn)
+                .await?
+                .map_or(0, |message| message.id);
+            event_cursors::ActiveModel {
+                name: Set(UNSEEN_CURSOR.to_owned()),
+                position: Set(newest),
+            }
+            .insert(&txn)
+            .await?;
+            txn.commit().await?;
+            return Ok(0);
+        }
+    };
+    // Ids grow with time closely enough: the scan stops at the first message too young.
+    let due: Vec<messages::Model> = messages::Entity::find()
+        .filter(messages::Column::Id.gt(position))
+        .order_by_asc(messages::Column::Id)
+        .limit(UNSEEN_BATCH)
+        .all(&txn)
+        .await?
+        .into_iter()
+        .take_while(|message| message.created_at <= cutoff)
+        .collect();
+    let Some(last) = due.last().map(|message| message.id) else {
+        txn.commit().await?;
+        return Ok(0);
+    };
+    // Each conversation's two read positions, as (person, last read seq).
+    let mut positions: HashMap<i64, Vec<(i64, i64)>> = HashMap::new();
+    for row in participants::Entity::find()
+        .filter(
+            participants::Column::ConversationId
+                .is_in(due.iter().map(|message| message.conversation_id)),
+        )
+        .all(&txn)
+        .await?
+    {
+        positions
+            .entry(row.conversation_id)
+            .or_default()
+            .push((row.user_id, row.last_read_seq));
+    }
+    let unseen: Vec<(&messages::Model, UserId)> = due
+        .iter()
+        .flat_map(|message| {
+            positions
+                .get(&message.conversation_id)
+                .into_iter()
+                .flatten()
+                .filter(|(user, read)| *user != message.sender_id && *read < message.seq)
+                .map(move |(user, _)| (message, UserId(*user)))
+        })
+        .collect();
+    let people = people(
+        &txn,
+        unseen
+            .iter()
+            .flat_map(|(message, recipient)| [*recipient, UserId(message.sender_id)]),
+    )
+    .await?;
+    let reported = unseen.len() as u64;
+    record(
+        &txn,
+        unseen.iter().map(|(message, recipient)| {
+            let kind = MessageKind::from_stored(&message.kind);
+            let from = match kind {
+                MessageKind::System => Value::Null,
+                MessageKind::User => people
+                    .get(&UserId(message.sender_id))
+                    .map_or(Value::Null, |person| person["external_id"].clone()),
+            };
+            (
+                EventKind::MessageUnseen,
+                Some(ConversationId(message.conversation_id)),
+                json!({
+                    "conversation_id": message.conversation_id,
+                    "recipient": people.get(recipient),
+                    "message": {
+                        "id": message.id,
+                        "seq": message.seq,
+                        "kind": kind.as_str(),
+                        "from": from,
+                        "body": message.body,
+                        "created_at": message.created_at,
+                    },
+                }),
+            )
+        }),
+    )
+    .await?;
+    event_cursors::ActiveModel {
+        name: Set(UNSEEN_CURSOR.to_owned()),
+        position: Set(last),
+    }
+    .update(&txn)
+    .await?;
+    txn.commit().await?;
+    Ok(reported)
 }
 
 /// Events after `after`, of the given kinds (all when empty), oldest first, at most `limit`.

@@ -851,3 +851,97 @@ async fn keys_are_managed_from_the_command_line() {
     assert_eq!(code, Some(1));
     assert!(err.contains("no active key"), "{err}");
 }
+
+/// A message still unseen a moment after it was sent is reported once (`message.unseen`, for
+/// its recipient; both people for a system message); one read in time is not. SQLite only:
+/// the scan is the same on either database.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_still_unseen_are_reported_once() {
+    let scratch = Arc::new(Scratch::create(TestDb::Sqlite).await);
+    let mut config = Config::for_tests(scratch.url.clone());
+    config.unseen_after = std::time::Duration::from_secs(1);
+    let app = TestApp::start(config, scratch, TestDb::Sqlite).await;
+    let shop = Marketplace::new(&app, "shop").await;
+    let (bob, _) = app.user("bob").await;
+    link(&app, "bob", "u-bob").await;
+    shop.put_user("u-ann", json!({"name": "Ann"})).await;
+    let (_, conversation) = shop
+        .call(
+            Method::POST,
+            "/conversations",
+            Some(&json!({"participants": ["u-ann", "u-bob"]})),
+        )
+        .await;
+    let id = conversation["id"].as_i64().unwrap();
+    let path = format!("/conversations/{id}/messages");
+    // Let the scan start its cursor before the messages come.
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    shop.call(
+        Method::POST,
+        &path,
+        Some(&json!({"from": "u-ann", "body": "Still there?"})),
+    )
+    .await;
+    shop.call(
+        Method::POST,
+        &path,
+        Some(&json!({"from": "u-ann", "body": "Read at once"})),
+    )
+    .await;
+    let mut socket = bob.socket().await;
+    socket
+        .send_frame(&ClientFrame::Read {
+            conversation_id: ConversationId(id),
+            seq: 2,
+        })
+        .await;
+    shop.call(
+        Method::POST,
+        &path,
+        Some(&json!({"from": null, "body": "Order #7 shipped"})),
+    )
+    .await;
+
+    let mut unseen = Vec::new();
+    for _ in 0..100 {
+        let (_, page) = shop
+            .call(Method::GET, "/events?types=message.unseen", None)
+            .await;
+        unseen = page["events"].as_array().unwrap().clone();
+        if unseen.len() >= 2 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    // Both messages to bob were read in time; the notice was not, by either.
+    let reported: Vec<(String, String)> = unseen
+        .iter()
+        .map(|event| {
+            (
+                event["data"]["message"]["body"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned(),
+                event["data"]["recipient"]["external_id"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(reported.len(), 2, "{unseen:?}");
+    assert!(
+        reported.contains(&("Order #7 shipped".into(), "u-ann".into())),
+        "{reported:?}"
+    );
+    assert!(
+        reported.contains(&("Order #7 shipped".into(), "u-bob".into())),
+        "{reported:?}"
+    );
+    // Once only.
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    let (_, page) = shop
+        .call(Method::GET, "/events?types=message.unseen", None)
+        .await;
+    assert_eq!(page["events"].as_array().unwrap().len(), 2);
+}
