@@ -28,7 +28,10 @@ use app::integration::{
 };
 use server::config::Config;
 
-use crate::helpers::{Scratch, TestApp, TestDb};
+use crate::{
+    helpers::{Scratch, TestApp, TestDb},
+    server_process::{ServerProcess, free_port},
+};
 
 /// One delivery as the receiver got it.
 #[derive(Debug, Clone)]
@@ -67,12 +70,21 @@ struct Receiver {
 
 impl Receiver {
     async fn start(answers: &[u16]) -> (Self, String) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        Self::serve(listener, answers)
+    }
+
+    /// A receiver on `addr`, which was down until now.
+    async fn start_on(addr: std::net::SocketAddr) -> Self {
+        Self::serve(tokio::net::TcpListener::bind(addr).await.unwrap(), &[]).0
+    }
+
+    fn serve(listener: tokio::net::TcpListener, answers: &[u16]) -> (Self, String) {
         let receiver = Self::default();
         receiver.answers.lock().unwrap().extend(answers);
         let router = Router::new()
             .route("/hook", post(receive))
             .with_state(receiver.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}/hook", listener.local_addr().unwrap());
         tokio::spawn(async move { axum::serve(listener, router).await });
         (receiver, url)
@@ -86,9 +98,20 @@ impl Receiver {
         self.received.lock().unwrap().clone()
     }
 
-    /// Waits until `done` holds of what was received (or fails after a while).
+    /// Waits until `done` holds of what was received (or fails after ten seconds).
     async fn until(&self, what: &str, done: impl Fn(&[Received]) -> bool) -> Vec<Received> {
-        for _ in 0..400 {
+        self.until_within(what, Duration::from_secs(10), done).await
+    }
+
+    /// Waits until `done` holds of what was received, at most `within`.
+    async fn until_within(
+        &self,
+        what: &str,
+        within: Duration,
+        done: impl Fn(&[Received]) -> bool,
+    ) -> Vec<Received> {
+        let started = std::time::Instant::now();
+        while started.elapsed() < within {
             let received = self.received();
             if done(&received) {
                 return received;
@@ -418,4 +441,107 @@ async fn endpoints_are_managed_from_the_command_line() {
         .output()
         .unwrap();
     assert_eq!(production.status.code(), Some(1));
+}
+
+/// The fault run: the receiver is down while messages are sent, Parley is killed with
+/// `kill -9` while their deliveries wait for a retry, and comes back; then the receiver comes
+/// back. Every event of the log reaches it (the first retry comes some 30 s after the refused
+/// attempt, as in production), none is made up, and any duplicate has its original's id.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_event_is_lost_when_the_receiver_is_down_and_parley_is_killed() {
+    let scratch = Scratch::create(TestDb::Sqlite).await;
+    let dir = tempfile::tempdir().unwrap();
+    let env = vec![
+        ("DATABASE_URL".to_owned(), scratch.url.clone()),
+        (
+            "PARLEY_DATA_DIR".to_owned(),
+            dir.path().join("data").display().to_string(),
+        ),
+        (
+            "LEPTOS_SITE_ROOT".to_owned(),
+            dir.path().join("site").display().to_string(),
+        ),
+        ("LEPTOS_OUTPUT_NAME".to_owned(), "parley".to_owned()),
+    ];
+    let mut server = ServerProcess::start(free_port(), env, dir.path().join("server.log")).await;
+    let db = Database::connect(&scratch.url).await.unwrap();
+    let receiver_addr = free_port();
+    webhooks::add(
+        &db,
+        &format!("http://{receiver_addr}/hook"),
+        "*",
+        DEVELOPMENT,
+    )
+    .await
+    .unwrap();
+    let api = Api {
+        http: reqwest::Client::new(),
+        base: format!("http://{}/api/v1", server.addr()),
+        key: api_keys::create(&db, "shop").await.unwrap(),
+    };
+    api.chat().await;
+    let (_, conversation) = api
+        .call(
+            Method::POST,
+            "/conversations",
+            Some(json!({"participants": ["u-1", "u-2"]})),
+        )
+        .await;
+    let path = format!("/conversations/{}/messages", conversation["id"]);
+    for n in 0..20 {
+        api.call(
+            Method::POST,
+            &path,
+            Some(json!({"from": if n % 2 == 0 { "u-1" } else { "u-2" }, "body": format!("m{n}")})),
+        )
+        .await;
+    }
+    let (_, log) = api.call(Method::GET, "/events", None).await;
+    let logged: std::collections::BTreeSet<String> = log["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|event| event["id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(logged.len(), 22, "{log}");
+
+    // Every delivery has been tried and refused (nothing listens), then Parley dies.
+    for _ in 0..200 {
+        let (_, pending) = api
+            .call(
+                Method::GET,
+                "/webhooks/deliveries?status=pending&limit=200",
+                None,
+            )
+            .await;
+        let tried = pending["deliveries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|d| d["attempts"].as_i64() >= Some(1))
+            .count();
+        if tried == logged.len() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    server.kill_and_restart().await;
+    let receiver = Receiver::start_on(receiver_addr).await;
+
+    let received = receiver
+        .until_within(
+            "every event, after the restart",
+            Duration::from_secs(60),
+            |got| {
+                let ids: std::collections::BTreeSet<String> =
+                    got.iter().map(|r| r.id.clone()).collect();
+                ids.len() >= logged.len()
+            },
+        )
+        .await;
+    let ids: std::collections::BTreeSet<String> = received.iter().map(|r| r.id.clone()).collect();
+    assert_eq!(ids, logged, "exactly the logged events, each at least once");
+    for delivery in &received {
+        assert_eq!(delivery.event()["id"], delivery.id.as_str());
+    }
 }
