@@ -114,10 +114,33 @@ fn remove_abandoned(tmp_dir: &std::path::Path) {
 /// The file routes, to merge into the main router.
 pub fn router(service: FileService) -> Router<AppState> {
     Router::new()
-        .route("/files", post(upload))
+        .route(
+            "/files",
+            post(upload).layer(axum::middleware::from_fn(close_after_refusal)),
+        )
         .route("/files/{id}", get(download))
         .route("/files/{id}/thumbnail", get(thumbnail))
         .layer(Extension(service))
+}
+
+/// Ends an HTTP/1.1 connection after a refused upload (`Connection: close`). An upload is
+/// often refused before its body is read (too large, over the quota, rate limited); the
+/// connection then still has the unread body in it and the server drops it, while the client,
+/// told nothing, may send its next request down it and see it cut. HTTP/2 streams don't have
+/// the problem (and may not carry the header).
+async fn close_after_refusal(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let http1 = request.version() < axum::http::Version::HTTP_2;
+    let mut response = next.run(request).await;
+    if http1 && (response.status().is_client_error() || response.status().is_server_error()) {
+        response.headers_mut().insert(
+            header::CONNECTION,
+            axum::http::HeaderValue::from_static("close"),
+        );
+    }
+    response
 }
 
 /// `POST /files?conversation_id=…&name=…` query. Unknown parameters are refused.

@@ -433,6 +433,9 @@ async fn storage_quota(db: TestDb) {
     let refused = ann
         .upload(&conversation, "second.txt", vec![b'b'; 600 * KB])
         .await;
+    // Refused before its body was read: the connection is not to be used again (the next
+    // request would find it cut).
+    assert_eq!(refused.headers()["connection"], "close");
     let body = expect_error(refused, StatusCode::UNPROCESSABLE_ENTITY).await;
     let message = body["detail"][0]["message"].as_str().unwrap().to_owned();
     assert_eq!(
