@@ -222,6 +222,21 @@ pub async fn report_unseen(
 
     let cutoff =
         crate::conversations::now() - chrono::Duration::from_std(after).unwrap_or_default();
+    // A look first, without the write lock (SQLite's is the whole database's): nothing to do
+    // is the usual case.
+    if let Some(cursor) = event_cursors::Entity::find_by_id(UNSEEN_CURSOR)
+        .one(db)
+        .await?
+    {
+        let due = messages::Entity::find()
+            .filter(messages::Column::Id.gt(cursor.position))
+            .filter(messages::Column::CreatedAt.lte(cutoff))
+            .one(db)
+            .await?;
+        if due.is_none() {
+            return Ok(0);
+        }
+    }
     let txn = crate::entity::begin_write(db).await?;
     let mut cursor = event_cursors::Entity::find_by_id(UNSEEN_CURSOR);
     if txn.get_database_backend() == DbBackend::Postgres {

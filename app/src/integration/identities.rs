@@ -252,17 +252,6 @@ pub async fn find(
     Ok(find_row(db, external).await?.and_then(Identity::of))
 }
 
-/// The marketplace identity of a Parley account, if it is linked.
-///
-/// # Errors
-/// The database failed.
-pub async fn identity(db: &impl ConnectionTrait, user: UserId) -> Result<Option<Identity>, DbErr> {
-    Ok(users::Entity::find_by_id(user.0)
-        .one(db)
-        .await?
-        .and_then(Identity::of))
-}
-
 /// The external ids of those of `people` who are linked to the marketplace, in one query.
 ///
 /// # Errors
@@ -528,10 +517,6 @@ mod tests {
             Some(again.identity.clone())
         );
         assert_eq!(find(&db, &external("U-1")).await.unwrap(), None);
-        assert_eq!(
-            identity(&db, again.identity.id).await.unwrap(),
-            Some(again.identity)
-        );
     }
 
     #[tokio::test]

@@ -40,7 +40,7 @@ impl FromRequestParts<AppState> for ApiCaller {
         };
         let client = api_keys::authenticate(&state.db, presented)
             .await
-            .map_err(|error| Problem::from(AppError::internal(&error)))?
+            .map_err(|error| Problem::internal(&error))?
             .ok_or_else(|| unauthorized("This API key is not valid, or it has been revoked."))?;
         state.limits.api_request(client.key_id).await?;
         Ok(Self { client })

@@ -200,7 +200,7 @@ async fn two_people(
             Err(message) => errors.push((pointer, message)),
             Ok(external) => match identities::find(&state.db, &external)
                 .await
-                .map_err(|error| Problem::from(AppError::internal(&error)))?
+                .map_err(|error| Problem::internal(&error))?
             {
                 Some(identity) => found.push(identity),
                 None => errors.push((
@@ -328,7 +328,7 @@ pub(super) async fn list(
     let external = external_id(&raw)?;
     let limit = query.limit.unwrap_or(DEFAULT_LIMIT);
     if !(1..=LIST_PAGE_SIZE).contains(&limit) {
-        return Err(parameter_problem(
+        return Err(Problem::parameter(
             "limit",
             &format!("A page holds 1 to {LIST_PAGE_SIZE} conversations."),
         ));
@@ -338,7 +338,7 @@ pub(super) async fn list(
         .as_deref()
         .map(|cursor| {
             parse_cursor(cursor)
-                .ok_or_else(|| parameter_problem("after", "Pass the `next` of the page before."))
+                .ok_or_else(|| Problem::parameter("after", "Pass the `next` of the page before."))
         })
         .transpose()?;
     let me = linked(&state, &external).await?;
@@ -351,7 +351,7 @@ pub(super) async fn list(
         .chain(std::iter::once(me.id));
     let external_ids = identities::external_ids(&state.db, people)
         .await
-        .map_err(|error| Problem::from(AppError::internal(&error)))?;
+        .map_err(|error| Problem::internal(&error))?;
     let next = (summaries.len() as u64 == limit)
         .then(|| summaries.last().map(cursor_of))
         .flatten();
@@ -401,14 +401,6 @@ fn parse_cursor(cursor: &str) -> Option<ListCursor> {
         last_activity_at: DateTime::from_timestamp_millis(millis.parse().ok()?)?,
         id: ConversationId(id.parse().ok()?),
     })
-}
-
-/// A bad query or path parameter.
-pub(super) fn parameter_problem(parameter: &str, message: &str) -> Problem {
-    Problem::from_app(
-        AppError::Invalid(vec![FieldError::new(parameter, message)]),
-        &[parameter],
-    )
 }
 
 /// Keeps the public origin for [`LinkOrigin`].

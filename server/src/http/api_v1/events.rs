@@ -5,14 +5,12 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use app::{
-    error::AppError,
     integration::events::{self, EventKind},
     state::AppState,
 };
 
 use super::{
     auth::ApiCaller,
-    conversations::parameter_problem,
     problem::{ApiQuery, Problem},
 };
 
@@ -89,11 +87,11 @@ pub(super) async fn list(
 ) -> Result<Json<EventPage>, Problem> {
     let after = query.after.unwrap_or(0);
     if after < 0 {
-        return Err(parameter_problem("after", "A cursor is 0 or more."));
+        return Err(Problem::parameter("after", "A cursor is 0 or more."));
     }
     let limit = query.limit.unwrap_or(PAGE_MAX);
     if !(1..=PAGE_MAX).contains(&limit) {
-        return Err(parameter_problem(
+        return Err(Problem::parameter(
             "limit",
             &format!("A page holds 1 to {PAGE_MAX} events."),
         ));
@@ -104,7 +102,7 @@ pub(super) async fn list(
             .split(',')
             .map(|name| {
                 EventKind::parse(name.trim()).ok_or_else(|| {
-                    parameter_problem(
+                    Problem::parameter(
                         "types",
                         &format!(
                             "{name:?} is not an event type: conversation.created, \
@@ -117,7 +115,7 @@ pub(super) async fn list(
     };
     let page = events::after(&state.db, after, &kinds, limit)
         .await
-        .map_err(|error| Problem::from(AppError::internal(&error)))?;
+        .map_err(|error| Problem::internal(&error))?;
     let next = page.last().map_or(after, |event| event.seq);
     Ok(Json(EventPage {
         events: page

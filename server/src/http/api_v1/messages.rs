@@ -29,7 +29,7 @@ use app::{
 
 use super::{
     auth::ApiCaller,
-    conversations::{Participant, parameter_problem},
+    conversations::Participant,
     problem::{ApiJson, ApiPath, ApiQuery, Problem},
 };
 use crate::metrics as names;
@@ -171,7 +171,7 @@ pub(super) async fn history(
         (Some(seq), None) => Page::Before(seq),
         (None, Some(seq)) => Page::After(seq),
         (Some(_), Some(_)) => {
-            return Err(parameter_problem(
+            return Err(Problem::parameter(
                 "before",
                 "Give `before` or `after`, not both.",
             ));
@@ -185,7 +185,7 @@ pub(super) async fn history(
         .map_err(|error| Problem::from(AppError::from(error)))?;
     let external_ids = identities::external_ids(&state.db, members)
         .await
-        .map_err(|error| Problem::from(AppError::internal(&error)))?;
+        .map_err(|error| Problem::internal(&error))?;
     Ok(Json(MessagePage {
         messages: page
             .messages
@@ -253,7 +253,7 @@ pub(super) async fn send(
     let conversation = ConversationId(id);
     let key = match headers.get(IDEMPOTENCY_KEY) {
         Some(value) => Some(value.to_str().map_err(|_| {
-            parameter_problem(
+            Problem::parameter(
                 "Idempotency-Key",
                 "An Idempotency-Key is 1 to 255 visible ASCII characters.",
             )
@@ -261,7 +261,7 @@ pub(super) async fn send(
         None => None,
     };
     let client_msg_id = idempotency::message_id(key)
-        .map_err(|message| parameter_problem("Idempotency-Key", &message))?;
+        .map_err(|message| Problem::parameter("Idempotency-Key", &message))?;
     let mut errors = Vec::new();
     let from = match &input.from {
         None => {
@@ -305,7 +305,7 @@ pub(super) async fn send(
     }
     let external_ids = identities::external_ids(&state.db, members)
         .await
-        .map_err(|error| Problem::from(AppError::internal(&error)))?;
+        .map_err(|error| Problem::internal(&error))?;
     Ok((
         StatusCode::CREATED,
         Json(ApiMessage::new(sent.message, &external_ids)),
@@ -324,7 +324,7 @@ async fn send_as(
 ) -> Result<Sent, Problem> {
     let sender = identities::find(&state.db, from)
         .await
-        .map_err(|error| Problem::from(AppError::internal(&error)))?
+        .map_err(|error| Problem::internal(&error))?
         .filter(|identity| members.contains(&identity.id))
         .ok_or_else(|| {
             Problem::from(AppError::invalid(
@@ -363,15 +363,8 @@ fn stored_problem(error: MessagesError) -> Problem {
 async fn members(state: &AppState, conversation: ConversationId) -> Result<[UserId; 2], Problem> {
     conversations::members(&state.db, conversation)
         .await
-        .map_err(|error| Problem::from(AppError::internal(&error)))?
-        .ok_or_else(|| {
-            Problem::new(
-                StatusCode::NOT_FOUND,
-                "not_found",
-                "Not found.",
-                "There is no conversation with this id.",
-            )
-        })
+        .map_err(|error| Problem::internal(&error))?
+        .ok_or_else(|| Problem::not_found("There is no conversation with this id."))
 }
 
 /// An `Idempotency-Key` already used for a different message.

@@ -77,14 +77,29 @@ impl Problem {
         }
     }
 
+    /// Something asked for does not exist; `detail` says what.
+    pub fn not_found(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not_found", "Not found.", detail)
+    }
+
+    /// A bad path, query or header parameter.
+    pub fn parameter(parameter: &str, message: &str) -> Self {
+        Self::from_app(
+            AppError::Invalid(vec![FieldError::new(parameter, message)]),
+            &[parameter],
+        )
+    }
+
+    /// A failure on Parley's side, logged (where it was called from, with its causes) by
+    /// [`AppError::internal`]; the client sees only `internal`.
+    #[track_caller]
+    pub fn internal(cause: &(dyn std::error::Error + 'static)) -> Self {
+        Self::from(AppError::internal(cause))
+    }
+
     /// The route asked for does not exist.
     pub fn no_such_endpoint() -> Self {
-        Self::new(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            "Not found.",
-            "There is no such endpoint in the server API; see /api/v1/openapi.json.",
-        )
+        Self::not_found("There is no such endpoint in the server API; see /api/v1/openapi.json.")
     }
 
     /// The route exists, not with this method.

@@ -122,17 +122,12 @@ pub(super) fn external_id(raw: &str) -> Result<ExternalId, Problem> {
 pub(super) async fn linked(state: &AppState, external: &ExternalId) -> Result<Identity, Problem> {
     identities::find(&state.db, external)
         .await
-        .map_err(|error| Problem::from(AppError::internal(&error)))?
+        .map_err(|error| Problem::internal(&error))?
         .ok_or_else(|| {
-            Problem::new(
-                StatusCode::NOT_FOUND,
-                "not_found",
-                "Not found.",
-                format!(
-                    "No user has the external id {:?}; create it with PUT /api/v1/users/{{external_id}}.",
-                    external.as_str()
-                ),
-            )
+            Problem::not_found(format!(
+                "No user has the external id {:?}; create it with PUT /api/v1/users/{{external_id}}.",
+                external.as_str()
+            ))
         })
 }
 
@@ -187,9 +182,7 @@ pub(super) async fn put_user(
             identities::IdentitiesError::Invalid(fields) => {
                 Problem::from(AppError::Invalid(fields))
             }
-            identities::IdentitiesError::Database(cause) => {
-                Problem::from(AppError::internal(&cause))
-            }
+            identities::IdentitiesError::Database(cause) => Problem::internal(&cause),
         })?;
     let status = if provisioned.created {
         StatusCode::CREATED
@@ -243,7 +236,7 @@ pub(super) async fn get_unread(
     let user = linked(&state, &external).await?;
     let total = conversations::total_unread(&state.db, user.id)
         .await
-        .map_err(|error| Problem::from(AppError::internal(&error)))?;
+        .map_err(|error| Problem::internal(&error))?;
     Ok(Json(Unread {
         unread: total.messages,
         conversations: total.conversations,

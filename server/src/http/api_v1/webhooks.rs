@@ -7,14 +7,12 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use app::{
-    error::AppError,
     integration::webhooks::{self, Status, WebhooksError},
     state::AppState,
 };
 
 use super::{
     auth::ApiCaller,
-    conversations::parameter_problem,
     problem::{ApiPath, ApiQuery, Problem},
 };
 
@@ -87,19 +85,19 @@ pub(super) async fn deliveries(
     let status = match query.status.as_deref() {
         None => Status::Failed,
         Some(name) => Status::parse(name).ok_or_else(|| {
-            parameter_problem("status", "The status is failed, pending or delivered.")
+            Problem::parameter("status", "The status is failed, pending or delivered.")
         })?,
     };
     let limit = query.limit.unwrap_or(50);
     if !(1..=PAGE_MAX).contains(&limit) {
-        return Err(parameter_problem(
+        return Err(Problem::parameter(
             "limit",
             &format!("A page holds 1 to {PAGE_MAX} deliveries."),
         ));
     }
     let found = webhooks::deliveries(&state.db, status, limit)
         .await
-        .map_err(|error| Problem::from(AppError::internal(&error)))?;
+        .map_err(|error| Problem::internal(&error))?;
     Ok(Json(DeliveryList {
         deliveries: found
             .into_iter()
@@ -154,12 +152,9 @@ pub(super) async fn retry(
                 status: Status::Pending.as_str().to_owned(),
             }),
         )),
-        Err(WebhooksError::NoSuchDelivery) => Err(Problem::new(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            "Not found.",
-            "No failed delivery has this id.",
-        )),
-        Err(error) => Err(Problem::from(AppError::internal(&error))),
+        Err(WebhooksError::NoSuchDelivery) => {
+            Err(Problem::not_found("No failed delivery has this id."))
+        }
+        Err(error) => Err(Problem::internal(&error)),
     }
 }
