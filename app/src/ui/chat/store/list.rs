@@ -50,8 +50,11 @@ impl ChatStore {
     /// conversation with a newer message keeps its local copy, receipt positions only move
     /// forward, and presence frames heard since the request win over the list's.
     ///
-    /// `fresh` is the first page of the list. When it is full, the conversations already held
-    /// beyond its end (older pages, fetched as the list was scrolled) stay.
+    /// `fresh` is the first page of the list. A conversation held here that it lacks stays:
+    /// conversations are never removed, so it is either beyond the page's end (an older page,
+    /// fetched as the list was scrolled) or newer than the server's reading (opened, or
+    /// written in, while the list was on its way), and dropping it would take the open
+    /// conversation, and what presence frames say about it, off the page.
     pub fn replace_conversations(&self, fresh: Vec<ConversationSummary>, asked_at: u64) {
         let (presence, receipts_hidden) = self
             .inner
@@ -59,14 +62,11 @@ impl ChatStore {
         let full = fresh.len() as u64 >= CONVERSATION_PAGE_SIZE;
         let page_end = fresh.last().map(|last| (last.last_activity_at, last.id));
         self.conversations.update(|list| {
-            let mut merged = Vec::with_capacity(fresh.len());
-            if let (true, Some(end)) = (full, page_end) {
-                for older in list.iter().filter(|l| (l.last_activity_at, l.id) < end) {
-                    if !fresh.iter().any(|f| f.id == older.id) {
-                        merged.push(older.clone());
-                    }
-                }
-            }
+            let mut merged: Vec<ConversationSummary> = list
+                .iter()
+                .filter(|held| !fresh.iter().any(|f| f.id == held.id))
+                .cloned()
+                .collect();
             for mut summary in fresh {
                 let local = list.iter().find(|l| l.id == summary.id);
                 if let Some(local) = local {
@@ -218,6 +218,35 @@ mod tests {
             let cursor = store.next_page_after();
             store.upsert_summary(all[size as usize + 4].clone());
             assert_eq!(store.next_page_after(), cursor);
+        });
+    }
+
+    /// The conversation list asked for as the page loads can arrive after a conversation was
+    /// opened (created) by its address: it stays in the list, and presence frames reach it.
+    #[test]
+    fn a_list_read_before_a_conversation_was_opened_keeps_it() {
+        with_store(|store, _frames| {
+            let asked_at = store.presence_heard();
+            let mut opened = summary(2);
+            opened.other_online = true;
+            store.upsert_summary(opened);
+            store.replace_conversations(vec![summary(1)], asked_at);
+            let mut held: Vec<i64> = store
+                .conversations
+                .with_untracked(|l| l.iter().map(|c| c.id.0).collect());
+            held.sort_unstable();
+            assert_eq!(held, [1, 2]);
+            store.apply(
+                ServerFrame::Presence {
+                    user_id: UserId(2),
+                    online: false,
+                    last_seen_at: Some(Utc::now()),
+                },
+                0.0,
+            );
+            let held = store.conversations.get_untracked();
+            let two = held.iter().find(|s| s.id == ConversationId(2)).unwrap();
+            assert!(!two.other_online && two.other_last_seen_at.is_some());
         });
     }
 
