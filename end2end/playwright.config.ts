@@ -3,7 +3,7 @@
 import { defineConfig } from "@playwright/test";
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { dirname, join, resolve } from "node:path";
 
 const port = Number(process.env.PARLEY_E2E_PORT ?? 3210);
 // The tests run over HTTPS with the server's self-signed development certificate, so that
@@ -19,6 +19,9 @@ const database = join(scratch, "parley.db");
 // the server binary, and the secret its sign-in tokens are signed with.
 process.env.PARLEY_E2E_DATABASE_URL = `sqlite://${database}?mode=rwc`;
 process.env.PARLEY_E2E_SERVER_BIN = serverBin;
+// The example shop (examples/shop), built next to the server; shop.spec.ts runs it.
+process.env.PARLEY_E2E_SHOP_BIN ??= join(dirname(serverBin), "shop");
+process.env.PARLEY_E2E_SHOP_PORT ??= String(port + 1);
 process.env.PARLEY_E2E_SSO_SECRET ??= "the marketplace's end-to-end signing secret, 32+ bytes";
 
 // Without the networking flags Chromium keeps trying to reach Google, which this machine's
@@ -82,7 +85,10 @@ export default defineConfig({
       RUST_LOG: "warn",
       PARLEY_TLS_SELF_SIGNED: "true",
       // The host allow-list on, as in production: the tests' own requests name 127.0.0.1.
-      PARLEY_ALLOWED_HOSTS: "127.0.0.1",
+      // `localhost` stands for another site: the marketplace's image host, whose pictures
+      // cards show (marketplace.spec.ts).
+      PARLEY_ALLOWED_HOSTS: "127.0.0.1,localhost",
+      PARLEY_CONTEXT_IMAGE_ORIGINS: `https://localhost:${port}`,
       // Every test signs up new people, all from 127.0.0.1.
       PARLEY_REGISTRATIONS_PER_HOUR: "10000",
       // Few enough that a test can open one tab too many (tabs.spec.ts); more than any other

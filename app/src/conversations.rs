@@ -21,7 +21,10 @@ use crate::{
     entity::{conversations, messages, participants, users},
     error::AppError,
     integration::events::{self, EventKind},
-    model::{ConversationId, ConversationSummary, MessagePreview, UserId, UserView, Username},
+    model::{
+        ContextCard, ConversationId, ConversationSummary, MessagePreview, UserId, UserView,
+        Username,
+    },
 };
 
 pub use crate::model::CONVERSATION_PAGE_SIZE as LIST_PAGE_SIZE;
@@ -172,6 +175,7 @@ async fn create_pair(
         user_id: Set(user_id),
         last_read_seq: Set(0),
         last_delivered_seq: Set(0),
+        waiting_card: Set(None),
     }))
     .exec(&txn)
     .await?;
@@ -220,6 +224,66 @@ pub async fn partners(db: &impl ConnectionTrait, user: UserId) -> Result<Vec<Use
         .iter()
         .map(|conversation| UserId(other_of(conversation, user)))
         .collect())
+}
+
+/// Leaves `card` waiting above `user`'s composer in a conversation of theirs (replacing one
+/// left before), for their next message to take: what a "Contact seller" sign-in does.
+///
+/// # Errors
+/// [`ConversationsError::NotFound`] if `user` is not in the conversation.
+pub async fn leave_card(
+    db: &impl ConnectionTrait,
+    user: UserId,
+    conversation_id: ConversationId,
+    card: &ContextCard,
+) -> Result<(), ConversationsError> {
+    set_waiting_card(db, user, conversation_id, Some(card.to_json())).await
+}
+
+/// Takes away the card waiting for `user`'s next message in a conversation ("remove" on
+/// "Asking about"). Nothing waiting is not an error: another tab may have sent or removed it.
+///
+/// # Errors
+/// [`ConversationsError::NotFound`] if `user` is not in the conversation.
+pub async fn drop_waiting_card(
+    db: &impl ConnectionTrait,
+    user: UserId,
+    conversation_id: ConversationId,
+) -> Result<(), ConversationsError> {
+    set_waiting_card(db, user, conversation_id, None).await
+}
+
+async fn set_waiting_card(
+    db: &impl ConnectionTrait,
+    user: UserId,
+    conversation_id: ConversationId,
+    card: Option<String>,
+) -> Result<(), ConversationsError> {
+    let changed = participants::Entity::update_many()
+        .col_expr(participants::Column::WaitingCard, Expr::value(card))
+        .filter(participants::Column::ConversationId.eq(conversation_id.0))
+        .filter(participants::Column::UserId.eq(user.0))
+        .exec(db)
+        .await?;
+    if changed.rows_affected == 0 {
+        return Err(ConversationsError::NotFound);
+    }
+    Ok(())
+}
+
+/// The card waiting for `user`'s next message in a conversation, if any.
+///
+/// # Errors
+/// A database error.
+pub async fn waiting_card(
+    db: &impl ConnectionTrait,
+    user: UserId,
+    conversation_id: ConversationId,
+) -> Result<Option<ContextCard>, DbErr> {
+    let row = participants::Entity::find_by_id((conversation_id.0, user.0))
+        .one(db)
+        .await?;
+    Ok(row.and_then(|p| ContextCard::from_stored(p.waiting_card.as_deref())))
 }
 
 /// Records that `user`'s last connection ended at `at`.
@@ -438,9 +502,11 @@ async fn summarise(
             let mine = positions.get(&(conversation.id, me.0));
             let theirs = positions.get(&(conversation.id, other.id));
             let last_read = mine.map_or(0, |p| p.last_read_seq);
-            let last_message = last_messages
-                .get(&conversation.id)
-                .map(|m| MessagePreview::new(UserId(m.sender_id), &m.body, m.created_at));
+            let last_message = last_messages.get(&conversation.id).map(|m| {
+                let card = ContextCard::from_stored(m.card.as_deref());
+                let text = crate::model::message_text(&m.body, card.as_ref());
+                MessagePreview::new(UserId(m.sender_id), text, m.created_at)
+            });
             Some(ConversationSummary {
                 id: ConversationId(conversation.id),
                 other: UserView {
@@ -458,6 +524,9 @@ async fn summarise(
                 other_delivered_seq: theirs.map_or(0, |p| p.last_delivered_seq),
                 other_read_seq: (i_share && other.read_receipts)
                     .then(|| theirs.map_or(0, |p| p.last_read_seq)),
+                about: ContextCard::from_stored(conversation.context.as_deref()),
+                waiting_card: mine
+                    .and_then(|p| ContextCard::from_stored(p.waiting_card.as_deref())),
             })
         })
         .collect())

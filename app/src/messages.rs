@@ -24,8 +24,8 @@ use crate::{
     error::AppError,
     integration::{events, identities},
     model::{
-        AttachmentId, AttachmentView, ClientMsgId, ConversationId, HISTORY_PAGE_SIZE, HistoryPage,
-        MessageBody, MessageId, MessageKind, MessageView, UserId, UserView,
+        AttachmentId, AttachmentView, ClientMsgId, ContextCard, ConversationId, HISTORY_PAGE_SIZE,
+        HistoryPage, MessageBody, MessageId, MessageKind, MessageView, UserId, UserView,
     },
 };
 
@@ -88,11 +88,24 @@ pub struct Sent {
     pub created: bool,
 }
 
-/// What a message carries: its text (empty only when there are files) and its files' ids.
+/// What a message carries: its text (empty only when there are files or a card), its files'
+/// ids, and the marketplace's card for a product or an order (already checked).
 #[derive(Debug, Clone)]
 pub struct Content {
     pub body: MessageBody,
     pub attachments: Vec<AttachmentId>,
+    pub card: Option<ContextCard>,
+}
+
+impl Content {
+    /// Text alone.
+    pub fn text(body: MessageBody) -> Self {
+        Self {
+            body,
+            attachments: Vec::new(),
+            card: None,
+        }
+    }
 }
 
 /// Stores a message from `sender` in a conversation they take part in, exactly once per
@@ -122,9 +135,9 @@ pub async fn send(
 }
 
 /// Stores a notice from the marketplace itself (`kind: system`) in a conversation, exactly
-/// once per `client_msg_id`. Its author is the marketplace's account
-/// ([`identities::marketplace`]); it moves nobody's read position, so it is unread for both
-/// people until they see it.
+/// once per `client_msg_id`: text, a card (an order's new status), or both. Its author is the
+/// marketplace's account ([`identities::marketplace`]); it moves nobody's read position, so
+/// it is unread for both people until they see it.
 ///
 /// # Errors
 /// [`MessagesError::NotFound`] if there is no such conversation (nothing is stored),
@@ -134,11 +147,13 @@ pub async fn send_system(
     conversation_id: ConversationId,
     client_msg_id: &ClientMsgId,
     body: MessageBody,
+    card: Option<ContextCard>,
 ) -> Result<Sent, MessagesError> {
     let author = identities::marketplace(db).await?;
     let content = Content {
         body,
         attachments: Vec::new(),
+        card,
     };
     store(
         db,
@@ -213,8 +228,9 @@ async fn find_by_client_msg_id(
         .await
 }
 
-/// The insert transaction: next `seq`, the row, its attachments, the conversation's activity,
-/// and (for a person's message) the sender's read position, all or nothing.
+/// The insert transaction: next `seq`, the row, its attachments, the conversation's activity
+/// (and, with a card, what it is about), and (for a person's message) the sender's read
+/// position and the card that waited for this message, all or nothing.
 async fn insert(
     db: &impl TransactionTrait,
     sender: &UserView,
@@ -256,6 +272,7 @@ async fn insert(
         body: Set(content.body.as_str().to_owned()),
         created_at: Set(created_at),
         kind: Set(kind.as_str().to_owned()),
+        card: Set(content.card.as_ref().map(ContextCard::to_json)),
         ..Default::default()
     }
     .insert(&txn)
@@ -269,15 +286,17 @@ async fn insert(
     )
     .await?;
 
-    conversation_rows::Entity::update_many()
+    let mut activity = conversation_rows::Entity::update_many()
         .col_expr(
             conversation_rows::Column::LastActivityAt,
             Expr::value(created_at),
         )
-        .filter(conversation_rows::Column::Id.eq(conversation_id.0))
-        .exec(&txn)
-        .await?;
-    let stored = view(row, sender.clone(), files);
+        .filter(conversation_rows::Column::Id.eq(conversation_id.0));
+    if let Some(card) = &row.card {
+        activity = activity.col_expr(conversation_rows::Column::Context, Expr::value(card));
+    }
+    activity.exec(&txn).await?;
+    let stored = view(row.clone(), sender.clone(), files);
     events::messages_created(
         &txn,
         &[(
@@ -301,6 +320,19 @@ async fn insert(
             .filter(participants::Column::UserId.eq(sender.id.0))
             .exec(&txn)
             .await?;
+        // The card that waited above the composer went with this message.
+        if let Some(card) = &row.card {
+            participants::Entity::update_many()
+                .col_expr(
+                    participants::Column::WaitingCard,
+                    Expr::value(Option::<String>::None),
+                )
+                .filter(participants::Column::ConversationId.eq(conversation_id.0))
+                .filter(participants::Column::UserId.eq(sender.id.0))
+                .filter(participants::Column::WaitingCard.eq(card))
+                .exec(&txn)
+                .await?;
+        }
     }
     txn.commit().await?;
     Ok(stored)
@@ -317,6 +349,7 @@ fn view(row: messages::Model, sender: UserView, attachments: Vec<AttachmentView>
         created_at: row.created_at,
         attachments,
         kind: MessageKind::from_stored(&row.kind),
+        card: ContextCard::from_stored(row.card.as_deref()),
     }
 }
 

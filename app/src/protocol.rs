@@ -32,6 +32,10 @@ pub enum ClientFrame {
         body: String,
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         attachment_ids: Vec<AttachmentId>,
+        /// Take the card the marketplace left waiting in this conversation ("Asking about…")
+        /// with this message. The card itself never comes from the browser.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        with_card: bool,
     },
     /// The user is typing (`active: true`) or has stopped (`active: false`) in a conversation.
     Typing {
@@ -327,6 +331,7 @@ mod tests {
                 client_msg_id: "abc".into(),
                 body: "hi".into(),
                 attachment_ids: Vec::new(),
+                with_card: false,
             }
         );
         let ping: ClientFrame = serde_json::from_str(r#"{"type":"ping"}"#).unwrap();
@@ -369,6 +374,7 @@ mod tests {
             created_at: at,
             attachments: Vec::new(),
             kind: crate::model::MessageKind::User,
+            card: None,
         };
         let frames = [
             ServerFrame::Ready { user: ann.clone() },

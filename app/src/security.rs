@@ -3,8 +3,9 @@
 //! A page may run scripts from Parley's own origin (the WASM bundle's JS glue) and the one
 //! inline script Leptos writes to start hydration, which carries a fresh random nonce per
 //! response; nothing else, and never inline event handlers. WebAssembly compilation needs
-//! `'wasm-unsafe-eval'` (which allows compiling WASM, not JavaScript `eval`). Styles, images and
-//! connections (including the WebSocket) are same-origin only. Framing is allowed for Parley
+//! `'wasm-unsafe-eval'` (which allows compiling WASM, not JavaScript `eval`). Styles and
+//! connections (including the WebSocket) are same-origin only; images too, but for the
+//! pictures of the marketplace's cards, from the origins it was told. Framing is allowed for Parley
 //! itself and the configured embedding origins (the marketplace).
 //!
 //! The shell sets the header while rendering (only it knows the nonce); every other response
@@ -30,15 +31,21 @@ pub struct PagePolicy {
 
 impl PagePolicy {
     /// `frame_ancestors` are the origins allowed to embed Parley besides itself;
+    /// `image_origins` the ones product and order cards show pictures from;
     /// `extra_connect` adds connection sources (for development tools); `upgrade_insecure`
     /// asks browsers to load every subresource over HTTPS.
     pub fn new(
         frame_ancestors: &[String],
+        image_origins: &[String],
         extra_connect: &[String],
         upgrade_insecure: bool,
     ) -> Self {
+        let images: String = image_origins
+            .iter()
+            .map(|origin| format!(" {origin}"))
+            .collect();
         let mut rest = format!(
-            "style-src 'self'; img-src 'self' data:; font-src 'self'; object-src 'none'; \
+            "style-src 'self'; img-src 'self' data:{images}; font-src 'self'; object-src 'none'; \
              base-uri 'none'; form-action 'self'; frame-ancestors {}",
             frame_ancestors_directive(frame_ancestors)
         );
@@ -141,8 +148,14 @@ mod tests {
 
     #[test]
     fn the_page_policy_allows_the_nonce_and_nothing_inline() {
-        let policy = PagePolicy::new(&["https://market.example".into()], &[], true);
+        let policy = PagePolicy::new(
+            &["https://market.example".into()],
+            &["https://img.market.example".into()],
+            &[],
+            true,
+        );
         let header = policy.header("abc123");
+        assert!(header.contains("img-src 'self' data: https://img.market.example;"));
         assert!(header.contains("script-src 'self' 'nonce-abc123' 'wasm-unsafe-eval';"));
         assert!(!header.contains("unsafe-inline"));
         assert!(header.contains("frame-ancestors 'self' https://market.example"));
@@ -152,7 +165,7 @@ mod tests {
 
     #[test]
     fn development_sources_are_added_to_connect_src() {
-        let policy = PagePolicy::new(&[], &["ws://127.0.0.1:3001".into()], false);
+        let policy = PagePolicy::new(&[], &[], &["ws://127.0.0.1:3001".into()], false);
         assert!(
             policy
                 .header("n")

@@ -8,6 +8,7 @@ use sea_orm::DatabaseConnection;
 
 use crate::{
     error::AppError,
+    integration::cards::CardRules,
     limits::RateLimits,
     messages::writer::MessageWriter,
     realtime::Realtime,
@@ -39,6 +40,8 @@ pub struct AppState {
     /// Whether Parley's own registration and password sign-in are on (`PARLEY_LOCAL_ACCOUNTS`);
     /// off, people arrive only through the marketplace's sign-in (`/sso`).
     pub local_accounts: bool,
+    /// What the marketplace's product and order cards may link to and show.
+    pub card_rules: Arc<CardRules>,
 }
 
 /// What a person is told when Parley's own accounts are off.

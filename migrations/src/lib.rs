@@ -18,6 +18,7 @@ mod m20261204_000008_integration;
 mod m20261204_000009_events;
 mod m20261204_000010_webhooks;
 mod m20261204_000011_unseen;
+mod m20261206_000012_cards;
 
 /// Every migration Parley has, oldest first.
 pub struct Migrator;
@@ -37,6 +38,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261204_000009_events::Migration),
             Box::new(m20261204_000010_webhooks::Migration),
             Box::new(m20261204_000011_unseen::Migration),
+            Box::new(m20261206_000012_cards::Migration),
         ]
     }
 }

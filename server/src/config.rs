@@ -16,6 +16,7 @@ use std::{
 
 use app::{
     integration::{
+        cards::CardRules,
         sso::{self, SsoKeys},
         webhooks::UrlRules,
     },
@@ -121,6 +122,10 @@ pub struct Config {
     /// A marketplace that wants its accounts only turns it off; people then arrive through
     /// `/sso`.
     pub local_accounts: bool,
+    /// `PARLEY_CONTEXT_IMAGE_ORIGINS` (comma-separated origins, default none): where the
+    /// pictures of product and order cards may come from; they join the pages' `img-src`.
+    /// Card links and pictures must be https in production.
+    pub cards: CardRules,
 }
 
 /// WebSockets one user keeps on one instance when `PARLEY_SOCKETS_PER_USER` is not set: far
@@ -250,16 +255,7 @@ impl Config {
         let public_url = optional("PARLEY_PUBLIC_URL")
             .map(|url| parse_origin("PARLEY_PUBLIC_URL", &url))
             .transpose()?;
-        let allowed_origins = optional("PARLEY_ALLOWED_ORIGINS")
-            .map(|list| {
-                list.split(',')
-                    .map(str::trim)
-                    .filter(|o| !o.is_empty())
-                    .map(|o| parse_origin("PARLEY_ALLOWED_ORIGINS", o))
-                    .collect::<Result<Vec<_>, _>>()
-            })
-            .transpose()?
-            .unwrap_or_default();
+        let allowed_origins = origins("PARLEY_ALLOWED_ORIGINS")?;
         let allowed_hosts = optional("PARLEY_ALLOWED_HOSTS")
             .map(|list| {
                 list.split(',')
@@ -391,6 +387,10 @@ impl Config {
                 None => true,
                 Some(_) => flag("PARLEY_LOCAL_ACCOUNTS")?,
             },
+            cards: CardRules {
+                https_only: mode == Mode::Production,
+                image_origins: origins("PARLEY_CONTEXT_IMAGE_ORIGINS")?,
+            },
         })
     }
 
@@ -432,6 +432,7 @@ impl Config {
             webhook_retry_scale: 1.0,
             unseen_after: std::time::Duration::from_secs(60 * DEFAULT_UNSEEN_AFTER_MINUTES),
             local_accounts: true,
+            cards: CardRules::default(),
         }
     }
 
@@ -503,6 +504,7 @@ impl std::fmt::Debug for Config {
             .field("sso", &self.sso)
             .field("webhooks", &self.webhooks)
             .field("local_accounts", &self.local_accounts)
+            .field("cards", &self.cards)
             .finish()
     }
 }
@@ -594,6 +596,20 @@ pub fn webhook_rules() -> Result<UrlRules, ConfigError> {
         https_only: production,
         allow_private: !production || flag("PARLEY_WEBHOOK_ALLOW_PRIVATE")?,
     })
+}
+
+/// The comma-separated origins in variable `name` (none when it is unset).
+fn origins(name: &'static str) -> Result<Vec<String>, ConfigError> {
+    Ok(optional(name)
+        .map(|list| {
+            list.split(',')
+                .map(str::trim)
+                .filter(|o| !o.is_empty())
+                .map(|o| parse_origin(name, o))
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .transpose()?
+        .unwrap_or_default())
 }
 
 /// The sign-in keys the environment names (see [`Config::sso`]), current first.

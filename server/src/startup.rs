@@ -129,6 +129,7 @@ impl Application {
             proxies: TrustedProxies::new(config.trusted_proxies.clone()),
             upload_rules: Arc::new(config.files.rules.clone()),
             local_accounts: config.local_accounts,
+            card_rules: Arc::new(config.cards.clone()),
         };
         let limits = state.limits.clone();
         let files = FileService::new(&config.files).context("failed to open file storage")?;
@@ -437,6 +438,7 @@ fn page_policy(config: &Config) -> PagePolicy {
     });
     PagePolicy::new(
         &config.allowed_origins,
+        &config.cards.image_origins,
         live_reload.as_slice(),
         config.secure_cookies(),
     )

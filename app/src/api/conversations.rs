@@ -55,6 +55,16 @@ pub async fn open_conversation(username: String) -> Result<ConversationSummary, 
     with_presence.pop().ok_or(AppError::Internal)
 }
 
+/// Takes away the card the marketplace left waiting for the user's next message in a
+/// conversation (the "remove" on "Asking about…"). Nothing waiting is fine: another tab may
+/// have sent or removed it.
+#[server(endpoint = "drop_waiting_card")]
+pub async fn drop_waiting_card(conversation_id: ConversationId) -> Result<(), AppError> {
+    let (state, me) = super::ssr::signed_in().await?;
+    crate::conversations::drop_waiting_card(&state.db, me.id, conversation_id).await?;
+    Ok(())
+}
+
 /// A page of up to 50 messages, oldest first: the latest page, the page before `before_seq`,
 /// or the page after `after_seq` (not both).
 #[server(endpoint = "history")]

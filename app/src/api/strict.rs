@@ -18,7 +18,7 @@ const QS_MAX_DEPTH: usize = 5;
 type Check = fn(&[u8]) -> Vec<String>;
 
 /// Every server function, by URL path, with the check of its arguments.
-fn checks() -> [(&'static str, Check); 12] {
+fn checks() -> [(&'static str, Check); 13] {
     [
         (accounts::Register::PATH, ignored_keys::<accounts::Register>),
         (accounts::Login::PATH, ignored_keys::<accounts::Login>),
@@ -54,6 +54,10 @@ fn checks() -> [(&'static str, Check); 12] {
         (
             conversations::History::PATH,
             ignored_keys::<conversations::History>,
+        ),
+        (
+            conversations::DropWaitingCard::PATH,
+            ignored_keys::<conversations::DropWaitingCard>,
         ),
         (
             uploads::CurrentUploadRules::PATH,

@@ -16,6 +16,9 @@ pub struct Model {
     // one); the column goes in a later release (migration 6 explains why not now).
     pub last_activity_at: DateTimeUtc,
     pub created_at: DateTimeUtc,
+    /// The latest card sent in it, as JSON (`model::ContextCard`): what it is about.
+    #[sea_orm(column_type = "Text", nullable)]
+    pub context: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -16,6 +16,9 @@ pub struct Model {
     pub created_at: DateTimeUtc,
     /// `user` or `system` (`model::MessageKind`).
     pub kind: String,
+    /// The product or order card it was sent with, as JSON (`model::ContextCard`), frozen.
+    #[sea_orm(column_type = "Text", nullable)]
+    pub card: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -14,6 +14,11 @@ pub struct Model {
     /// A device of this participant has received every message up to here (never behind
     /// `last_read_seq`).
     pub last_delivered_seq: i64,
+    /// A card from the marketplace (the sign-in that opened the conversation) that waits
+    /// above this participant's composer and goes with their next message, as JSON
+    /// (`model::ContextCard`).
+    #[sea_orm(column_type = "Text", nullable)]
+    pub waiting_card: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -162,6 +162,7 @@ pub fn message_data(message: &MessageView, people: &HashMap<UserId, Value>) -> V
         "body": message.body,
         "attachments": message.attachments.len(),
         "created_at": message.created_at,
+        "context": message.card,
     })
 }
 

@@ -20,7 +20,10 @@ use sea_orm::{
 use serde::Deserialize;
 
 use super::identities::{ExternalId, Profile};
-use crate::{entity::sso_tokens, model::is_safe_next};
+use crate::{
+    entity::sso_tokens,
+    model::{ContextCard, is_safe_next},
+};
 
 /// The audience every token must name.
 pub const AUDIENCE: &str = "parley";
@@ -220,6 +223,9 @@ struct Claims {
     email: Option<String>,
     role: Option<String>,
     with: Option<String>,
+    /// A product or order card: read here for its shape, checked against the deployment's
+    /// rules (`cards::CardRules`) by the caller.
+    context: Option<serde_json::Value>,
     return_to: Option<String>,
 }
 
@@ -256,6 +262,23 @@ impl Claims {
         if with.as_ref() == Some(&external) {
             return Err(invalid("with", "It names the person signing in.".into()));
         }
+        let context = match self.context {
+            None => None,
+            Some(_) if with.is_none() => {
+                return Err(invalid(
+                    "context",
+                    "A card goes with a conversation: give `with` too.".into(),
+                ));
+            }
+            Some(value) => Some(
+                serde_json::from_value::<ContextCard>(value).map_err(|error| {
+                    invalid(
+                        "context",
+                        format!("It is not a product or order card: {error}."),
+                    )
+                })?,
+            ),
+        };
         if let Some(path) = &self.return_to
             && !is_safe_next(path)
         {
@@ -271,6 +294,7 @@ impl Claims {
             external,
             profile,
             with,
+            context,
             return_to: self.return_to,
             jti: self.jti,
             expires_at: DateTime::from_timestamp(self.exp, 0).unwrap_or(now),
@@ -285,6 +309,9 @@ pub struct Handoff {
     pub profile: Profile,
     /// The other person of the conversation to open.
     pub with: Option<ExternalId>,
+    /// The card to leave waiting above the composer in that conversation (not yet checked
+    /// against the deployment's `cards::CardRules`).
+    pub context: Option<ContextCard>,
     /// A path on Parley to go to (when there is no `with`).
     pub return_to: Option<String>,
     jti: String,
@@ -358,6 +385,34 @@ mod tests {
         assert_eq!(handoff.profile.name.as_str(), "Ann");
         assert_eq!(handoff.with.unwrap().as_str(), "u-2");
         assert_eq!(handoff.return_to.as_deref(), Some("/settings"));
+        assert_eq!(handoff.context, None);
+    }
+
+    #[test]
+    fn a_card_needs_a_conversation_and_a_card_s_shape() {
+        let now = Utc::now();
+        let keys = SsoKeys::new(&[], &[SECRET.to_owned()], None).unwrap();
+        let lamp = json!({
+            "kind": "product", "id": "sku-3141", "title": "Walnut desk lamp",
+            "url": "https://shop.example/products/3141",
+        });
+        let mut good = claims(now);
+        good["context"] = lamp.clone();
+        let handoff = keys.verify(&token(&good), now).unwrap();
+        assert_eq!(handoff.context.unwrap().title, "Walnut desk lamp");
+
+        let mut alone = claims(now);
+        alone["context"] = lamp.clone();
+        alone.as_object_mut().unwrap().remove("with");
+        let mut forged = claims(now);
+        forged["context"] = lamp;
+        forged["context"]["discount"] = json!("100%");
+        for bad in [alone, forged] {
+            assert!(matches!(
+                keys.verify(&token(&bad), now).unwrap_err(),
+                Refusal::InvalidClaim { claim, .. } if claim == "context"
+            ));
+        }
     }
 
     #[test]

@@ -13,7 +13,8 @@
 //! Conversations are spread over a few *lanes* (by id), each a task writing one batch at a
 //! time: a conversation's messages are stored in the order they reached its lane, and lanes
 //! never touch each other's rows. Two cases leave the batch for [`super::send`], one message at
-//! a time in the same lane: messages with attachments (rare, and each needs its own checks),
+//! a time in the same lane: messages with attachments or a card (rare, and each needs its own
+//! checks and writes),
 //! and every message of a batch whose transaction failed (a race with another instance over a
 //! retried `client_msg_id`, a database hiccup), so one bad message never fails the others.
 //!
@@ -148,7 +149,7 @@ async fn run_lane(db: DatabaseConnection, mut jobs: mpsc::Receiver<Job>) {
     while jobs.recv_many(&mut batch, MAX_BATCH).await > 0 {
         let (single, grouped): (Vec<Job>, Vec<Job>) = batch
             .drain(..)
-            .partition(|job| !job.content.attachments.is_empty());
+            .partition(|job| !job.content.attachments.is_empty() || job.content.card.is_some());
         store_batch(&db, grouped).await;
         for job in single {
             answer_alone(&db, job).await;
@@ -283,6 +284,8 @@ fn stored(job: &Job, id: i64, seq: i64, created_at: DateTime<Utc>) -> MessageVie
         body: job.content.body.as_str().to_owned(),
         created_at,
         kind: MessageKind::User.as_str().to_owned(),
+        // Messages with a card are stored one at a time (`run_lane`).
+        card: None,
     };
     view(row, job.sender.clone(), Vec::new())
 }
@@ -397,6 +400,7 @@ mod postgres {
                     created_at,
                     // The writer stores people's messages only.
                     kind: MessageKind::User.as_str().to_owned(),
+                    card: None,
                 })
             };
         }

@@ -203,6 +203,11 @@ pub fn check_new_password(password: &str, confirm: &str) -> Result<(), Vec<Field
 pub struct MessageBody(String);
 
 impl MessageBody {
+    /// No text: a message that is only a card or files.
+    pub fn empty() -> Self {
+        Self(String::new())
+    }
+
     /// # Errors
     /// A sentence saying what is wrong.
     pub fn parse(input: &str) -> Result<Self, String> {

@@ -5,6 +5,7 @@
 //! wrong before a round trip and the server applies exactly the same rules when it matters.
 //! Everything is re-exported here: `crate::model::Username`, `crate::model::MessageView`.
 
+pub mod card;
 pub mod input;
 pub mod views;
 
@@ -12,7 +13,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-pub use self::{input::*, views::*};
+pub use self::{card::*, input::*, views::*};
 
 /// Longest message body, in characters (Unicode scalar values).
 pub const MESSAGE_MAX_CHARS: usize = 4_000;

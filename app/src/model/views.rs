@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::{AttachmentId, ConversationId, MessageId, UserId};
+use super::{AttachmentId, ContextCard, ConversationId, MessageId, UserId};
 
 /// What anyone may see of a user: never the password hash or anything else from the row.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -35,6 +35,9 @@ pub struct MessageView {
     /// first, by far the most common).
     #[serde(default, skip_serializing_if = "MessageKind::is_user")]
     pub kind: MessageKind,
+    /// The product or order it is about, as the marketplace described it when it was sent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub card: Option<ContextCard>,
 }
 
 /// Who a message is from: one of the two people, or the marketplace itself (an order update,
@@ -123,9 +126,21 @@ impl MessagePreview {
         }
     }
 
-    /// The preview of a message.
+    /// The preview of a message: its text, or for a card alone the card's title.
     pub fn of(message: &MessageView) -> Self {
-        Self::new(message.sender.id, &message.body, message.created_at)
+        Self::new(
+            message.sender.id,
+            message_text(&message.body, message.card.as_ref()),
+            message.created_at,
+        )
+    }
+}
+
+/// What a message says in a line of text: its body, or for a card alone the card's title.
+pub fn message_text<'a>(body: &'a str, card: Option<&'a ContextCard>) -> &'a str {
+    match card {
+        Some(card) if body.trim().is_empty() => &card.title,
+        _ => body,
     }
 }
 
@@ -174,6 +189,13 @@ pub struct ConversationSummary {
     /// receipts.
     #[serde(default)]
     pub other_read_seq: Option<i64>,
+    /// The latest card sent in it: "About: <title>" in the list.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub about: Option<ContextCard>,
+    /// The card the marketplace's sign-in left for this user's next message ("Asking about:
+    /// <title>" above the composer).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub waiting_card: Option<ContextCard>,
 }
 
 /// A user's own choices, which only they see.

@@ -561,6 +561,7 @@ fn send_frame(conversation: ConversationId, number: usize, since_base: u64) -> M
         client_msg_id: format!("m{number}"),
         body: format!("{since_base} {FILLER}"),
         attachment_ids: Vec::new(),
+        with_card: false,
     };
     Message::Text(serde_json::to_string(&frame).unwrap_or_default().into())
 }

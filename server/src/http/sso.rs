@@ -74,10 +74,23 @@ async fn hand_off(
     token: &str,
 ) -> Response {
     let now = conversations::now();
-    let handoff = match keys.verify(token, now) {
+    let mut handoff = match keys.verify(token, now) {
         Ok(handoff) => handoff,
         Err(refusal) => return refused(&refusal),
     };
+    if let Some(card) = handoff.context.take() {
+        match state.card_rules.check(card, "context") {
+            Ok(card) => handoff.context = Some(card),
+            Err(errors) => {
+                let first = errors.into_iter().next();
+                let (claim, message) = first.map_or_else(
+                    || ("context".to_owned(), String::new()),
+                    |error| (error.field, error.message),
+                );
+                return refused(&Refusal::InvalidClaim { claim, message });
+            }
+        }
+    }
     let partner = match &handoff.with {
         Some(with) => match identities::find(&state.db, with).await {
             Ok(Some(partner)) => Some(partner),
@@ -119,7 +132,12 @@ async fn signed_in(
     tracing::info!(user = %user.id, created = provisioned.created, "signed in from the marketplace");
     Ok(match partner {
         Some(partner) => {
-            conversations::open_between(&state.db, user.id, partner.id).await?;
+            let (conversation, _) =
+                conversations::open_between(&state.db, user.id, partner.id).await?;
+            // The card waits above this person's composer for their first message.
+            if let Some(card) = &handoff.context {
+                conversations::leave_card(&state.db, user.id, conversation.id, card).await?;
+            }
             format!("/chat/@{}", partner.username)
         }
         None => handoff

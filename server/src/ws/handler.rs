@@ -101,9 +101,16 @@ impl FrameHandler {
                 client_msg_id,
                 body,
                 attachment_ids,
+                with_card,
             } => Some(
-                self.send_message(conversation_id, client_msg_id, &body, attachment_ids)
-                    .await,
+                self.send_message(
+                    conversation_id,
+                    client_msg_id,
+                    &body,
+                    attachment_ids,
+                    with_card,
+                )
+                .await,
             ),
             ClientFrame::Typing {
                 conversation_id,
@@ -135,6 +142,7 @@ impl FrameHandler {
         client_msg_id: String,
         body: &str,
         attachments: Vec<AttachmentId>,
+        with_card: bool,
     ) -> ServerFrame {
         let refuse = |code, message: String, id: &str| ServerFrame::Error {
             code,
@@ -169,13 +177,46 @@ impl FrameHandler {
             Ok(body) => body,
             Err(problem) => return refuse(ErrorCode::InvalidInput, problem, &client_msg_id),
         };
-        let content = messages::Content { body, attachments };
-        let sent = match self
-            .state
-            .messages
-            .send(self.user.view(), conversation_id, id, content)
+        // The card comes from what the marketplace left waiting, never from the frame: a
+        // browser can ask for it to go, not say what it is.
+        let card = if with_card {
+            match conversations::waiting_card(&self.state.db, self.user.id, conversation_id).await {
+                Ok(card) => card,
+                Err(error) => {
+                    tracing::error!(%error, user = %self.user.id, "could not read a waiting card");
+                    return refuse(
+                        ErrorCode::Internal,
+                        "the message could not be stored; send it again".into(),
+                        &client_msg_id,
+                    );
+                }
+            }
+        } else {
+            None
+        };
+        let content = messages::Content {
+            body,
+            attachments,
+            card,
+        };
+        // A message that takes its card is stored on its own, and so is its retry: the answer
+        // to a retry then carries the card too, however the first attempt was stored.
+        let stored = if with_card {
+            messages::send(
+                &self.state.db,
+                &self.user.view(),
+                conversation_id,
+                &id,
+                &content,
+            )
             .await
-        {
+        } else {
+            self.state
+                .messages
+                .send(self.user.view(), conversation_id, id, content)
+                .await
+        };
+        let sent = match stored {
             Ok(sent) => sent,
             Err(MessagesError::NotFound) => {
                 return refuse(
@@ -531,16 +572,20 @@ mod properties {
                 id.clone(),
                 ".{0,70}",
                 ".{0,200}",
-                prop::collection::vec(any::<i64>().prop_map(AttachmentId), 0..12)
+                prop::collection::vec(any::<i64>().prop_map(AttachmentId), 0..12),
+                any::<bool>()
             )
-                .prop_map(|(conversation_id, client_msg_id, body, attachment_ids)| {
-                    ClientFrame::Send {
-                        conversation_id,
-                        client_msg_id,
-                        body,
-                        attachment_ids,
+                .prop_map(
+                    |(conversation_id, client_msg_id, body, attachment_ids, with_card)| {
+                        ClientFrame::Send {
+                            conversation_id,
+                            client_msg_id,
+                            body,
+                            attachment_ids,
+                            with_card,
+                        }
                     }
-                }),
+                ),
             (id.clone(), any::<bool>()).prop_map(|(conversation_id, active)| ClientFrame::Typing {
                 conversation_id,
                 active

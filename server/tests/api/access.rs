@@ -35,7 +35,7 @@ async fn call(browser: &Browser, path: &str, conversation: ConversationId) -> re
         ],
         "search_users" => vec![("query", "ann")],
         "open_conversation" => vec![("username", "ann")],
-        "history" => vec![("conversation_id", id.as_str())],
+        "history" | "drop_waiting_card" => vec![("conversation_id", id.as_str())],
         "update_settings" => vec![("read_receipts", "false")],
         _ => vec![],
     };
@@ -124,7 +124,7 @@ for_each_db! {
         // Every frame that names a conversation.
         let frames = |id: ConversationId| {
             [
-                ClientFrame::Send { conversation_id: id, client_msg_id: "e1".into(), body: "hi".into(), attachment_ids: Vec::new() },
+                ClientFrame::Send { conversation_id: id, client_msg_id: "e1".into(), body: "hi".into(), attachment_ids: Vec::new(), with_card: false },
                 ClientFrame::Typing { conversation_id: id, active: true },
                 ClientFrame::Read { conversation_id: id, seq: 1 },
                 ClientFrame::Delivered { conversation_id: id, seq: 1 },

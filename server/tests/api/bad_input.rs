@@ -38,7 +38,7 @@ for_each_db! {
             .send_frame(&ClientFrame::Send {
                 conversation_id: conversation.id,
                 client_msg_id: "bad id with spaces".into(),
-                body: "hi".into(), attachment_ids: Vec::new(),
+                body: "hi".into(), attachment_ids: Vec::new(), with_card: false,
             })
             .await;
         assert_eq!(socket.next_matching(error_code).await, ErrorCode::InvalidInput);
@@ -73,11 +73,11 @@ for_each_db! {
         let mut bob_socket = bob.socket().await;
         let mut eve_socket = eve.socket().await;
         for frame in [
-            ClientFrame::Send { conversation_id: conversation.id, client_msg_id: "e".into(), body: "hi".into(), attachment_ids: Vec::new() },
+            ClientFrame::Send { conversation_id: conversation.id, client_msg_id: "e".into(), body: "hi".into(), attachment_ids: Vec::new(), with_card: false },
             ClientFrame::Typing { conversation_id: conversation.id, active: true },
             ClientFrame::Read { conversation_id: conversation.id, seq: 1 },
             ClientFrame::Delivered { conversation_id: conversation.id, seq: 1 },
-            ClientFrame::Send { conversation_id: app::model::ConversationId(424242), client_msg_id: "f".into(), body: "hi".into(), attachment_ids: Vec::new() },
+            ClientFrame::Send { conversation_id: app::model::ConversationId(424242), client_msg_id: "f".into(), body: "hi".into(), attachment_ids: Vec::new(), with_card: false },
         ] {
             eve_socket.send_frame(&frame).await;
             assert_eq!(eve_socket.next_matching(error_code).await, ErrorCode::NotFound);

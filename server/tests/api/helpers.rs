@@ -586,6 +586,7 @@ impl TestSocket {
             client_msg_id: client_msg_id.into(),
             body: body.into(),
             attachment_ids,
+            with_card: false,
         })
         .await;
         self.next_matching(|frame| match frame {

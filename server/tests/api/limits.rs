@@ -220,6 +220,7 @@ async fn socket_limits(db: TestDb) {
             client_msg_id: "too-many".into(),
             body: "one too many".into(),
             attachment_ids: Vec::new(),
+            with_card: false,
         })
         .await;
     let refusal = socket
@@ -359,6 +360,7 @@ async fn misbehaviour(db: TestDb) {
             client_msg_id: format!("flood-{i}"),
             body: "spam".into(),
             attachment_ids: Vec::new(),
+            with_card: false,
         };
         socket
             .try_send_text(&serde_json::to_string(&frame).unwrap())

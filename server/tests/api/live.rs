@@ -78,7 +78,7 @@ for_each_db! {
             .send_frame(&ClientFrame::Send {
                 conversation_id: other.id,
                 client_msg_id: "retry-1".into(),
-                body: "x".into(), attachment_ids: Vec::new(),
+                body: "x".into(), attachment_ids: Vec::new(), with_card: false,
             })
             .await;
         let code = ann_socket
@@ -126,7 +126,7 @@ for_each_db! {
                 .send_frame(&ClientFrame::Send {
                     conversation_id: conversation.id,
                     client_msg_id: id.into(),
-                    body: body.into(), attachment_ids: Vec::new(),
+                    body: body.into(), attachment_ids: Vec::new(), with_card: false,
                 })
                 .await;
             let (code, message, client_msg_id) = socket

@@ -28,10 +28,7 @@ async fn roomy(db: TestDb) -> TestApp {
 }
 
 fn text(body: &str) -> Content {
-    Content {
-        body: MessageBody::parse(body).unwrap(),
-        attachments: Vec::new(),
-    }
+    Content::text(MessageBody::parse(body).unwrap())
 }
 
 for_each_db! {

@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 
 use app::{
     entity::users,
-    integration::api_keys,
+    integration::{api_keys, cards::CardRules},
     model::ConversationId,
     protocol::{ClientFrame, ServerFrame},
 };
@@ -944,4 +944,220 @@ async fn messages_still_unseen_are_reported_once() {
         .call(Method::GET, "/events?types=message.unseen", None)
         .await;
     assert_eq!(page["events"].as_array().unwrap().len(), 2);
+}
+
+/// Parley with card pictures allowed from the shop's image host, links https only.
+async fn app_with_cards(db: TestDb) -> TestApp {
+    let scratch = Arc::new(Scratch::create(db).await);
+    let mut config = Config::for_tests(scratch.url.clone());
+    config.cards = CardRules {
+        https_only: true,
+        image_origins: vec!["https://img.shop.example".into()],
+    };
+    TestApp::start(config, scratch, db).await
+}
+
+/// An order's card, at `status`.
+fn order(status: &str) -> Value {
+    json!({
+        "kind": "order",
+        "id": "1042",
+        "title": "Order #1042",
+        "url": "https://shop.example/orders/1042",
+        "image_url": "https://img.shop.example/1042.jpg",
+        "price": {"amount": "48.50", "currency": "EUR"},
+        "status": status,
+    })
+}
+
+/// Cards come from the marketplace: opening a conversation with one puts it in as a notice,
+/// live for both (once: the same call again adds nothing); an updated order card is a new
+/// system message while the first keeps its status (frozen); the list, the history and the
+/// event log carry them; every bad card is a problem pointing at the field, and stores
+/// nothing.
+async fn cards_are_the_marketplaces_and_frozen(app: TestApp) {
+    let shop = Marketplace::new(&app, "shop").await;
+    let (ann, _) = app.user("ann").await;
+    let (bob, _) = app.user("bob").await;
+    link(&app, "ann", "u-ann").await;
+    link(&app, "bob", "u-bob").await;
+    let mut sockets = [ann.socket().await, bob.socket().await];
+    let opening = json!({"participants": ["u-ann", "u-bob"], "context": order("paid")});
+    let (status, conversation) = shop
+        .call(Method::POST, "/conversations", Some(&opening))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{conversation}");
+    assert_eq!(conversation["context"], order("paid"));
+    assert_eq!(conversation["last_seq"], 1);
+    for socket in &mut sockets {
+        let live = socket
+            .next_matching(|frame| match frame {
+                ServerFrame::Message { message } => Some(message),
+                _ => None,
+            })
+            .await;
+        assert_eq!(live.kind, app::model::MessageKind::System);
+        assert_eq!(live.card.unwrap().status.as_deref(), Some("paid"));
+    }
+    let (status, again) = shop
+        .call(Method::POST, "/conversations", Some(&opening))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(again["last_seq"], 1, "the same card adds nothing");
+
+    let path = format!("/conversations/{}/messages", conversation["id"]);
+    let update =
+        json!({"from": null, "body": "Order #1042 has shipped.", "context": order("shipped")});
+    let (status, shipped) = shop.call(Method::POST, &path, Some(&update)).await;
+    assert_eq!(status, StatusCode::CREATED, "{shipped}");
+    assert_eq!(shipped["context"]["status"], "shipped");
+    let (status, card_only) = shop
+        .call(
+            Method::POST,
+            &path,
+            Some(&json!({"from": "u-ann", "body": "", "context": order("shipped")})),
+        )
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::CREATED,
+        "a card needs no text: {card_only}"
+    );
+
+    let (_, history) = shop.call(Method::GET, &path, None).await;
+    let statuses: Vec<&Value> = history["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| &m["context"]["status"])
+        .collect();
+    assert_eq!(
+        statuses,
+        [&json!("paid"), &json!("shipped"), &json!("shipped")]
+    );
+    let (_, list) = shop
+        .call(Method::GET, "/users/u-bob/conversations", None)
+        .await;
+    assert_eq!(
+        list["conversations"][0]["context"]["status"], "shipped",
+        "{list}"
+    );
+    let summary = bob.conversations().await.remove(0);
+    assert_eq!(summary.about.unwrap().title, "Order #1042");
+    assert_eq!(
+        summary.last_message.unwrap().body,
+        "Order #1042",
+        "a card alone reads as its title"
+    );
+    let (_, events) = shop
+        .call(Method::GET, "/events?types=message.created", None)
+        .await;
+    assert_eq!(
+        events["events"][0]["data"]["message"]["context"],
+        order("paid"),
+        "{events}"
+    );
+
+    let with_card = |change: &dyn Fn(&mut Value)| {
+        let mut card = order("shipped");
+        change(&mut card);
+        json!({"from": null, "body": "x", "context": card})
+    };
+    let cases: Vec<(&str, Value, &str)> = vec![
+        (
+            "another kind",
+            with_card(&|c| c["kind"] = json!("service")),
+            "#/context/kind",
+        ),
+        (
+            "a forged field",
+            with_card(&|c| c["discount"] = json!("100%")),
+            "#/context/discount",
+        ),
+        (
+            "a price as a number",
+            with_card(&|c| c["price"]["amount"] = json!(48.5)),
+            "#/context/price/amount",
+        ),
+        (
+            "too many decimals",
+            with_card(&|c| c["price"]["amount"] = json!("48.505")),
+            "#/context/price/amount",
+        ),
+        (
+            "no such currency",
+            with_card(&|c| c["price"]["currency"] = json!("EUX")),
+            "#/context/price/currency",
+        ),
+        (
+            "an http link",
+            with_card(&|c| c["url"] = json!("http://shop.example/orders/1042")),
+            "#/context/url",
+        ),
+        (
+            "a script link",
+            with_card(&|c| c["url"] = json!("javascript:alert(1)")),
+            "#/context/url",
+        ),
+        (
+            "a picture from elsewhere",
+            with_card(&|c| c["image_url"] = json!("https://evil.example/p.gif")),
+            "#/context/image_url",
+        ),
+        (
+            "an empty title",
+            with_card(&|c| c["title"] = json!(" ")),
+            "#/context/title",
+        ),
+        (
+            "a long id",
+            with_card(&|c| c["id"] = json!("9".repeat(65))),
+            "#/context/id",
+        ),
+        (
+            "no text and no card",
+            json!({"from": null, "body": ""}),
+            "#/body",
+        ),
+    ];
+    for (case, body, pointer) in cases {
+        let (status, problem) = shop.call(Method::POST, &path, Some(&body)).await;
+        assert_eq!(
+            status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{case}: {problem}"
+        );
+        assert_eq!(
+            problem["errors"][0]["pointer"], pointer,
+            "{case}: {problem}"
+        );
+    }
+    let (status, problem) = shop
+        .call(
+            Method::POST,
+            "/conversations",
+            Some(&json!({"participants": ["u-ann", "u-carol"], "context": with_card(&|c| c["url"] = json!("ftp://x"))["context"]})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(
+        problem["errors"][0]["pointer"], "#/context/url",
+        "a bad card first: {problem}"
+    );
+    let (_, after) = shop.call(Method::GET, &path, None).await;
+    assert_eq!(
+        after["messages"].as_array().unwrap().len(),
+        3,
+        "nothing more stored"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cards_are_the_marketplaces_and_frozen_on_postgres() {
+    cards_are_the_marketplaces_and_frozen(app_with_cards(TestDb::Postgres).await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cards_are_the_marketplaces_and_frozen_on_sqlite() {
+    cards_are_the_marketplaces_and_frozen(app_with_cards(TestDb::Sqlite).await).await;
 }

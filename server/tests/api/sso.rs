@@ -1,6 +1,7 @@
 //! Signing in from the marketplace (`/sso`): a token signed with the marketplace's Ed25519 key
 //! or shared secret signs its person in and opens the conversation it names; every kind of bad
-//! token gets a page that says why, and creates nothing.
+//! token gets a page that says why, and creates nothing. A token's product card waits for the
+//! customer's first message.
 
 use std::sync::Arc;
 
@@ -9,7 +10,11 @@ use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use reqwest::{StatusCode, header};
 use serde_json::{Value, json};
 
-use app::integration::sso::SsoKeys;
+use app::{
+    integration::{cards::CardRules, sso::SsoKeys},
+    model::ContextCard,
+    protocol::{ClientFrame, ServerFrame},
+};
 use server::config::Config;
 
 use crate::helpers::{Browser, Footprint, Scratch, TestApp, TestDb};
@@ -69,7 +74,23 @@ async fn app_trusting(db: TestDb, signer: &Signer, previous: Option<&Signer>) ->
     let mut keys = vec![signer.public_pem.clone().into_bytes()];
     keys.extend(previous.map(|p| p.public_pem.clone().into_bytes()));
     config.sso = SsoKeys::new(&keys, &[SECRET.to_owned()], None).unwrap();
+    config.cards = CardRules {
+        https_only: true,
+        image_origins: vec!["https://img.shop.example".into()],
+    };
     TestApp::start(config, scratch, db).await
+}
+
+/// The card of a product page.
+fn lamp() -> Value {
+    json!({
+        "kind": "product",
+        "id": "sku-3141",
+        "title": "Walnut desk lamp",
+        "url": "https://shop.example/products/3141",
+        "image_url": "https://img.shop.example/3141.jpg",
+        "price": {"amount": "24.00", "currency": "EUR"},
+    })
 }
 
 /// Follows the handoff with `token`; answers the status, the redirect and the page.
@@ -161,6 +182,88 @@ on_each_db! {
 }
 
 on_each_db! {
+    /// "Contact seller" with the product's card: the card waits above the customer's composer
+    /// (in the summary), goes with their first message (the frame only asks for it), and then
+    /// is what the conversation is about for both; the next message goes without it. A card
+    /// left waiting can be removed.
+    async fn a_card_from_the_sign_in_goes_with_the_first_message(app, signer) {
+        let seller = app.browser();
+        let mut seller_claims = claims("s-1", "Ann's Ceramics");
+        seller_claims["username"] = json!("ann");
+        hand_off(&seller, &signer.eddsa(&seller_claims)).await;
+
+        let customer = app.browser();
+        let mut contact = claims("c-1", "Bob");
+        contact["with"] = json!("s-1");
+        contact["context"] = lamp();
+        let (status, location, page) = hand_off(&customer, &signer.eddsa(&contact)).await;
+        assert_eq!(status, StatusCode::SEE_OTHER, "{page}");
+        assert_eq!(location.as_deref(), Some("/chat/@ann"));
+        let card: ContextCard = serde_json::from_value(lamp()).unwrap();
+        let summary = customer.conversations().await.remove(0);
+        assert_eq!(summary.waiting_card.as_ref(), Some(&card));
+        assert_eq!(summary.about, None);
+        assert_eq!(seller.conversations().await[0].waiting_card, None, "the customer's only");
+
+        let mut seller_socket = seller.socket().await;
+        let mut socket = customer.socket().await;
+        let send = |id: &str, body: &str| ClientFrame::Send {
+            conversation_id: summary.id,
+            client_msg_id: id.into(),
+            body: body.into(),
+            attachment_ids: Vec::new(),
+            with_card: true,
+        };
+        let acked = |id: &'static str| {
+            move |frame| match frame {
+                ServerFrame::Ack { message, .. } if message.client_msg_id == id => Some(message),
+                _ => None,
+            }
+        };
+        socket.send_frame(&send("m1", "Is it still available?")).await;
+        let first = socket.next_matching(acked("m1")).await;
+        assert_eq!(first.card.as_ref(), Some(&card));
+        let live = seller_socket
+            .next_matching(|frame| match frame {
+                ServerFrame::Message { message } => Some(message),
+                _ => None,
+            })
+            .await;
+        assert_eq!(live.card.as_ref(), Some(&card));
+        // A retry of the same message answers it with its card; a new one has none left.
+        socket.send_frame(&send("m1", "Is it still available?")).await;
+        assert_eq!(socket.next_matching(acked("m1")).await.card.as_ref(), Some(&card));
+        socket.send_frame(&send("m2", "And in oak?")).await;
+        assert_eq!(socket.next_matching(acked("m2")).await.card, None);
+        for person in [&customer, &seller] {
+            let summary = person.conversations().await.remove(0);
+            assert_eq!(summary.about.as_ref(), Some(&card));
+            assert_eq!(summary.waiting_card, None);
+            let page = person.history(&summary, None, None).await;
+            assert_eq!(page.messages[0].card.as_ref(), Some(&card));
+            assert_eq!(page.messages[1].card, None);
+        }
+
+        // Another visit leaves the card again; "Remove" takes it away.
+        let mut again = claims("c-1", "Bob");
+        again["with"] = json!("s-1");
+        again["context"] = lamp();
+        hand_off(&customer, &signer.eddsa(&again)).await;
+        assert!(customer.conversations().await[0].waiting_card.is_some());
+        let removed = customer
+            .post("drop_waiting_card", &[("conversation_id", &summary.id.to_string())])
+            .await;
+        assert_eq!(removed.status(), StatusCode::OK);
+        assert_eq!(customer.conversations().await[0].waiting_card, None);
+        let stranger = app.user("mallory").await.0;
+        let refused = stranger
+            .post("drop_waiting_card", &[("conversation_id", &summary.id.to_string())])
+            .await;
+        assert_eq!(refused.status(), StatusCode::NOT_FOUND);
+    }
+}
+
+on_each_db! {
     /// Every kind of bad token is refused with a page that says why, and nothing is created:
     /// no account, no session, no conversation.
     async fn bad_tokens_are_refused_and_create_nothing(app, signer) {
@@ -204,6 +307,31 @@ on_each_db! {
             ("another site", signer.eddsa(&with_claim("return_to", json!("https://evil.example/"))), StatusCode::BAD_REQUEST, "another site"),
             ("protocol-relative", signer.eddsa(&with_claim("return_to", json!("//evil.example"))), StatusCode::BAD_REQUEST, "another site"),
             ("an unknown partner", signer.eddsa(&with_claim("with", json!("nobody"))), StatusCode::UNPROCESSABLE_ENTITY, "not known"),
+            ("a card with no conversation", signer.eddsa(&with_claim("context", lamp())), StatusCode::BAD_REQUEST, "give `with`"),
+            ("a forged card field", {
+                let mut c = with_claim("with", json!("s-9"));
+                c["context"] = lamp();
+                c["context"]["discount"] = json!("100%");
+                signer.eddsa(&c)
+            }, StatusCode::BAD_REQUEST, "discount"),
+            ("a card picture from elsewhere", {
+                let mut c = with_claim("with", json!("s-9"));
+                c["context"] = lamp();
+                c["context"]["image_url"] = json!("https://evil.example/pixel.gif");
+                signer.eddsa(&c)
+            }, StatusCode::BAD_REQUEST, "context.image_url"),
+            ("a card link over http", {
+                let mut c = with_claim("with", json!("s-9"));
+                c["context"] = lamp();
+                c["context"]["url"] = json!("http://shop.example/products/3141");
+                signer.eddsa(&c)
+            }, StatusCode::BAD_REQUEST, "context.url"),
+            ("a price that is a number", {
+                let mut c = with_claim("with", json!("s-9"));
+                c["context"] = lamp();
+                c["context"]["price"]["amount"] = json!(24.0);
+                signer.eddsa(&c)
+            }, StatusCode::BAD_REQUEST, "context"),
             ("not a token", "garbage".to_owned(), StatusCode::BAD_REQUEST, "not a valid token"),
         ];
         let before: Footprint = app.footprint().await;

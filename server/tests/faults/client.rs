@@ -323,6 +323,7 @@ fn send_frame(conversation: ConversationId, id: &str) -> Message {
         client_msg_id: id.to_owned(),
         body: format!("message {id}"),
         attachment_ids: Vec::new(),
+        with_card: false,
     };
     Message::Text(serde_json::to_string(&frame).expect("encode").into())
 }

@@ -6,6 +6,7 @@
 //! [`conversation::ConversationView`].
 
 pub mod attach;
+pub mod card;
 pub mod conversation;
 pub mod links;
 pub mod live;
@@ -386,6 +387,13 @@ fn ConversationItem(summary: ConversationSummary) -> impl IntoView {
                                 {unread.to_string()}
                             </span>
                         }
+                            .into_any()
+                    })}
+                {summary
+                    .about
+                    .as_ref()
+                    .map(|card| {
+                        view! { <span class="about">{format!("About: {}", card.title)}</span> }
                             .into_any()
                     })}
             </a>

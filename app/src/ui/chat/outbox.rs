@@ -87,6 +87,7 @@ mod tests {
             attachments: Vec::new(),
             created_at: Utc::now(),
             failed: None,
+            with_card: false,
         }
     }
 

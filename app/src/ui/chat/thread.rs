@@ -8,7 +8,9 @@
 
 use chrono::{DateTime, Utc};
 
-use crate::model::{AttachmentView, ConversationId, MessageKind, MessageView, UserView};
+use crate::model::{
+    AttachmentView, ContextCard, ConversationId, MessageKind, MessageView, UserView,
+};
 
 /// What the browser knows of one conversation's messages.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -120,6 +122,9 @@ pub struct Pending {
     pub created_at: DateTime<Utc>,
     /// `None` while sending; the reason once the server has refused it.
     pub failed: Option<String>,
+    /// It takes the card the marketplace left waiting ("Asking about…") with it.
+    #[serde(default)]
+    pub with_card: bool,
 }
 
 /// One line of the rendered message list.
@@ -146,6 +151,8 @@ pub enum Row {
         notice: bool,
         body: String,
         attachments: Vec<AttachmentView>,
+        /// The product or order card it was sent with (boxed: most messages have none).
+        card: Option<Box<ContextCard>>,
         created_at: DateTime<Utc>,
         state: Delivery,
     },
@@ -226,6 +233,21 @@ impl Receipt {
     }
 }
 
+/// A stored or pending message on its way to becoming a [`Row::Message`].
+struct Line {
+    /// "New messages" goes before it.
+    divider: bool,
+    seq: Option<i64>,
+    sender: UserView,
+    client_msg_id: String,
+    body: String,
+    attachments: Vec<AttachmentView>,
+    card: Option<ContextCard>,
+    created_at: DateTime<Utc>,
+    state: Delivery,
+    notice: bool,
+}
+
 /// The rendered list: stored messages in order, then this browser's pending ones, with a day
 /// separator wherever the local date (given by `day_of`) changes.
 pub fn rows(
@@ -239,48 +261,46 @@ pub fn rows(
         .iter()
         .find(|m| thread.first_unread.is_some_and(|first| m.seq >= first))
         .map(|m| m.seq);
-    let stored = thread.messages.iter().map(|m| {
-        (
-            (Some(m.seq) == first_unread).then_some(()),
-            Some(m.seq),
-            m.sender.clone(),
-            m.client_msg_id.clone(),
-            m.body.clone(),
-            m.attachments.clone(),
-            m.created_at,
-            Delivery::Sent,
-            m.kind == MessageKind::System,
-        )
+    let stored = thread.messages.iter().map(|m| Line {
+        divider: Some(m.seq) == first_unread,
+        seq: Some(m.seq),
+        sender: m.sender.clone(),
+        client_msg_id: m.client_msg_id.clone(),
+        body: m.body.clone(),
+        attachments: m.attachments.clone(),
+        card: m.card.clone(),
+        created_at: m.created_at,
+        state: Delivery::Sent,
+        notice: m.kind == MessageKind::System,
     });
     let unconfirmed = pending
         .iter()
         .filter(|p| Some(p.conversation_id) == thread.conversation_id)
         .filter_map(|p| {
-            let sender = me?.clone();
             let state = match &p.failed {
                 Some(reason) => Delivery::Failed(reason.clone()),
                 None => Delivery::Sending,
             };
-            Some((
-                None,
-                None,
-                sender,
-                p.client_msg_id.clone(),
-                p.body.clone(),
-                p.attachments.clone(),
-                p.created_at,
+            Some(Line {
+                divider: false,
+                seq: None,
+                sender: me?.clone(),
+                client_msg_id: p.client_msg_id.clone(),
+                body: p.body.clone(),
+                attachments: p.attachments.clone(),
+                // Its card is the server's to attach: it shows once the message is stored.
+                card: None,
+                created_at: p.created_at,
                 state,
-                false,
-            ))
+                notice: false,
+            })
         });
 
     let my_id = me.map(|m| m.id);
     let mut rows = Vec::new();
     let mut current_day: Option<String> = None;
-    for (divider, seq, sender, client_msg_id, body, attachments, created_at, state, notice) in
-        stored.chain(unconfirmed)
-    {
-        let (key, label) = day_of(created_at);
+    for line in stored.chain(unconfirmed) {
+        let (key, label) = day_of(line.created_at);
         if current_day.as_ref() != Some(&key) {
             rows.push(Row::Day {
                 key: format!("day-{key}"),
@@ -288,20 +308,21 @@ pub fn rows(
             });
             current_day = Some(key);
         }
-        if divider.is_some() {
+        if line.divider {
             rows.push(Row::NewMessages);
         }
         rows.push(Row::Message {
-            key: format!("{}:{}", sender.id, client_msg_id),
-            client_msg_id,
-            seq,
-            mine: !notice && Some(sender.id) == my_id,
-            notice,
-            sender,
-            body,
-            attachments,
-            created_at,
-            state,
+            key: format!("{}:{}", line.sender.id, line.client_msg_id),
+            client_msg_id: line.client_msg_id,
+            seq: line.seq,
+            mine: !line.notice && Some(line.sender.id) == my_id,
+            notice: line.notice,
+            sender: line.sender,
+            body: line.body,
+            attachments: line.attachments,
+            card: line.card.map(Box::new),
+            created_at: line.created_at,
+            state: line.state,
         });
     }
     rows
@@ -333,6 +354,7 @@ mod tests {
             created_at: Utc.with_ymd_and_hms(2026, 11, day, 12, 0, 0).unwrap(),
             attachments: Vec::new(),
             kind: crate::model::MessageKind::User,
+            card: None,
         }
     }
 
@@ -467,6 +489,7 @@ mod tests {
                 attachments: Vec::new(),
                 created_at: Utc.with_ymd_and_hms(2026, 11, 2, 13, 0, 0).unwrap(),
                 failed: None,
+                with_card: false,
             },
             Pending {
                 conversation_id: ConversationId(9),
@@ -475,6 +498,7 @@ mod tests {
                 attachments: Vec::new(),
                 created_at: Utc.with_ymd_and_hms(2026, 11, 2, 13, 0, 0).unwrap(),
                 failed: None,
+                with_card: false,
             },
         ];
         let me = user(1);
@@ -510,6 +534,7 @@ mod tests {
             attachments: Vec::new(),
             created_at: Utc.with_ymd_and_hms(2026, 11, 1, 12, 0, 0).unwrap(),
             failed: None,
+            with_card: false,
         };
         let mut thread = Thread::opening(ConversationId(1));
         let before = rows(&thread, std::slice::from_ref(&pending), Some(&me), utc_day);

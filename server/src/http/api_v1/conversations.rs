@@ -13,8 +13,14 @@ use utoipa::{IntoParams, ToSchema};
 use app::{
     conversations::{self, ConversationsError, LIST_PAGE_SIZE, ListCursor},
     error::AppError,
-    integration::identities::{self, ExternalId},
-    model::{ConversationId, ConversationSummary, FieldError, UserId, UserView},
+    integration::{
+        idempotency,
+        identities::{self, ExternalId},
+    },
+    messages,
+    model::{
+        ContextCard, ConversationId, ConversationSummary, FieldError, MessageBody, UserId, UserView,
+    },
     state::AppState,
 };
 
@@ -86,13 +92,31 @@ impl Participant {
     }
 }
 
-/// Which two people.
+/// Which two people, and what about.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-#[schema(examples(json!({"participants": ["u-1001", "u-2002"]})))]
+#[schema(examples(
+    json!({"participants": ["u-1001", "u-2002"]}),
+    json!({
+        "participants": ["u-1001", "u-2002"],
+        "context": {
+            "kind": "order",
+            "id": "1042",
+            "title": "Order #1042",
+            "url": "https://shop.example/orders/1042",
+            "price": {"amount": "48.50", "currency": "EUR"},
+            "status": "paid"
+        }
+    })
+))]
 pub struct ConversationInput {
     /// The external ids of the two people, each created first with `PUT /users/{external_id}`.
     pub participants: Vec<String>,
+    /// A product or order card to put in the conversation, as a notice from the marketplace
+    /// (unless it is already the conversation's latest card): it is then what the
+    /// conversation is about.
+    #[serde(default)]
+    pub context: Option<ContextCard>,
 }
 
 /// The conversation of two people.
@@ -105,7 +129,8 @@ pub struct ConversationInput {
         {"id": 43, "external_id": "u-2002", "username": "bob", "name": "Bob"}
     ],
     "last_seq": 0,
-    "last_activity_at": "2026-12-04T18:02:11.123Z"
+    "last_activity_at": "2026-12-04T18:02:11.123Z",
+    "context": null
 })))]
 pub struct ApiConversation {
     pub id: i64,
@@ -117,10 +142,14 @@ pub struct ApiConversation {
     /// The `seq` of its latest message; 0 when it has none.
     pub last_seq: i64,
     pub last_activity_at: DateTime<Utc>,
+    /// The latest card sent in it (what it is about), if any.
+    pub context: Option<ContextCard>,
 }
 
 /// Opens the conversation of two people: created (201), or the one they already have (200).
-/// There is one conversation per pair, whoever opens it.
+/// There is one conversation per pair, whoever opens it. With a `context` card, the card is
+/// put in it as a notice from the marketplace, live in both people's browsers, unless it is
+/// the conversation's latest card already (so a repeated call adds nothing).
 #[utoipa::path(
     post,
     path = "/conversations",
@@ -130,7 +159,7 @@ pub struct ApiConversation {
         (status = 200, description = "The two already had this conversation.", body = ApiConversation),
         (status = 201, description = "The conversation was created.", body = ApiConversation),
         (status = 401, description = "No valid API key.", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Not two different, known people.", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Not two different, known people, or a bad card.", body = Problem, content_type = "application/problem+json"),
     ),
     security(("api_key" = []))
 )]
@@ -140,8 +169,14 @@ pub(super) async fn open(
     origin: LinkOrigin,
     ApiJson(input): ApiJson<ConversationInput>,
 ) -> Result<(StatusCode, Json<ApiConversation>), Problem> {
+    // A bad card is refused before anything is created.
+    let card = input
+        .context
+        .map(|card| state.card_rules.check(card, "context"))
+        .transpose()
+        .map_err(|errors| Problem::from(AppError::Invalid(errors)))?;
     let [first, second] = two_people(&state, &input.participants).await?;
-    let (summary, created) = conversations::open_between(&state.db, first.id, second.id)
+    let (mut summary, created) = conversations::open_between(&state.db, first.id, second.id)
         .await
         .map_err(|error| match error {
             ConversationsError::WithSelf => invalid_participants(
@@ -150,6 +185,27 @@ pub(super) async fn open(
             ),
             other => Problem::from(AppError::from(other)),
         })?;
+    if let Some(card) = card
+        && summary.about.as_ref() != Some(&card)
+    {
+        let client_msg_id = idempotency::message_id(None).map_err(|why| {
+            tracing::error!(why, "could not number a card's notice");
+            Problem::from(AppError::Internal)
+        })?;
+        let sent = messages::send_system(
+            &state.db,
+            summary.id,
+            &client_msg_id,
+            MessageBody::empty(),
+            Some(card.clone()),
+        )
+        .await
+        .map_err(|error| Problem::from(AppError::from(error)))?;
+        super::messages::publish(&state, [first.id, second.id], &sent.message).await;
+        summary.last_seq = sent.message.seq;
+        summary.last_activity_at = sent.message.created_at;
+        summary.about = Some(card);
+    }
     let participants = vec![
         Participant {
             id: first.id.0,
@@ -177,6 +233,7 @@ pub(super) async fn open(
             participants,
             last_seq: summary.last_seq,
             last_activity_at: summary.last_activity_at,
+            context: summary.about,
         }),
     ))
 }
@@ -265,6 +322,8 @@ pub struct ConversationEntry {
     pub last_seq: i64,
     pub last_message: Option<LastMessage>,
     pub last_activity_at: DateTime<Utc>,
+    /// The latest card sent in it (what it is about), if any.
+    pub context: Option<ContextCard>,
 }
 
 /// The start of a conversation's latest message.
@@ -287,7 +346,14 @@ pub struct LastMessage {
         "unread": 2,
         "last_seq": 5,
         "last_message": {"from": "u-2002", "body": "Is it still available?", "created_at": "2026-12-04T18:05:00.000Z"},
-        "last_activity_at": "2026-12-04T18:05:00.000Z"
+        "last_activity_at": "2026-12-04T18:05:00.000Z",
+        "context": {
+            "kind": "product",
+            "id": "sku-3141",
+            "title": "Walnut desk lamp",
+            "url": "https://shop.example/products/3141",
+            "price": {"amount": "24.00", "currency": "EUR"}
+        }
     }],
     "next": null
 })))]
@@ -383,6 +449,7 @@ fn entry(
             created_at: preview.created_at,
         }),
         last_activity_at: summary.last_activity_at,
+        context: summary.about,
     }
 }
 

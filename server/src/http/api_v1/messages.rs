@@ -21,7 +21,8 @@ use app::{
     },
     messages::{self, Content, MessagesError, Page, Sent},
     model::{
-        ClientMsgId, ConversationId, FieldError, MessageBody, MessageKind, MessageView, UserId,
+        ClientMsgId, ContextCard, ConversationId, FieldError, MessageBody, MessageKind,
+        MessageView, UserId,
     },
     protocol::ServerFrame,
     state::AppState,
@@ -68,7 +69,8 @@ pub enum ApiMessageKind {
     "sender": {"id": 43, "external_id": "u-2002", "username": "bob", "name": "Bob"},
     "body": "Is it still available?",
     "created_at": "2026-12-04T18:05:00.000Z",
-    "attachments": []
+    "attachments": [],
+    "context": null
 })))]
 pub struct ApiMessage {
     pub id: i64,
@@ -84,6 +86,8 @@ pub struct ApiMessage {
     pub body: String,
     pub created_at: DateTime<Utc>,
     pub attachments: Vec<ApiAttachment>,
+    /// The product or order card it was sent with, as it was then.
+    pub context: Option<ContextCard>,
 }
 
 impl ApiMessage {
@@ -116,6 +120,7 @@ impl ApiMessage {
                     size_bytes: file.size_bytes,
                 })
                 .collect(),
+            context: message.card,
         }
     }
 }
@@ -201,7 +206,19 @@ pub(super) async fn history(
 #[serde(deny_unknown_fields)]
 #[schema(examples(
     json!({"from": "u-1001", "body": "Your order has been packed and leaves today."}),
-    json!({"from": null, "body": "Order #1042 has shipped."})
+    json!({"from": null, "body": "Order #1042 has shipped."}),
+    json!({
+        "from": null,
+        "body": "Order #1042 has shipped.",
+        "context": {
+            "kind": "order",
+            "id": "1042",
+            "title": "Order #1042",
+            "url": "https://shop.example/orders/1042",
+            "price": {"amount": "48.50", "currency": "EUR"},
+            "status": "shipped"
+        }
+    })
 ))]
 pub struct MessageInput {
     /// The external id of the one of the two people it is from, or `null` for a notice from
@@ -210,8 +227,12 @@ pub struct MessageInput {
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<String>, required = true)]
     pub from: Option<Option<String>>,
-    /// The text: 1 to 4000 characters, not blank.
+    /// The text: 1 to 4000 characters, not blank; it may be empty (`""`) with a `context`.
     pub body: String,
+    /// A product or order card sent with it (an order's new status, say): kept with this
+    /// message as it is now, and from now on what the conversation is about.
+    #[serde(default)]
+    pub context: Option<ContextCard>,
 }
 
 /// Reads a field that is there, `null` or not: `Some(None)` for `null`, and (through
@@ -277,31 +298,60 @@ pub(super) async fn send(
             .ok()
             .map(Some),
     };
-    let body = MessageBody::parse(&input.body)
-        .map_err(|message| errors.push(FieldError::new("body", message)))
-        .ok();
-    let (Some(from), Some(body)) = (from, body) else {
+    let body = if input.context.is_some() {
+        MessageBody::parse_caption(&input.body)
+    } else {
+        MessageBody::parse(&input.body)
+    }
+    .map_err(|message| errors.push(FieldError::new("body", message)))
+    .ok();
+    let card = match input.context {
+        None => Some(None),
+        Some(card) => state
+            .card_rules
+            .check(card, "context")
+            .map(Some)
+            .map_err(|fields| errors.extend(fields))
+            .ok(),
+    };
+    let (Some(from), Some(body), Some(card)) = (from, body, card) else {
         return Err(AppError::Invalid(errors).into());
     };
     let members = members(&state, conversation).await?;
+    let content = Content {
+        body,
+        attachments: Vec::new(),
+        card,
+    };
     let sent = match from {
-        Some(from) => send_as(&state, members, conversation, &from, client_msg_id, &body).await,
-        None => messages::send_system(&state.db, conversation, &client_msg_id, body.clone())
+        Some(from) => {
+            send_as(
+                &state,
+                members,
+                conversation,
+                &from,
+                client_msg_id,
+                &content,
+            )
             .await
-            .map_err(stored_problem),
+        }
+        None => messages::send_system(
+            &state.db,
+            conversation,
+            &client_msg_id,
+            content.body.clone(),
+            content.card.clone(),
+        )
+        .await
+        .map_err(stored_problem),
     }?;
-    if !sent.created && sent.message.body != body.as_str() {
+    if !sent.created
+        && (sent.message.body != content.body.as_str() || sent.message.card != content.card)
+    {
         return Err(key_reused());
     }
     if sent.created {
-        metrics::counter!(names::MESSAGES_PERSISTED).increment(1);
-        let frame = ServerFrame::Message {
-            message: sent.message.clone(),
-        };
-        if let Err(error) = state.realtime.publish(&members, &frame).await {
-            // Stored but not delivered live: both sides catch up from history.
-            tracing::error!(%error, "could not publish a message sent through the API");
-        }
+        publish(&state, members, &sent.message).await;
     }
     let external_ids = identities::external_ids(&state.db, members)
         .await
@@ -320,7 +370,7 @@ async fn send_as(
     conversation: ConversationId,
     from: &ExternalId,
     client_msg_id: ClientMsgId,
-    body: &MessageBody,
+    content: &Content,
 ) -> Result<Sent, Problem> {
     let sender = identities::find(&state.db, from)
         .await
@@ -340,15 +390,23 @@ async fn send_as(
         username: sender.username,
         display_name: sender.display_name,
     };
-    let content = Content {
-        body: body.clone(),
-        attachments: Vec::new(),
-    };
     state
         .messages
-        .send(sender_view, conversation, client_msg_id, content)
+        .send(sender_view, conversation, client_msg_id, content.clone())
         .await
         .map_err(stored_problem)
+}
+
+/// Shows a message sent through the API in both people's open browsers at once.
+pub(super) async fn publish(state: &AppState, members: [UserId; 2], message: &MessageView) {
+    metrics::counter!(names::MESSAGES_PERSISTED).increment(1);
+    let frame = ServerFrame::Message {
+        message: message.clone(),
+    };
+    if let Err(error) = state.realtime.publish(&members, &frame).await {
+        // Stored but not delivered live: both sides catch up from history.
+        tracing::error!(%error, "could not publish a message sent through the API");
+    }
 }
 
 /// The problem for a message that could not be stored.

@@ -1,13 +1,16 @@
-//! The bottom of a conversation: who is typing, and the message box with its files.
+//! The bottom of a conversation: who is typing, and the message box with its files and the
+//! card the marketplace left waiting for the first message ("Asking about…").
 
 use leptos::{ev, prelude::*};
 
 use super::super::{
     attach::{Draft, DraftState, Drafts},
+    card::CardView,
     live::new_client_msg_id,
     store::ChatStore,
 };
 use crate::{
+    api::conversations::drop_waiting_card,
     model::{ConversationId, MESSAGE_MAX_CHARS, MessageBody, TYPING_THROTTLE_MS, TYPING_TTL_MS},
     protocol::ClientFrame,
     ui::{
@@ -31,6 +34,41 @@ pub fn TypingIndicator() -> impl IntoView {
         })
     };
     view! { <p class="typing" aria-live="polite">{move || text()}</p> }
+}
+
+/// "Asking about: <title>" with the card, above the message box, until the next message takes
+/// it or the user removes it.
+#[component]
+fn WaitingCard() -> impl IntoView {
+    let store = expect_context::<ChatStore>();
+    let remove = move |_| {
+        let Some((id, _)) = store.waiting_card.get_untracked() else {
+            return;
+        };
+        store.waiting_card.set(None);
+        leptos::task::spawn_local(async move {
+            // Still stored, it only waits: the next message goes without it all the same.
+            if let Err(error) = drop_waiting_card(id).await {
+                leptos::logging::warn!("could not remove the waiting card: {error}");
+            }
+        });
+    };
+    move || {
+        store.waiting_card.get().map(|(_, card)| {
+            let label = format!("Asking about: {}", card.title);
+            let title = card.title.clone();
+            view! {
+                <div class="waiting-card" role="group" aria-label=label>
+                    <p class="asking">"Asking about: " <strong>{title}</strong></p>
+                    <CardView card/>
+                    <button type="button" class="link remove-card" on:click=remove>
+                        "Remove"
+                    </button>
+                </div>
+            }
+            .into_any()
+        })
+    }
 }
 
 /// The message box. Enter sends, Shift+Enter starts a new line.
@@ -107,11 +145,19 @@ pub fn Composer() -> impl IntoView {
         };
         match body {
             Ok(body) => {
+                // The waiting card goes with this message, and waits no more.
+                let with_card = store
+                    .waiting_card
+                    .with_untracked(|waiting| waiting.as_ref().is_some_and(|(at, _)| *at == id));
+                if with_card {
+                    store.waiting_card.set(None);
+                }
                 store.send_message(
                     id,
                     new_client_msg_id(),
                     body.as_str().to_owned(),
                     files,
+                    with_card,
                     time::now(),
                 );
                 // The message itself clears the indicator on the other side.
@@ -200,6 +246,7 @@ pub fn Composer() -> impl IntoView {
                 submit();
             }
         >
+            <WaitingCard/>
             <ul class="drafts" aria-label="Files to send">
                 // A string key, as the other lists (see the conversation list).
                 <For

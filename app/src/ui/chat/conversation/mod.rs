@@ -70,6 +70,7 @@ pub fn ConversationView() -> impl IntoView {
         problem.set(None);
         store.active.set(None);
         store.thread.set(Thread::default());
+        store.waiting_card.set(None);
         spawn_local(async move {
             let still_wanted = {
                 let wanted = wanted.clone();
@@ -92,6 +93,9 @@ pub fn ConversationView() -> impl IntoView {
             }
             let id = summary.id;
             let opening = Thread::opening(id).with_unread(summary.last_seq, summary.unread);
+            store
+                .waiting_card
+                .set(summary.waiting_card.clone().map(|card| (id, card)));
             store.upsert_summary(summary.clone());
             store.active.set(Some(summary));
             store.thread.set(opening);

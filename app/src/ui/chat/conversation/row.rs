@@ -1,9 +1,10 @@
 //! One line of the message log ([`RowView`]): a day separator, the "New messages" divider, or a
-//! message with its sender, time, text, files and ticks.
+//! message with its sender, time, card, text, files and ticks.
 
 use leptos::prelude::*;
 
 use super::super::{
+    card::CardView,
     links::{Segment, segments},
     store::{ChatStore, Connection},
     thread::{Delivery, Receipt, Row},
@@ -37,11 +38,13 @@ pub fn RowView(row: Row) -> impl IntoView {
             notice: true,
             seq,
             body,
+            card,
             created_at,
             ..
         } => view! {
             <li class="notice" data-state="sent" data-seq=seq.map(|s| s.to_string())>
-                <p class="body">{body}</p>
+                {card.map(|card| view! { <CardView card=*card/> }.into_any())}
+                {(!body.is_empty()).then(|| view! { <p class="body">{body}</p> }.into_any())}
                 <time datetime=time::machine(created_at)>{time::clock(created_at)}</time>
             </li>
         }
@@ -53,6 +56,7 @@ pub fn RowView(row: Row) -> impl IntoView {
             mine,
             body,
             attachments,
+            card,
             created_at,
             state,
             ..
@@ -116,6 +120,7 @@ pub fn RowView(row: Row) -> impl IntoView {
                         <time datetime=time::machine(created_at)>{time::clock(created_at)}</time>
                         {status}
                     </div>
+                    {card.map(|card| view! { <CardView card=*card/> }.into_any())}
                     {(!body.is_empty())
                         .then(|| {
                             view! {

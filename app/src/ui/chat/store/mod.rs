@@ -31,8 +31,8 @@ use super::{
 };
 use crate::{
     model::{
-        ConversationId, ConversationSummary, MessagePreview, MessageView, TYPING_TTL_MS, UserId,
-        UserView, preview_text,
+        ContextCard, ConversationId, ConversationSummary, MessagePreview, MessageView,
+        TYPING_TTL_MS, UserId, UserView, preview_text,
     },
     protocol::{ClientFrame, ServerFrame},
 };
@@ -87,6 +87,9 @@ pub struct ChatStore {
     pub active: RwSignal<Option<ConversationSummary>>,
     /// The open conversation's stored messages.
     pub thread: RwSignal<Thread>,
+    /// The card the marketplace left waiting for this user's next message in the open
+    /// conversation ("Asking about…"), until that message takes it or the user removes it.
+    pub waiting_card: RwSignal<Option<(ConversationId, ContextCard)>>,
     /// Messages sent from this tab that the server has not confirmed, in any conversation.
     pub pending: RwSignal<Vec<Pending>>,
     /// Who is typing, at most one person per conversation.
@@ -168,6 +171,7 @@ impl ChatStore {
             conversations_more: RwSignal::new(false),
             active: RwSignal::new(None),
             thread: RwSignal::new(Thread::default()),
+            waiting_card: RwSignal::new(None),
             pending: RwSignal::new(Vec::new()),
             typing: RwSignal::new(Vec::new()),
             connection: RwSignal::new(Connection::Connecting),
@@ -354,6 +358,10 @@ impl ChatStore {
                 summary.last_seq = message.seq;
                 summary.last_message = Some(MessagePreview::of(&message));
                 summary.last_activity_at = message.created_at;
+                // The latest card is what the conversation is about.
+                if let Some(card) = &message.card {
+                    summary.about = Some(card.clone());
+                }
                 if !mine {
                     summary.unread += 1;
                 }
@@ -372,7 +380,13 @@ impl ChatStore {
             self.conversations_stale.update(|n| *n += 1);
         }
         if live && fresh && !mine && hidden {
-            notify::show(&message, &preview_text(&message.body));
+            notify::show(
+                &message,
+                &preview_text(crate::model::message_text(
+                    &message.body,
+                    message.card.as_ref(),
+                )),
+            );
         }
         // Catch-up acknowledges a whole page at once (`acknowledge`), not message by message.
         if live && !mine {
@@ -437,6 +451,7 @@ mod test_support {
             created_at: Utc::now(),
             attachments: Vec::new(),
             kind: crate::model::MessageKind::User,
+            card: None,
         }
     }
 
@@ -452,6 +467,8 @@ mod test_support {
             other_last_seen_at: None,
             other_delivered_seq: 0,
             other_read_seq: Some(0),
+            about: None,
+            waiting_card: None,
         }
     }
 

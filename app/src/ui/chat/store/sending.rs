@@ -17,6 +17,7 @@ impl ChatStore {
         client_msg_id: String,
         body: String,
         attachments: Vec<AttachmentView>,
+        with_card: bool,
         now: DateTime<Utc>,
     ) {
         let item = Pending {
@@ -26,6 +27,7 @@ impl ChatStore {
             attachments,
             created_at: now,
             failed: None,
+            with_card,
         };
         self.pending.update(|pending| pending.push(item.clone()));
         self.send_pending(item);
@@ -109,6 +111,7 @@ impl ChatStore {
             client_msg_id: item.client_msg_id,
             body: item.body,
             attachment_ids: item.attachments.iter().map(|a| a.id).collect(),
+            with_card: item.with_card,
         });
     }
 }
@@ -125,6 +128,7 @@ mod tests {
                 "a".into(),
                 "one".into(),
                 Vec::new(),
+                false,
                 Utc::now(),
             );
             store.send_message(
@@ -132,6 +136,7 @@ mod tests {
                 "b".into(),
                 "two".into(),
                 Vec::new(),
+                false,
                 Utc::now(),
             );
             assert_eq!(sent_ids(frames), ["a", "b"]);
@@ -159,6 +164,29 @@ mod tests {
         });
     }
 
+    /// The waiting card goes with the message that took it, and with each resend of it.
+    #[test]
+    fn a_message_that_takes_the_waiting_card_asks_for_it_on_every_try() {
+        with_store(|store, frames| {
+            store.send_message(
+                ConversationId(1),
+                "a".into(),
+                "Is it still available?".into(),
+                Vec::new(),
+                true,
+                Utc::now(),
+            );
+            store.resend_pending();
+            let asked: Vec<bool> = std::iter::from_fn(|| frames.try_recv().ok())
+                .filter_map(|frame| match frame {
+                    ClientFrame::Send { with_card, .. } => Some(with_card),
+                    _ => None,
+                })
+                .collect();
+            assert_eq!(asked, [true, true]);
+        });
+    }
+
     #[test]
     fn disconnected_frames_are_dropped_but_messages_stay_pending() {
         with_store(|store, frames| {
@@ -168,6 +196,7 @@ mod tests {
                 "a".into(),
                 "one".into(),
                 Vec::new(),
+                false,
                 Utc::now(),
             );
             assert!(sent_ids(frames).is_empty());
@@ -185,6 +214,7 @@ mod tests {
                 "a".into(),
                 "message 1".into(),
                 Vec::new(),
+                false,
                 Utc::now(),
             );
 
