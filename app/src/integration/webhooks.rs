@@ -20,7 +20,7 @@ use sea_orm::{
     ActiveValue::Set,
     ColumnTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait, QueryFilter, QueryOrder,
     QuerySelect, SqlErr, TransactionSession, TransactionTrait,
-    sea_query::{Expr, LockBehavior, LockType},
+    sea_query::{Expr, LockBehavior, LockType, Query},
 };
 use sha2::Sha256;
 
@@ -33,9 +33,12 @@ pub const SECRET_PREFIX: &str = "whsec_";
 const SECRET_BYTES: usize = 24;
 /// How long the secret before a rotation is still signed with.
 pub const PREVIOUS_SECRET_FOR: Duration = Duration::from_secs(24 * 60 * 60);
-/// Events newer than this are left for the next fan-out: a transaction that took its `seq`
-/// earlier may not have committed yet.
+/// How long after an event the log before it counts as complete: a transaction that took a
+/// smaller `seq` may commit that much later. An endpoint's cursor stops short of events this
+/// recent, so they are looked at again (and any that committed late are found).
 const SETTLE: Duration = Duration::from_secs(2);
+/// Events one fan-out takes per endpoint.
+const FAN_OUT_BATCH: u64 = 1000;
 /// Longest endpoint URL.
 const URL_MAX_CHARS: usize = 2048;
 
@@ -316,8 +319,15 @@ pub fn signature(secrets: &[&str], id: &str, timestamp: i64, body: &str) -> Stri
         .join(" ")
 }
 
-/// Makes the delivery rows of events up to a moment ago, for every enabled endpoint, and
-/// answers how many were made.
+/// Makes the delivery rows of the events each enabled endpoint takes and has none for yet,
+/// and answers how many were made.
+///
+/// Deliveries are made as soon as their events are seen, so a webhook is on its way within a
+/// worker's round of the message. The endpoint's cursor (`fanned_out_seq`) moves only over
+/// events older than [`SETTLE`]: the newer ones are looked at again next time, which finds an
+/// event whose transaction took its `seq` early and committed late; the ones that already
+/// have their delivery are left out by the query (the unique index on endpoint and event
+/// would refuse them anyway).
 ///
 /// # Errors
 /// The database failed.
@@ -346,15 +356,42 @@ pub async fn fan_out(db: &(impl ConnectionTrait + TransactionTrait)) -> Result<u
         let Some(endpoint) = query.one(&txn).await? else {
             continue;
         };
-        let fresh = events::Entity::find()
+        let already = Query::select()
+            .column(webhook_deliveries::Column::EventSeq)
+            .from(webhook_deliveries::Entity)
+            .and_where(webhook_deliveries::Column::EndpointId.eq(endpoint.id))
+            .and_where(webhook_deliveries::Column::EventSeq.gt(endpoint.fanned_out_seq))
+            .to_owned();
+        let mut query = events::Entity::find()
             .filter(events::Column::Seq.gt(endpoint.fanned_out_seq))
-            .filter(events::Column::CreatedAt.lt(settled_before))
+            .filter(events::Column::Seq.not_in_subquery(already));
+        if endpoint.events != "*" {
+            query = query.filter(events::Column::Kind.is_in(endpoint.events.split(',')));
+        }
+        let fresh = query
             .order_by_asc(events::Column::Seq)
-            .limit(1000)
+            .limit(FAN_OUT_BATCH)
             .all(&txn)
             .await?;
-        let Some(last) = fresh.last().map(|event| event.seq) else {
-            continue;
+        // The cursor passes every settled event (taken or not), but never one this batch may
+        // have left out for being full.
+        let settled_max: Option<i64> = events::Entity::find()
+            .select_only()
+            .column_as(
+                sea_orm::ExprTrait::max(Expr::col(events::Column::Seq)),
+                "seq",
+            )
+            .filter(events::Column::Seq.gt(endpoint.fanned_out_seq))
+            .filter(events::Column::CreatedAt.lt(settled_before))
+            .into_tuple::<Option<i64>>()
+            .one(&txn)
+            .await?
+            .flatten();
+        let settled = match fresh.last() {
+            Some(last) if fresh.len() as u64 >= FAN_OUT_BATCH => {
+                settled_max.map(|seq| seq.min(last.seq))
+            }
+            _ => settled_max,
         };
         let now = crate::conversations::now();
         let rows: Vec<webhook_deliveries::ActiveModel> = fresh
@@ -372,17 +409,26 @@ pub async fn fan_out(db: &(impl ConnectionTrait + TransactionTrait)) -> Result<u
                 ..Default::default()
             })
             .collect();
+        // Nothing new and nothing settled: no write.
+        if rows.is_empty() && settled.is_none() {
+            continue;
+        }
         made += rows.len() as u64;
         if !rows.is_empty() {
             webhook_deliveries::Entity::insert_many(rows)
                 .exec(&txn)
                 .await?;
         }
-        webhook_endpoints::Entity::update_many()
-            .col_expr(webhook_endpoints::Column::FannedOutSeq, Expr::value(last))
-            .filter(webhook_endpoints::Column::Id.eq(endpoint.id))
-            .exec(&txn)
-            .await?;
+        if let Some(settled) = settled {
+            webhook_endpoints::Entity::update_many()
+                .col_expr(
+                    webhook_endpoints::Column::FannedOutSeq,
+                    Expr::value(settled),
+                )
+                .filter(webhook_endpoints::Column::Id.eq(endpoint.id))
+                .exec(&txn)
+                .await?;
+        }
         txn.commit().await?;
     }
     Ok(made)
@@ -756,5 +802,75 @@ mod tests {
         assert!(takes("*", "message.seen"));
         assert!(takes("message.created,message.seen", "message.seen"));
         assert!(!takes("message.created", "message.seen"));
+    }
+
+    /// Deliveries are made as soon as events are seen; one whose transaction committed late
+    /// (a smaller `seq` after a larger) is still found, nothing is made twice, and the cursor
+    /// passes only settled events, whatever their kind.
+    #[tokio::test]
+    async fn the_fan_out_is_prompt_and_finds_late_events() {
+        use migrations::{Migrator, MigratorTrait};
+
+        let db = sea_orm::Database::connect("sqlite::memory:").await.unwrap();
+        Migrator::up(&db, None).await.unwrap();
+        let rules = UrlRules {
+            https_only: false,
+            allow_private: true,
+        };
+        add(&db, "http://127.0.0.1:9/hook", "message.created", rules)
+            .await
+            .unwrap();
+        let event = |seq: i64, kind: &str, age_secs: i64| events::ActiveModel {
+            seq: Set(seq),
+            event_id: Set(format!("evt_{seq}")),
+            kind: Set(kind.to_owned()),
+            conversation_id: Set(None),
+            data: Set("{}".to_owned()),
+            created_at: Set(crate::conversations::now() - chrono::Duration::seconds(age_secs)),
+        };
+        let delivered = async |db: &sea_orm::DatabaseConnection| {
+            let mut seqs: Vec<i64> = webhook_deliveries::Entity::find()
+                .all(db)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|delivery| delivery.event_seq)
+                .collect();
+            seqs.sort_unstable();
+            seqs
+        };
+        let cursor = async |db: &sea_orm::DatabaseConnection| {
+            webhook_endpoints::Entity::find()
+                .one(db)
+                .await
+                .unwrap()
+                .unwrap()
+                .fanned_out_seq
+        };
+
+        event(1, "message.seen", 10).insert(&db).await.unwrap();
+        event(3, "message.created", 0).insert(&db).await.unwrap();
+        assert_eq!(
+            fan_out(&db).await.unwrap(),
+            1,
+            "the fresh event goes at once"
+        );
+        assert_eq!(cursor(&db).await, 1, "only the settled event is passed");
+
+        event(2, "message.created", 0).insert(&db).await.unwrap();
+        assert_eq!(fan_out(&db).await.unwrap(), 1, "the late one is found");
+        assert_eq!(delivered(&db).await, [2, 3]);
+
+        events::Entity::update_many()
+            .col_expr(
+                events::Column::CreatedAt,
+                Expr::value(crate::conversations::now() - chrono::Duration::seconds(10)),
+            )
+            .exec(&db)
+            .await
+            .unwrap();
+        assert_eq!(fan_out(&db).await.unwrap(), 0, "nothing twice");
+        assert_eq!(cursor(&db).await, 3);
+        assert_eq!(delivered(&db).await, [2, 3]);
     }
 }

@@ -7,8 +7,11 @@
 //!   idle    [--users 10000] [--hold 5]                     memory per idle connection
 //!   pairs   [--pairs 500] [--rate 5] [--seconds 20]        fixed rate per person: throughput, latency
 //!   max     [--pairs 100] [--window 16] [--seconds 20]     as fast as the server takes them
+//!           (both: [--webhooks true --database-url …]     with a webhook endpoint taking every message)
 //!   history --database-url postgres://… [--messages 1000000] [--conversations 10] [--requests 300]
 //!   page                                                   bytes of the chat page's first load
+//!   api     --database-url … [--conversations 200] [--rate 1000] [--seconds 20]
+//!                                                          messages through the server API, webhook lag
 //! ```
 //!
 //! The server must allow the traffic: `PARLEY_REGISTRATIONS_PER_HOUR`,
@@ -26,6 +29,7 @@
     reason = "statistics for display"
 )]
 
+mod api;
 mod driver;
 mod scenarios;
 
@@ -160,9 +164,28 @@ async fn run() -> Result<(), String> {
                     Pace::Window(args.get("window", 16)?),
                 )
             };
+            let receiver = if args.get("webhooks", false)? {
+                let database_url = args
+                    .options
+                    .get("database-url")
+                    .ok_or("--webhooks needs --database-url, to add the endpoint")?;
+                let db = Database::connect(database_url.as_str())
+                    .await
+                    .map_err(|e| format!("database: {e}"))?;
+                let receiver = api::Receiver::start().await?;
+                receiver.register(&db).await?;
+                Some(receiver)
+            } else {
+                None
+            };
             eprintln!(
-                "{}: {pairs} conversations, {pace:?}, {seconds} s…",
-                args.scenario
+                "{}: {pairs} conversations, {pace:?}, {seconds} s{}…",
+                args.scenario,
+                if receiver.is_some() {
+                    ", webhooks on"
+                } else {
+                    ""
+                }
             );
             let report =
                 scenarios::exchange(&target, &prefix, pairs, pace, Duration::from_secs(seconds))
@@ -173,8 +196,49 @@ async fn run() -> Result<(), String> {
             {
                 return Err("messages were lost, duplicated or left unacknowledged".into());
             }
+            if let Some(receiver) = receiver {
+                receiver
+                    .wait_for(report.stored, Duration::from_secs(60))
+                    .await;
+                let heard = receiver.report();
+                println!(
+                    "webhooks: {} of {} messages heard, lag p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms, {} duplicates",
+                    heard.heard,
+                    report.stored,
+                    heard.lag_ms(50.0),
+                    heard.lag_ms(99.0),
+                    heard.lag_ms(100.0),
+                    heard.duplicates
+                );
+                println!(
+                    "{}",
+                    json!({"bench": "parley-load", "scenario": format!("{}-webhooks", args.scenario), "stored": report.stored, "webhooks": heard.json()})
+                );
+                if heard.heard < report.stored || heard.forged > 0 {
+                    return Err("webhooks were lost or did not verify".into());
+                }
+            }
         }
         "history" => history(&args, &target, &prefix).await?,
+        "api" => {
+            let database_url = args
+                .options
+                .get("database-url")
+                .ok_or("api needs --database-url, to make its key and webhook endpoint")?;
+            let report = api::api(
+                &target,
+                database_url,
+                &prefix,
+                args.get("conversations", 200)?,
+                args.get("rate", 1000.0)?,
+                args.get("seconds", 20)?,
+            )
+            .await?;
+            print_api(&report);
+            if report.failed > 0 || report.lost() > 0 || report.webhooks.forged > 0 {
+                return Err("messages were refused, or webhooks lost or not verified".into());
+            }
+        }
         "page" => page(&target, &prefix).await?,
         other => return Err(format!("unknown scenario `{other}`")),
     }
@@ -247,6 +311,64 @@ fn print_flow(scenario: &str, pace: Pace, report: &FlowReport) {
             "duplicated": report.duplicated,
             "unacknowledged": report.unacknowledged,
             "history_mismatches": report.mismatches.len(),
+        })
+    );
+}
+
+fn print_api(report: &api::ApiReport) {
+    println!(
+        "{:<9}{:>7}{:>11}{:>9}{:>10}{:>9}{:>9}{:>9}{:>10}{:>10}{:>10}{:>6}{:>6}",
+        "scenario",
+        "convs",
+        "offered/s",
+        "stored",
+        "stored/s",
+        "api p50",
+        "api p99",
+        "heard",
+        "lag p50",
+        "lag p99",
+        "lag max",
+        "lost",
+        "dup"
+    );
+    println!(
+        "{:<9}{:>7}{:>11.0}{:>9}{:>10.0}{:>9.1}{:>9.1}{:>9}{:>10.1}{:>10.1}{:>10.1}{:>6}{:>6}",
+        "api",
+        report.conversations,
+        report.rate,
+        report.stored,
+        report.stored_per_second(),
+        percentile(&report.answer_us, 50.0),
+        percentile(&report.answer_us, 99.0),
+        report.webhooks.heard,
+        report.webhooks.lag_ms(50.0),
+        report.webhooks.lag_ms(99.0),
+        report.webhooks.lag_ms(100.0),
+        report.lost(),
+        report.webhooks.duplicates,
+    );
+    for error in &report.errors {
+        eprintln!("  error: {error}");
+    }
+    println!(
+        "{}",
+        json!({
+            "bench": "parley-load",
+            "scenario": "api",
+            "conversations": report.conversations,
+            "offered_per_second": report.rate,
+            "seconds": report.seconds,
+            "sent": report.sent,
+            "stored": report.stored,
+            "failed": report.failed,
+            "stored_per_second": report.stored_per_second().round(),
+            "answer_ms": {
+                "p50": percentile(&report.answer_us, 50.0),
+                "p99": percentile(&report.answer_us, 99.0),
+            },
+            "lost": report.lost(),
+            "webhooks": report.webhooks.json(),
         })
     );
 }
