@@ -572,6 +572,43 @@ pub enum Attempt {
     Gone,
 }
 
+/// Records that the deliveries `ids` (claimed, each attempted once more) went through with
+/// `status`, in one statement.
+///
+/// # Errors
+/// The database failed.
+pub async fn record_delivered(
+    db: &impl ConnectionTrait,
+    ids: &[i64],
+    status: u16,
+) -> Result<(), DbErr> {
+    webhook_deliveries::Entity::update_many()
+        .col_expr(
+            webhook_deliveries::Column::Status,
+            Expr::value(Status::Delivered.as_str()),
+        )
+        .col_expr(
+            webhook_deliveries::Column::Attempts,
+            sea_orm::ExprTrait::add(Expr::col(webhook_deliveries::Column::Attempts), 1),
+        )
+        .col_expr(
+            webhook_deliveries::Column::LastStatus,
+            Expr::value(i32::from(status)),
+        )
+        .col_expr(
+            webhook_deliveries::Column::LastError,
+            Expr::value(Option::<String>::None),
+        )
+        .col_expr(
+            webhook_deliveries::Column::DeliveredAt,
+            Expr::value(crate::conversations::now()),
+        )
+        .filter(webhook_deliveries::Column::Id.is_in(ids.iter().copied()))
+        .exec(db)
+        .await?;
+    Ok(())
+}
+
 /// Records how an attempt went: delivered, due again after the schedule's next wait (times
 /// `factor`: jitter around 1, and a scale tests shorten), failed for good, or the endpoint
 /// disabled.
